@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 import oac_core
-from inception import OAInceptionV3, freeze_through, load_nsfwjs_backbone
+from inception import OAInceptionV3, pretrained_oa_model
 from metrics import auc_binary, quadratic_weighted_kappa
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +50,8 @@ class Config:
     weight_decay: float = 1e-4
     warmup_steps: int = 100
     dropout: float = 0.4
-    freeze_through: str = "mixed5"     # nsfwjs kept everything up to mixed5 from ImageNet
+    init: str = "nsfwjs"               # nsfwjs (converted Keras weights) or random
+    freeze_through: str = "mixed5"     # nsfwjs kept everything up to mixed5 from ImageNet; "none" trains all
     kl_loss_weight: float = 1.0
     patience: int = 3                  # epochs without a better validation score
     eval_every_steps: int = 0          # 0: once per epoch
@@ -303,11 +304,16 @@ def main():
     log(f"config {json.dumps(asdict(config))}")
     log(f"knees: train {len(train_idx)}, val {(knees.split == 'val').sum()}")
 
-    model = OAInceptionV3(dropout=config.dropout)
-    load_nsfwjs_backbone(model, PRETRAINED)
-    frozen = freeze_through(model, config.freeze_through)
-    heads = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith(("oa_head", "kl_head"))]
-    backbone = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(("oa_head", "kl_head"))]
+    if config.init == "nsfwjs":
+        freeze = None if config.freeze_through == "none" else config.freeze_through
+        model = pretrained_oa_model(config.dropout, PRETRAINED, freeze_through=freeze)
+    elif config.init == "random":
+        model = OAInceptionV3(dropout=config.dropout)
+    else:
+        sys.exit(f"train: unknown --init {config.init!r}; use nsfwjs or random")
+    is_head = lambda name: name.startswith(("oa.", "kl."))
+    heads = [p for n, p in model.named_parameters() if p.requires_grad and is_head(n)]
+    backbone = [p for n, p in model.named_parameters() if p.requires_grad and not is_head(n)]
     optimizer = torch.optim.AdamW([{"params": backbone, "lr": config.lr_backbone},
                                    {"params": heads, "lr": config.lr_heads}], weight_decay=config.weight_decay)
     steps_per_epoch = len(train_idx) // config.batch_size
@@ -348,9 +354,7 @@ def main():
     while state["epoch"] < config.epochs and state["bad_epochs"] < config.patience and not out_of_time():
         # the epoch's order depends only on (seed, epoch), so a resumed epoch continues the same order
         order = np.random.default_rng(config.seed + state["epoch"]).permutation(train_idx)
-        model.train()
-        for module in frozen:
-            module.eval()  # frozen BatchNorm keeps its ImageNet statistics
+        model.train()  # frozen batch norms stay in inference mode (see InceptionV3Backbone.train)
         tick = time.time()
         while state["step_in_epoch"] < steps_per_epoch:
             batch = order[state["step_in_epoch"] * config.batch_size:(state["step_in_epoch"] + 1) * config.batch_size]
@@ -375,8 +379,6 @@ def main():
             if config.eval_every_steps and state["global_step"] % config.eval_every_steps == 0:
                 evaluate_and_select()
                 model.train()
-                for module in frozen:
-                    module.eval()
             if state["global_step"] % config.checkpoint_every_steps == 0:
                 save(last)
             if out_of_time():
