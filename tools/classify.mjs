@@ -1,0 +1,212 @@
+#!/usr/bin/env node
+// `tools/oac classify`: classifies knee X-ray files with the same WASM core, the same model and the
+// same engine module (web/engine.js) as the web app, through onnxruntime-node. Prints one JSON
+// object per input file per line on stdout, progress on stderr.
+
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import ort from 'onnxruntime-node';
+import { DEFAULT_KNEES_PER_RUN, KneeClassifier } from '../web/engine.js';
+import { locateModel, REPO_ROOT } from './model_locator.mjs';
+
+export const CORE_MODULE_PATH = process.env.OAC_CORE_MODULE
+  ? path.resolve(process.env.OAC_CORE_MODULE)
+  : path.join(REPO_ROOT, 'build', 'wasm', 'oac_core.mjs');
+
+const USAGE = `usage: tools/oac classify [--model CARD_OR_ONNX] [--files-from LIST] [--batch N] [--quiet] FILE...
+
+Classifies knee X-rays (PNG, JPEG, BMP) on this machine and prints one JSON object per file per line:
+  {"file":…,"ok":true,"p_oa":…,"oa":…,"kl_probs":[…],"kl_grade":…,"in_distribution":…,
+   "oa_logit":…,"kl_logits":[…],"ood_score":…,"knees":[{"side":…,"p_oa":…,…}]}
+or {"file":…,"ok":false,"error":"…"} for a file that could not be classified.
+Top-level fields are those of the knee with the highest p_oa.
+
+  --model CARD_OR_ONNX  model card (.json) or ONNX model; default: the trained model of
+                        models/oa-inceptionv3.json, else the untrained placeholder in build/placeholder/
+  --files-from LIST     also read file names from LIST, one per line ("-" for stdin)
+  --batch N             knees per inference run (default ${DEFAULT_KNEES_PER_RUN})
+  --quiet               no progress on stderr
+
+Exit status: 0 every file classified, 2 some file failed, 1 usage error or no usable model.
+`;
+
+class UsageError extends Error {}
+
+function parseArguments(argv) {
+  const options = { model: '', filesFrom: [], batch: DEFAULT_KNEES_PER_RUN, quiet: false, files: [], help: false };
+  const takeValue = (i, flag) => {
+    if (i + 1 >= argv.length) throw new UsageError(`${flag} needs a value`);
+    return argv[i + 1];
+  };
+  let onlyFiles = false;
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i];
+    if (onlyFiles || !arg.startsWith('-') || arg === '-') {
+      options.files.push(arg);
+    } else if (arg === '--') {
+      onlyFiles = true;
+    } else if (arg === '--help' || arg === '-h') {
+      options.help = true;
+    } else if (arg === '--quiet' || arg === '-q') {
+      options.quiet = true;
+    } else if (arg === '--model') {
+      options.model = takeValue(i, arg);
+      i += 1;
+    } else if (arg === '--files-from') {
+      options.filesFrom.push(takeValue(i, arg));
+      i += 1;
+    } else if (arg === '--batch') {
+      options.batch = Number(takeValue(i, arg));
+      i += 1;
+      if (!Number.isInteger(options.batch) || options.batch < 1) {
+        throw new UsageError(`--batch must be a positive whole number, not "${argv[i]}"`);
+      }
+    } else {
+      throw new UsageError(`unknown option ${arg}`);
+    }
+  }
+  return options;
+}
+
+async function readFileList(list) {
+  let text;
+  try {
+    text = list === '-' ? await readStdin() : await readFile(list, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read the file list ${list}: ${error.message}`);
+  }
+  return text.split(/\r?\n/).filter((line) => line.trim() !== '');
+}
+
+async function readStdin() {
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Reads an input file, turning system errors into sentences. */
+async function readImageFile(file) {
+  try {
+    const buffer = await readFile(file);
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  } catch (error) {
+    const reasons = {
+      ENOENT: 'file not found',
+      EISDIR: 'this is a folder, not an image file',
+      EACCES: 'permission denied',
+      EPERM: 'permission denied',
+    };
+    throw new Error(reasons[error.code] ?? `cannot read the file (${error.message})`);
+  }
+}
+
+export async function loadCoreModule(modulePath = CORE_MODULE_PATH) {
+  if (!(await stat(modulePath).catch(() => null))?.isFile()) {
+    throw new Error(`the WASM core is not built: ${path.relative(REPO_ROOT, modulePath)} is missing`);
+  }
+  const { default: createCoreModule } = await import(pathToFileURL(modulePath).href);
+  // Handing over the .wasm bytes spares the module from locating and loading them in Node.
+  const wasmBinary = await readFile(modulePath.replace(/\.m?js$/, '.wasm'));
+  return createCoreModule({ wasmBinary });
+}
+
+/** Creates the engine the CLI (and its tests) classify with. */
+export async function createCliClassifier({ model = '', kneesPerRun = DEFAULT_KNEES_PER_RUN } = {}) {
+  const located = await locateModel(model);
+  const [coreModule, modelBytes] = await Promise.all([loadCoreModule(), readFile(located.modelPath)]);
+  const classifier = await KneeClassifier.create({
+    ort,
+    coreModule,
+    cardText: located.cardText,
+    modelBytes,
+    executionProviders: ['cpu'],
+    kneesPerRun,
+  });
+  return { classifier, located };
+}
+
+class Progress {
+  constructor(total, enabled) {
+    this.total = total;
+    this.enabled = enabled && total > 1;
+    this.started = Date.now();
+    this.lastReport = this.started;
+    this.done = 0;
+    this.failed = 0;
+  }
+
+  count(result) {
+    this.done += 1;
+    if (!result.ok) this.failed += 1;
+    const now = Date.now();
+    if (this.enabled && now - this.lastReport >= 2000) {
+      this.lastReport = now;
+      process.stderr.write(`classify: ${this.done}/${this.total} files, ${this.rate(now)} files/s\n`);
+    }
+  }
+
+  rate(now) {
+    return (this.done / Math.max((now - this.started) / 1000, 1e-3)).toFixed(1);
+  }
+
+  finish() {
+    if (!this.enabled) return;
+    const seconds = ((Date.now() - this.started) / 1000).toFixed(1);
+    process.stderr.write(`classify: ${this.done} files in ${seconds} s (${this.rate(Date.now())} files/s), `
+      + `${this.failed} failed\n`);
+  }
+}
+
+async function main(argv) {
+  let options;
+  try {
+    options = parseArguments(argv);
+    if (options.help) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    for (const list of options.filesFrom) options.files.push(...await readFileList(list));
+    if (options.files.length === 0) throw new UsageError('no input files');
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`classify: ${error.message}\n\n${USAGE}`);
+    return 1;
+  }
+
+  let engine;
+  try {
+    engine = await createCliClassifier({ model: options.model, kneesPerRun: options.batch });
+  } catch (error) {
+    process.stderr.write(`classify: ${error.message}\n`);
+    return 1;
+  }
+  const { classifier, located } = engine;
+  if (located.untrained && !options.quiet) {
+    process.stderr.write(`classify: using the UNTRAINED placeholder ${path.relative(process.cwd(), located.modelPath)}; `
+      + 'its numbers mean nothing\n');
+  }
+
+  const progress = new Progress(options.files.length, !options.quiet);
+  for await (const result of classifier.classifyFiles(options.files, readImageFile)) {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    progress.count(result);
+  }
+  progress.finish();
+  await classifier.dispose();
+  return progress.failed > 0 ? 2 : 0;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+  // A closed pipe (e.g. `| head`) is not an error worth a stack trace.
+  process.stdout.on('error', (error) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  }, (error) => {
+    process.stderr.write(`classify: unexpected failure: ${error.stack ?? error}\n`);
+    process.exitCode = 1;
+  });
+}

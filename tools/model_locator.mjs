@@ -1,0 +1,128 @@
+// Finds the model the app and the CLI run, with its card, and checks the model file against the
+// card's sha256/bytes. Used by tools/build_web.mjs and tools/classify.mjs, so both always pick the
+// same model: the trained models/<model_file> when it exists, else the untrained placeholder that
+// tools/export_onnx.py --untrained writes under build/placeholder/.
+
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const DEFAULT_CARD_PATH = path.join(REPO_ROOT, 'models', 'oa-inceptionv3.json');
+export const PLACEHOLDER_DIR = path.join(REPO_ROOT, 'build', 'placeholder');
+
+export class ModelNotFoundError extends Error {}
+
+async function isFile(filePath) {
+  return (await stat(filePath).catch(() => null))?.isFile() ?? false;
+}
+
+async function readCard(cardPath) {
+  let text;
+  try {
+    text = await readFile(cardPath, 'utf8');
+  } catch {
+    throw new ModelNotFoundError(`model card ${cardPath} cannot be read`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new Error(`model card ${cardPath} is not valid JSON (${error.message})`);
+  }
+}
+
+export async function sha256OfFile(filePath) {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(filePath)) {
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+/** The newest .onnx under build/placeholder/, or null. */
+async function newestPlaceholder() {
+  const names = await readdir(PLACEHOLDER_DIR).catch(() => []);
+  const candidates = [];
+  for (const name of names.filter((n) => n.endsWith('.onnx'))) {
+    const filePath = path.join(PLACEHOLDER_DIR, name);
+    candidates.push({ filePath, mtime: (await stat(filePath)).mtimeMs });
+  }
+  candidates.sort((a, b) => b.mtime - a.mtime);
+  return candidates[0]?.filePath ?? null;
+}
+
+/** A card written beside an .onnx (same stem) describes it best; else the repository's card. */
+async function cardForOnnx(onnxPath) {
+  const sibling = onnxPath.replace(/\.onnx$/i, '.json');
+  return (await isFile(sibling)) ? sibling : DEFAULT_CARD_PATH;
+}
+
+async function chooseModel(requested) {
+  if (requested) {
+    const resolved = path.resolve(requested);
+    if (!(await isFile(resolved))) throw new ModelNotFoundError(`${requested} does not exist`);
+    if (/\.json$/i.test(resolved)) {
+      const card = await readCard(resolved);
+      if (!card.model_file) throw new Error(`model card ${requested} has no "model_file"`);
+      return { cardPath: resolved, card, modelPath: path.resolve(path.dirname(resolved), card.model_file) };
+    }
+    if (/\.onnx$/i.test(resolved)) {
+      const cardPath = await cardForOnnx(resolved);
+      return { cardPath, card: await readCard(cardPath), modelPath: resolved };
+    }
+    throw new Error(`--model must be a model card (.json) or an ONNX model (.onnx), not ${requested}`);
+  }
+  const card = await readCard(DEFAULT_CARD_PATH);
+  const trainedPath = path.join(path.dirname(DEFAULT_CARD_PATH), card.model_file);
+  if (await isFile(trainedPath)) return { cardPath: DEFAULT_CARD_PATH, card, modelPath: trainedPath };
+
+  const placeholder = await newestPlaceholder();
+  if (!placeholder) {
+    throw new ModelNotFoundError(`no model: neither ${path.relative(REPO_ROOT, trainedPath)} nor an untrained `
+      + `placeholder in ${path.relative(REPO_ROOT, PLACEHOLDER_DIR)}/ exists `
+      + '(make one with: python tools/export_onnx.py --untrained --out build/placeholder/...)');
+  }
+  const cardPath = await cardForOnnx(placeholder);
+  const placeholderCard = await readCard(cardPath);
+  // The repository card describes the trained model, so its sha256/bytes do not apply here.
+  const describesPlaceholder = cardPath !== DEFAULT_CARD_PATH;
+  return {
+    cardPath,
+    card: describesPlaceholder ? placeholderCard : { ...placeholderCard, sha256: null, bytes: null },
+    modelPath: placeholder,
+    placeholder: true,
+  };
+}
+
+/**
+ * Resolves the model to use. `requested` is a card (.json) or an .onnx path, or empty for the default.
+ * Returns { cardPath, modelPath, card, cardText, untrained }, where card has model_file, sha256 and
+ * bytes filled in from the actual file. Throws when the file does not match the card.
+ */
+export async function locateModel(requested = '') {
+  const { cardPath, card, modelPath, placeholder = false } = await chooseModel(requested);
+  if (!(await isFile(modelPath))) {
+    throw new ModelNotFoundError(`model file ${modelPath} named by ${cardPath} does not exist`);
+  }
+  const actual = await sha256OfFile(modelPath);
+  if (card.sha256 && card.sha256.toLowerCase() !== actual.sha256) {
+    throw new Error(`model file ${modelPath} is corrupted or not the one its card describes `
+      + `(sha256 ${actual.sha256}, card says ${card.sha256})`);
+  }
+  if (Number.isFinite(card.bytes) && card.bytes !== actual.bytes) {
+    throw new Error(`model file ${modelPath} has ${actual.bytes} bytes, its card says ${card.bytes}`);
+  }
+  const untrained = card.untrained === true || placeholder;
+  const completedCard = {
+    ...card,
+    untrained,
+    model_file: path.basename(modelPath),
+    sha256: actual.sha256,
+    bytes: actual.bytes,
+  };
+  return { cardPath, modelPath, card: completedCard, cardText: JSON.stringify(completedCard, null, 2), untrained };
+}
