@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+"""Fit the card's temperatures, operating threshold and OOD threshold on the clean validation split.
+
+    tools/calibrate.py --predictions VAL.jsonl --split models/data/split.csv --card models/oa-inceptionv3.json
+
+VAL.jsonl is `tools/oac classify` output for the validation images. Only the raw model outputs
+(oa_logit, kl_logits, ood_score) are used, so the card the predictions were made with does not matter.
+Writes `calibration`, `threshold`, `threshold_rule` and `ood` into the card; every other field is kept.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+import eval_io
+import metrics
+
+MIN_SENSITIVITY = 0.90
+OOD_QUANTILE = 0.99
+# Search range for log(1 / T): temperatures from about 0.001 to 1100, far beyond any sane fit.
+LOG_INVERSE_TEMPERATURE_BOUNDS = (-7.0, 7.0)
+
+
+def binary_nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    """Mean -log P(label) under sigmoid(logit / T)."""
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    # -log sigmoid(s) = log(1 + e^-s); -log(1 - sigmoid(s)) = log(1 + e^s)
+    return float(np.mean(np.logaddexp(0.0, np.where(np.asarray(labels) == 1, -scaled, scaled))))
+
+
+def multiclass_nll(logits: np.ndarray, grades: np.ndarray, temperature: float) -> float:
+    """Mean -log P(grade) under softmax(logits / T)."""
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    peak = scaled.max(axis=1, keepdims=True)
+    log_normaliser = peak[:, 0] + np.log(np.exp(scaled - peak).sum(axis=1))
+    return float(np.mean(log_normaliser - scaled[np.arange(len(scaled)), grades]))
+
+
+def fit_temperature(nll) -> float:
+    """T minimising nll(T). The NLL is convex in 1/T (the logits scale linearly), so a bounded scalar
+    search over log(1/T) finds the global minimum."""
+    result = minimize_scalar(lambda log_beta: nll(math.exp(-log_beta)), bounds=LOG_INVERSE_TEMPERATURE_BOUNDS,
+                             method="bounded", options={"xatol": 1e-7})
+    if min(abs(result.x - bound) for bound in LOG_INVERSE_TEMPERATURE_BOUNDS) < 1e-3:
+        raise ValueError(f"the temperature fit ran to the edge of its range (T = {math.exp(-result.x):.3g}): "
+                         "the validation outputs are degenerate (e.g. perfectly separated or constant)")
+    return math.exp(-result.x)
+
+
+def threshold_for_sensitivity(labels: np.ndarray, scores: np.ndarray, min_sensitivity: float) -> float:
+    """Threshold t for `score >= t` with sensitivity >= min_sensitivity and the highest specificity.
+
+    Specificity only falls as t falls, so the best t is the score of the k-th highest positive,
+    k = ceil(min_sensitivity * positives). It is moved halfway down to the next lower score: the
+    same decisions on this data, with a margin against rounding when the core recomputes P(OA).
+    """
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    positives = np.sort(scores[labels])[::-1]
+    if len(positives) == 0 or labels.all():
+        raise ValueError("threshold selection needs both positive and negative validation images")
+    needed = math.ceil(min_sensitivity * len(positives) - 1e-9)
+    cut = positives[needed - 1]
+    below = scores[scores < cut]
+    return float((cut + below.max()) / 2.0) if len(below) else float(cut)
+
+
+def ood_threshold(knee_scores: np.ndarray, quantile: float) -> float:
+    """Smallest validation-knee score with at least `quantile` of validation knees at or below it."""
+    ordered = np.sort(np.asarray(knee_scores, dtype=np.float64))
+    if len(ordered) == 0:
+        raise ValueError("no validation knee has an ood_score")
+    return float(ordered[math.ceil(quantile * len(ordered) - 1e-9) - 1])
+
+
+def insert_after(mapping: dict, anchor: str, key: str, value) -> dict:
+    """Copy of mapping with key placed right after anchor, so a rule sits next to the number it explains."""
+    items = [(k, v) for k, v in mapping.items() if k != key]
+    position = [k for k, _ in items].index(anchor) + 1
+    return dict(items[:position] + [(key, value)] + items[position:])
+
+
+def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quantile: float) -> tuple[dict, list[str]]:
+    """Returns the updated card and the summary lines."""
+    ok = scored.ok
+    binary = ok & ~np.isnan(scored.label)
+    graded = ok & (scored.kl_grade >= 0)
+    if not binary.any() or not graded.any():
+        raise ValueError("validation needs images with a known OA label and with a known KL grade")
+    oa_logits, labels = scored.oa_logit[binary], scored.label[binary].astype(int)
+    kl_logits, grades = scored.kl_logits[graded], scored.kl_grade[graded]
+
+    oa_temperature = fit_temperature(lambda t: binary_nll(oa_logits, labels, t))
+    kl_temperature = fit_temperature(lambda t: multiclass_nll(kl_logits, grades, t))
+    p_oa = eval_io.sigmoid(oa_logits / oa_temperature)
+    threshold = threshold_for_sensitivity(labels, p_oa, min_sensitivity)
+    knee_scores = np.array([s for knees in scored.knee_ood_scores for s in knees])
+    ood = ood_threshold(knee_scores, quantile)
+
+    updated = dict(card)
+    updated["calibration"] = {
+        "oa_temperature": oa_temperature,
+        "kl_temperature": kl_temperature,
+        "method": "temperature scaling: T minimises the mean negative log-likelihood of sigmoid(oa_logit / T) "
+                  "against the OA label (KL >= 2) and of softmax(kl_logits / T) against the KL grade",
+        "fitted_on": f"clean validation split: {len(labels)} images with an OA label, {len(grades)} with a KL grade",
+    }
+    updated["threshold"] = threshold
+    updated = insert_after(updated, "threshold", "threshold_rule", (f"highest specificity on the validation split subject to sensitivity >= "
+                                 f"{min_sensitivity:g}, on calibrated P(OA); halfway to the next lower score"))
+    updated["ood"] = dict(card.get("ood", {}))
+    updated["ood"]["threshold"] = ood
+    updated["ood"]["rule"] = (f"{quantile:g} quantile of ood_score over the {len(knee_scores)} validation knees "
+                              f"(smallest score with >= {quantile:.0%} at or below it): "
+                              f"about {1 - quantile:.0%} of in-distribution knees are refused")
+
+    predicted = p_oa >= threshold
+    kl_before, kl_after = eval_io.softmax(kl_logits), eval_io.softmax(kl_logits / kl_temperature)
+    summary = [
+        f"validation: {len(scored)} images matched, {int((~ok).sum())} failed to classify, "
+        f"{len(labels)} with an OA label ({int(labels.sum())} OA), {len(grades)} with a KL grade",
+        f"OA temperature {oa_temperature:.4f}: NLL {binary_nll(oa_logits, labels, 1.0):.4f} -> "
+        f"{binary_nll(oa_logits, labels, oa_temperature):.4f}, ECE "
+        f"{metrics.expected_calibration_error(labels, eval_io.sigmoid(oa_logits)):.4f} -> "
+        f"{metrics.expected_calibration_error(labels, p_oa):.4f}",
+        f"KL temperature {kl_temperature:.4f}: NLL {multiclass_nll(kl_logits, grades, 1.0):.4f} -> "
+        f"{multiclass_nll(kl_logits, grades, kl_temperature):.4f}, top-label ECE "
+        f"{metrics.top_label_calibration_error(grades, kl_before):.4f} -> "
+        f"{metrics.top_label_calibration_error(grades, kl_after):.4f}",
+        f"threshold {threshold:.6f} on calibrated P(OA): validation sensitivity "
+        f"{metrics.sensitivity(labels, predicted):.4f}, specificity {metrics.specificity(labels, predicted):.4f}, "
+        f"AUC {metrics.auc(labels, p_oa):.4f}",
+        f"OOD threshold {ood:.6g}: {float(np.mean(knee_scores > ood)):.2%} of {len(knee_scores)} validation knees refused",
+    ]
+    return updated, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--predictions", required=True, type=Path, help="oac classify output for the validation images")
+    parser.add_argument("--split", required=True, type=Path, help="split manifest (models/data/split.csv)")
+    parser.add_argument("--card", required=True, type=Path, help="model card to update in place")
+    parser.add_argument("--datasets", type=Path, default=None,
+                        help="dataset folder, to match renamed files by content (default: $OAC_DATASETS or ../shared/datasets)")
+    parser.add_argument("--min-sensitivity", type=float, default=MIN_SENSITIVITY)
+    parser.add_argument("--ood-quantile", type=float, default=OOD_QUANTILE)
+    args = parser.parse_args(argv)
+    try:
+        card = eval_io.load_card(args.card)
+        scored = eval_io.join(eval_io.load_predictions(args.predictions), eval_io.load_split(args.split),
+                              args.datasets or eval_io.default_datasets_dir())
+        outside = scored.split != "val"
+        if outside.all():
+            raise eval_io.InputError(f"{args.predictions}: none of its images is in the validation split")
+        if outside.any():
+            print(f"warning: {int(outside.sum())} prediction(s) outside the validation split are ignored", file=sys.stderr)
+        updated, summary = calibrate(scored.select(~outside), card, args.min_sensitivity, args.ood_quantile)
+    except (eval_io.InputError, ValueError) as error:
+        sys.exit(f"calibrate: {error}")
+    eval_io.save_card(args.card, updated)
+    print("\n".join(summary))
+    print(f"wrote calibration, threshold and OOD threshold into {args.card}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

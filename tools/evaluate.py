@@ -1,0 +1,527 @@
+#!/usr/bin/python3
+"""Evaluate a calibrated model: clean test split, the seed protocol and the OOD gate.
+
+    tools/evaluate.py --test TEST.jsonl --split models/data/split.csv --card models/oa-inceptionv3.json \\
+        [--seed SEED_TEST.jsonl [--seed-card SEED_CARD]] [--ood OOD.jsonl] --out models/
+
+Writes OUT/REPORT.md, OUT/report/metrics.json and the plots in OUT/report/, and the key metrics into
+the card's `metrics` field. Test P(OA), verdicts and KL probabilities are recomputed from the raw
+outputs with the card's calibration, so the figures always describe the card as it is now.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import eval_io
+import metrics
+
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 20240607
+# The original notebook's test accuracy, as recorded with the dataset (shared/datasets/README.md).
+ORIGINAL_NOTEBOOK_TEST_ACCURACY = 0.375
+# A recorded p_oa further than this from the recomputed one means the predictions used another card.
+STALE_CARD_TOLERANCE = 1e-4
+
+# (key in results, comparison, target, what it is)
+TARGETS = (
+    ("test.all.auc_kl2_vs_kl0", ">=", 0.97, "AUC, KL>=2 vs KL0 (clean test)"),
+    ("test.all.kl_accuracy", ">=", 0.72, "KL 5-class accuracy (clean test)"),
+    ("test.all.qwk", ">=", 0.88, "KL quadratic weighted kappa (clean test)"),
+    ("test.all.ece", "<=", 0.03, f"ECE of P(OA), {metrics.ECE_BINS} bins (clean test)"),
+    ("seed.all.accuracy", ">=", 0.85, "seed protocol accuracy (Osteoarthritis_Dataset/test)"),
+)
+
+METRIC_NAMES = {
+    "auc_kl2_vs_kl0": "AUC KL>=2 vs KL0",
+    "auc_kl2_vs_kl01": "AUC KL>=2 vs KL0-1",
+    "accuracy": "accuracy (OA verdict)",
+    "sensitivity": "sensitivity",
+    "specificity": "specificity",
+    "ece": "ECE P(OA)",
+    "kl_accuracy": "KL accuracy",
+    "qwk": "KL QWK",
+    "kl_mae": "KL MAE",
+    "kl_top_label_ece": "KL top-label ECE",
+    "ood_false_rejection_knees": "OOD false rejection, knees",
+    "ood_false_rejection_images": "OOD false rejection, images (every knee refused)",
+    "accuracy_unleaked": "accuracy, files sharing no patient/duplicate with train+Valid",
+    "auc": "AUC (folder labels)",
+    "rejection_rate": "rejection rate",
+}
+
+
+def subsets_by_source(sources: np.ndarray) -> dict[str, np.ndarray]:
+    subsets = {"all": np.ones(len(sources), dtype=bool)}
+    for source in sorted(set(sources.tolist())):
+        subsets[source or "unknown"] = sources == source
+    return subsets
+
+
+def describe_counts(scored: eval_io.Scored) -> dict:
+    ok = scored.ok
+    return {"images": int(len(scored)), "failed": int((~ok).sum()),
+            "with_label": int((ok & ~np.isnan(scored.label)).sum()), "oa": int((ok & (scored.label == 1)).sum()),
+            "kl0": int((ok & (scored.kl_grade == 0)).sum()), "kl1": int((ok & (scored.kl_grade == 1)).sum()),
+            "with_kl_grade": int((ok & (scored.kl_grade >= 0)).sum()),
+            "resampling_units": int(len(set(scored.unit[ok].tolist())))}
+
+
+def clean_test_metrics(scored: eval_io.Scored, card: dict) -> dict[str, callable]:
+    """Metric functions of row indices into `scored` (rows that failed to classify never count)."""
+    p_oa = eval_io.calibrated_p_oa(scored.oa_logit, card)
+    verdict = p_oa >= card["threshold"]
+    kl_probs = eval_io.calibrated_kl_probs(scored.kl_logits, card)
+    kl_predicted = np.where(scored.ok, np.nan_to_num(kl_probs).argmax(axis=1), -1)
+    labelled = scored.ok & ~np.isnan(scored.label)
+    positive = scored.label == 1
+    # KL1 is "doubtful": this AUC asks whether the model separates definite OA from clearly healthy knees.
+    definite = labelled & (positive | (scored.kl_grade == 0))
+    graded = scored.ok & (scored.kl_grade >= 0)
+    refused_knees = np.array([sum(s > card["ood"]["threshold"] for s in knees) for knees in scored.knee_ood_scores])
+    knee_count = np.array([len(knees) for knees in scored.knee_ood_scores])
+
+    def on(mask, metric):
+        return lambda rows: metric(rows[mask[rows]])
+
+    return {
+        "auc_kl2_vs_kl0": on(definite, lambda r: metrics.auc(positive[r], p_oa[r])),
+        "auc_kl2_vs_kl01": on(labelled, lambda r: metrics.auc(positive[r], p_oa[r])),
+        "accuracy": on(labelled, lambda r: metrics.accuracy(positive[r], verdict[r])),
+        "sensitivity": on(labelled, lambda r: metrics.sensitivity(positive[r], verdict[r])),
+        "specificity": on(labelled, lambda r: metrics.specificity(positive[r], verdict[r])),
+        "ece": on(labelled, lambda r: metrics.expected_calibration_error(positive[r], p_oa[r])),
+        "kl_accuracy": on(graded, lambda r: metrics.accuracy(scored.kl_grade[r], kl_predicted[r])),
+        "qwk": on(graded, lambda r: metrics.quadratic_weighted_kappa(scored.kl_grade[r], kl_predicted[r], eval_io.N_GRADES)),
+        "kl_mae": on(graded, lambda r: metrics.mean_absolute_error(scored.kl_grade[r], kl_predicted[r])),
+        "kl_top_label_ece": on(graded, lambda r: metrics.top_label_calibration_error(scored.kl_grade[r], kl_probs[r])),
+        "ood_false_rejection_knees": on(scored.ok, lambda r: refused_knees[r].sum() / knee_count[r].sum()
+                                        if knee_count[r].sum() else math.nan),
+        "ood_false_rejection_images": on(scored.ok, lambda r: metrics.accuracy(refused_knees[r], knee_count[r])),
+    }
+
+
+def evaluate_subsets(scored: eval_io.Scored, metric_functions_of, resamples: int, seed: int) -> dict:
+    """Bootstrap every metric overall and per source; metric_functions_of(subset, mask) builds the functions."""
+    results = {}
+    for name, mask in subsets_by_source(scored.source).items():
+        subset = scored.select(mask)
+        results[name] = {"counts": describe_counts(subset),
+                         **metrics.bootstrap(metric_functions_of(subset, mask), subset.unit, resamples, seed)}
+    return results
+
+
+def evaluate_clean_test(scored: eval_io.Scored, card: dict, resamples: int, seed: int) -> tuple[dict, dict, list[str]]:
+    notes = []
+    ok = scored.ok
+    p_oa = eval_io.calibrated_p_oa(scored.oa_logit, card)
+    drift = np.abs(p_oa - scored.reported_p_oa)[ok & ~np.isnan(scored.reported_p_oa)]
+    if len(drift) and drift.max() > STALE_CARD_TOLERANCE:
+        notes.append(f"the test predictions' p_oa differs from the card's calibration by up to {drift.max():.3g}: "
+                     "they were made with another card (run classify after calibrate); figures here use the card")
+    results = evaluate_subsets(scored, lambda subset, _: clean_test_metrics(subset, card), resamples, seed)
+    labelled = ok & ~np.isnan(scored.label)
+    graded = ok & (scored.kl_grade >= 0)
+    kl_predicted = eval_io.calibrated_kl_probs(scored.kl_logits[graded], card).argmax(axis=1)
+    definite = labelled & ((scored.label == 1) | (scored.kl_grade == 0))
+    curves = {
+        "roc_kl2_vs_kl0": metrics.roc_curve(scored.label[definite] == 1, p_oa[definite]),
+        "roc_kl2_vs_kl01": metrics.roc_curve(scored.label[labelled] == 1, p_oa[labelled]),
+        "roc_by_source": {source: metrics.roc_curve(scored.label[definite & mask] == 1, p_oa[definite & mask])
+                          for source, mask in subsets_by_source(scored.source).items()
+                          if source != "all" and len(set(scored.label[definite & mask].tolist())) == 2},
+        "reliability": metrics.reliability_bins(scored.label[labelled], p_oa[labelled]),
+        "kl_confusion": metrics.confusion_matrix(scored.kl_grade[graded], kl_predicted, eval_io.N_GRADES),
+        "operating_point": (results["all"]["specificity"]["value"], results["all"]["sensitivity"]["value"]),
+        "test_knee_ood_scores": np.array([s for knees in scored.knee_ood_scores for s in knees]),
+    }
+    failed = scored.path[~ok]
+    if len(failed):
+        notes.append(f"{len(failed)} test image(s) failed to classify and are left out of every metric, "
+                     f"e.g. {failed[0]}: {scored.error[~ok][0]}")
+    return results, curves, notes
+
+
+def seed_metrics(scored: eval_io.Scored, p_oa: np.ndarray, verdict: np.ndarray, leaked: np.ndarray) -> dict:
+    positive = scored.seed_label == "Osteoarthritis"
+    ok = scored.ok
+
+    def on(mask, metric):
+        return lambda rows: metric(rows[mask[rows]])
+
+    return {
+        "accuracy": on(ok, lambda r: metrics.accuracy(positive[r], verdict[r])),
+        "auc": on(ok, lambda r: metrics.auc(positive[r], p_oa[r])),
+        "sensitivity": on(ok, lambda r: metrics.sensitivity(positive[r], verdict[r])),
+        "specificity": on(ok, lambda r: metrics.specificity(positive[r], verdict[r])),
+        "accuracy_unleaked": on(ok & ~leaked, lambda r: metrics.accuracy(positive[r], verdict[r])),
+    }
+
+
+def evaluate_seed(scored: eval_io.Scored, rows: list[dict], seed_card: dict | None, resamples: int,
+                  seed: int) -> tuple[dict, dict, list[str]]:
+    """Seed protocol: labels are the Osteoarthritis_Dataset/test folder names, whatever the grade says.
+
+    Without a seed card the verdicts and P(OA) are the ones the CLI printed with the seed model's card.
+    """
+    notes = []
+    if seed_card is None:
+        p_oa, verdict = scored.reported_p_oa, scored.reported_oa
+    else:
+        p_oa = eval_io.calibrated_p_oa(scored.oa_logit, seed_card)
+        verdict = p_oa >= seed_card["threshold"]
+    all_units = eval_io.resampling_units([r["patient"] for r in rows], [r["cluster"] for r in rows],
+                                         [r["path"] for r in rows])
+    training_units = {all_units[i] for i, r in enumerate(rows) if r["seed_split"] in ("train", "Valid")}
+    leaked = np.array([unit in training_units for unit in scored.unit])
+    results = evaluate_subsets(
+        scored, lambda subset, mask: seed_metrics(subset, p_oa[mask], verdict[mask], leaked[mask]), resamples, seed)
+    for name, mask in subsets_by_source(scored.source).items():
+        counts = results[name]["counts"]
+        counts["normal_folder"] = int((mask & (scored.seed_label == "Normal")).sum())
+        counts["osteoarthritis_folder"] = int((mask & (scored.seed_label == "Osteoarthritis")).sum())
+        counts["sharing_patient_or_duplicate_with_train_valid"] = int((mask & leaked).sum())
+    expected = sum(1 for r in rows if r["seed_split"] == "test")
+    if len(scored) < expected:
+        notes.append(f"the seed predictions cover {len(scored)} of the {expected} Osteoarthritis_Dataset/test files")
+    failed = int((~scored.ok).sum())
+    if failed:
+        notes.append(f"{failed} seed test image(s) failed to classify and are left out of the seed figures")
+    curves = {"roc": metrics.roc_curve((scored.seed_label == "Osteoarthritis")[scored.ok], p_oa[scored.ok])}
+    return results, curves, notes
+
+
+def evaluate_ood(records: list[dict], card: dict, resamples: int, seed: int) -> tuple[dict, dict]:
+    """Rejection of non-knee images: refused by the OOD gate (every knee above the threshold) or by the decoder."""
+    threshold = card["ood"]["threshold"]
+    category = np.array([Path(r["file"]).name.split("-", 1)[0] for r in records])
+    failed = np.array([not r["ok"] for r in records])
+    gated = np.array([bool(r["ok"]) and all(s > threshold for s in eval_io.knee_ood_scores(r)) for r in records])
+    refused = failed | gated
+    results = {}
+    for name in ["all"] + sorted(set(category.tolist())):
+        mask = np.ones(len(records), dtype=bool) if name == "all" else category == name
+        refused_here = refused[mask]
+        results[name] = {
+            "counts": {"images": int(mask.sum()), "refused": int(refused_here.sum()),
+                       "refused_by_ood_gate": int(gated[mask].sum()), "refused_as_undecodable": int(failed[mask].sum())},
+            # Each corpus image is its own resampling unit.
+            **metrics.bootstrap({"rejection_rate": lambda r: float(refused_here[r].mean())},
+                                np.arange(len(refused_here)), resamples, seed),
+        }
+    accepted = [r["file"] for r, no in zip(records, refused) if not no]
+    curves = {"corpus_knee_ood_scores": np.array([s for r in records if r["ok"] for s in eval_io.knee_ood_scores(r)]),
+              "accepted_examples": accepted[:10]}
+    return results, curves
+
+
+def lookup(results: dict, dotted: str) -> dict | None:
+    node = results
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def compare_with_targets(results: dict) -> list[dict]:
+    rows = []
+    for key, comparison, target, description in TARGETS:
+        figure = lookup(results, key)
+        value = figure["value"] if figure else math.nan
+
+        def meets(x):
+            return bool(x >= target) if comparison == ">=" else bool(x <= target)
+
+        cautious_bound = figure and (figure["ci_low"] if comparison == ">=" else figure["ci_high"])
+        rows.append({"metric": key, "description": description, "comparison": comparison, "target": target,
+                     "value": value, "ci_low": figure["ci_low"] if figure else math.nan,
+                     "ci_high": figure["ci_high"] if figure else math.nan,
+                     "met": meets(value) if math.isfinite(value) else None,
+                     "met_by_whole_interval": meets(cautious_bound) if figure and math.isfinite(cautious_bound) else None})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def figure(entry: dict | None, digits: int = 3) -> str:
+    if not entry or entry.get("value") is None or not math.isfinite(entry["value"]):
+        return "n/a"
+    text = f"{entry['value']:.{digits}f}"
+    if math.isfinite(entry.get("ci_low", math.nan)):
+        text += f" [{entry['ci_low']:.{digits}f}, {entry['ci_high']:.{digits}f}]"
+    return text
+
+
+def metric_table(by_subset: dict, metric_keys: list[str], count_keys: list[str]) -> list[str]:
+    subsets = list(by_subset)
+    lines = ["| | " + " | ".join(subsets) + " |", "| --- |" + " --- |" * len(subsets)]
+    for key in count_keys:
+        lines.append(f"| {key.replace('_', ' ')} | " + " | ".join(str(by_subset[s]["counts"].get(key, ""))
+                                                           for s in subsets) + " |")
+    for key in metric_keys:
+        lines.append(f"| {METRIC_NAMES.get(key, key)} | " + " | ".join(figure(by_subset[s].get(key)) for s in subsets) + " |")
+    return lines
+
+
+def confusion_table(matrix: np.ndarray) -> list[str]:
+    lines = ["| true \\ predicted | " + " | ".join(f"KL{g}" for g in range(len(matrix))) + " | recall |",
+             "| --- |" + " --- |" * (len(matrix) + 1)]
+    for grade, row in enumerate(matrix):
+        recall = f"{row[grade] / row.sum():.3f}" if row.sum() else "n/a"
+        lines.append(f"| KL{grade} | " + " | ".join(str(int(v)) for v in row) + f" | {recall} |")
+    return lines
+
+
+def write_report(path: Path, results: dict, targets: list[dict], card: dict, config: dict, notes: list[str]) -> None:
+    test = results["test"]
+    met = [t["description"] for t in targets if t["met"]]
+    unmet = [t["description"] for t in targets if t["met"] is False]
+    unknown = [t["description"] for t in targets if t["met"] is None]
+    lines = [
+        f"# Evaluation report: {card.get('name', 'model')} {card.get('version', '')}".rstrip(),
+        "",
+        "Generated by `tools/evaluate.py` from the prediction files listed at the end; every figure is "
+        "computed from them. Do not edit by hand: rerun the evaluation.",
+        "",
+        "## Targets",
+        "",
+        "| target | value [95% CI] | met | whole CI meets it |",
+        "| --- | --- | --- | --- |",
+    ]
+    for t in targets:
+        verdict = {True: "yes", False: "**no**", None: "not measured"}
+        lines.append(f"| {t['description']} {t['comparison']} {t['target']} | {figure(t)} | {verdict[t['met']]} | "
+                     f"{verdict[t['met_by_whole_interval']]} |")
+    lines += ["", f"Met: {', '.join(met) or 'none'}.", f"Not met: {', '.join(unmet) or 'none'}."]
+    if unknown:
+        lines.append(f"Not measured (no input given): {', '.join(unknown)}.")
+    lines += [
+        "",
+        "## Clean test split",
+        "",
+        f"One row per unique image content of the split's `test` rows ({test['all']['counts']['images']} images). "
+        "P(OA), the verdict (P(OA) >= card threshold "
+        f"{card['threshold']:.4f}) and the KL grade (argmax of calibrated KL probabilities) are recomputed "
+        "from the raw outputs with the card's calibration. For an image showing two knees the CLI's "
+        "top-level result (the knee with the higher P(OA)) is scored against the image's label.",
+        "",
+        "- *AUC KL>=2 vs KL0* leaves KL1 (doubtful) knees out; *AUC KL>=2 vs KL0-1* counts them as negatives, "
+        "as do accuracy, sensitivity and specificity.",
+        f"- *ECE* = sum over {metrics.ECE_BINS} equal-width bins of P(OA) of (bin share) x |observed OA rate - "
+        "mean P(OA)|. *KL top-label ECE* is the same on the confidence of the predicted KL grade.",
+        f"- 95% intervals: percentile bootstrap, {config['bootstrap_resamples']} resamples, seed "
+        f"{config['bootstrap_seed']}, resampling whole patients (a patient's knees together with every "
+        "near-duplicate of them; an image with neither is its own unit).",
+        "- *OOD false rejection*: share of knees (or of images with every knee) whose ood_score exceeds the "
+        f"card's OOD threshold {card['ood']['threshold']:.4g}.",
+        "",
+    ]
+    lines += metric_table(test, ["auc_kl2_vs_kl0", "auc_kl2_vs_kl01", "accuracy", "sensitivity", "specificity",
+                                 "ece", "kl_accuracy", "qwk", "kl_mae", "kl_top_label_ece",
+                                 "ood_false_rejection_knees", "ood_false_rejection_images"],
+                          ["images", "failed", "with_label", "oa", "kl0", "kl1", "with_kl_grade", "resampling_units"])
+    lines += ["", "![ROC](report/roc.png) ![Reliability](report/reliability.png)", "",
+              "### KL confusion matrix (clean test, all sources)", ""]
+    lines += confusion_table(np.array(results["kl_confusion"]))
+    lines += ["", "![KL confusion matrix](report/kl_confusion.png)", ""]
+
+    lines += ["## Seed protocol", ""]
+    if "seed" in results:
+        seed_all = results["seed"]["all"]
+        lines += [
+            "A separate model trained only on `Osteoarthritis_Dataset/train` (with `Valid` for model selection), "
+            "scored on that dataset's `test` folder with its folder labels (Normal = 0, Osteoarthritis = 1), "
+            "exactly the original notebook's protocol. Its folders keep their flaws: second-collection "
+            "`DoubtfulG1` images are filed under Osteoarthritis, and some test files repeat train/Valid "
+            "patients or images (the last row leaves those out).",
+            "",
+            f"Accuracy {figure(seed_all['accuracy'])} against the original notebook's "
+            f"{ORIGINAL_NOTEBOOK_TEST_ACCURACY}; AUC {figure(seed_all['auc'])}.",
+            "",
+        ]
+        lines += metric_table(results["seed"], ["accuracy", "auc", "sensitivity", "specificity", "accuracy_unleaked"],
+                              ["images", "failed", "normal_folder", "osteoarthritis_folder",
+                               "sharing_patient_or_duplicate_with_train_valid"])
+    else:
+        lines.append("Not measured: no `--seed` predictions were given.")
+    lines += ["", "## OOD gate", ""]
+    if "ood" in results:
+        lines += [
+            "Non-knee images (tools/ood_corpus.py) count as refused when the decoder rejects them or when every "
+            "knee found in them scores above the OOD threshold. Rows are the corpus's file-name prefixes.",
+            "",
+            "| images | count | refused | by OOD gate | undecodable | rejection rate [95% CI] |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for name, entry in results["ood"].items():
+            c = entry["counts"]
+            lines.append(f"| {name} | {c['images']} | {c['refused']} | {c['refused_by_ood_gate']} | "
+                         f"{c['refused_as_undecodable']} | {figure(entry['rejection_rate'])} |")
+        lines += ["", f"False rejection of knee test images: {figure(test['all']['ood_false_rejection_knees'])} of "
+                      f"knees, {figure(test['all']['ood_false_rejection_images'])} of images.",
+                  "", "![OOD scores](report/ood_scores.png)"]
+    else:
+        lines.append("Not measured: no `--ood` predictions were given.")
+    calibration = card.get("calibration", {})
+    lines += [
+        "", "## Calibration in the card", "",
+        f"- OA temperature {calibration.get('oa_temperature')}, KL temperature {calibration.get('kl_temperature')}"
+        + (f": {calibration['fitted_on']}" if "fitted_on" in calibration else ""),
+        f"- threshold {card['threshold']}: {card.get('threshold_rule', 'rule not recorded')}",
+        f"- OOD threshold {card['ood']['threshold']}: {card['ood'].get('rule', 'rule not recorded')}",
+        "", "## Inputs", "",
+    ]
+    lines += [f"- {name}: `{entry['path']}` (sha256 {entry['sha256'][:16]}…)" for name, entry in config["inputs"].items()]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
+    path.write_text("\n".join(lines) + "\n")
+
+
+CARD_METRICS = (
+    ("auc_kl2_vs_kl0", "test.all.auc_kl2_vs_kl0"), ("auc_kl2_vs_kl01", "test.all.auc_kl2_vs_kl01"),
+    ("accuracy", "test.all.accuracy"), ("sensitivity", "test.all.sensitivity"),
+    ("specificity", "test.all.specificity"), ("ece", "test.all.ece"), ("kl_accuracy", "test.all.kl_accuracy"),
+    ("kl_qwk", "test.all.qwk"), ("kl_mae", "test.all.kl_mae"),
+    ("ood_false_rejection_knees", "test.all.ood_false_rejection_knees"),
+    ("seed_protocol_accuracy", "seed.all.accuracy"), ("seed_protocol_auc", "seed.all.auc"),
+    ("ood_corpus_rejection_rate", "ood.all.rejection_rate"),
+)
+
+
+def card_metrics(results: dict, config: dict) -> dict:
+    summary = {"evaluated_on": f"clean test split, {results['test']['all']['counts']['images']} images; "
+                              f"95% patient-level bootstrap intervals ({config['bootstrap_resamples']} resamples)",
+               "report": "REPORT.md"}
+    for name, key in CARD_METRICS:
+        entry = lookup(results, key)
+        if entry and entry["value"] is not None and math.isfinite(entry["value"]):
+            summary[name] = {"value": round(entry["value"], 4),
+                             "ci95": [round(entry["ci_low"], 4), round(entry["ci_high"], 4)]
+                             if math.isfinite(entry["ci_low"]) else None}
+    return summary
+
+
+def file_entry(path: Path) -> dict:
+    return {"path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+
+
+def select_split(scored: eval_io.Scored, mask: np.ndarray, what: str, source: Path) -> eval_io.Scored:
+    if not mask.any():
+        raise eval_io.InputError(f"{source}: none of its images is in the {what}")
+    if not mask.all():
+        print(f"warning: {int((~mask).sum())} prediction(s) in {source} outside the {what} are ignored", file=sys.stderr)
+    return scored.select(mask)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--test", required=True, type=Path, help="oac classify output for the clean test split")
+    parser.add_argument("--split", required=True, type=Path, help="split manifest (models/data/split.csv)")
+    parser.add_argument("--card", required=True, type=Path, help="calibrated model card; its `metrics` is rewritten")
+    parser.add_argument("--seed", type=Path, help="seed model's oac classify output for Osteoarthritis_Dataset/test")
+    parser.add_argument("--seed-card", type=Path,
+                        help="seed model's card, to recompute its verdicts (default: the verdicts in --seed)")
+    parser.add_argument("--ood", type=Path, help="oac classify output for the non-knee corpus (tools/ood_corpus.py)")
+    parser.add_argument("--out", required=True, type=Path, help="folder for REPORT.md and report/ (e.g. models/)")
+    parser.add_argument("--datasets", type=Path, default=None,
+                        help="dataset folder, to match renamed files by content (default: $OAC_DATASETS or ../shared/datasets)")
+    parser.add_argument("--resamples", type=int, default=BOOTSTRAP_RESAMPLES)
+    parser.add_argument("--bootstrap-seed", type=int, default=BOOTSTRAP_SEED)
+    args = parser.parse_args(argv)
+    if args.resamples < 1:
+        parser.error("--resamples must be at least 1")
+
+    import report_plots   # matplotlib is slow to import; argument errors should not wait for it
+
+    try:
+        card = eval_io.load_card(args.card)
+        rows = eval_io.load_split(args.split)
+        datasets = args.datasets or eval_io.default_datasets_dir()
+        config = {"bootstrap_resamples": args.resamples, "bootstrap_seed": args.bootstrap_seed,
+                  "ece_bins": metrics.ECE_BINS, "original_notebook_test_accuracy": ORIGINAL_NOTEBOOK_TEST_ACCURACY,
+                  "inputs": {"test": file_entry(args.test),
+                                                           "split": file_entry(args.split)}}
+        notes = []
+        test = eval_io.join(eval_io.load_predictions(args.test), rows, datasets)
+        test, duplicates = eval_io.first_of_each_content(select_split(test, test.split == "test", "clean test split",
+                                                                      args.test))
+        if duplicates:
+            notes.append(f"{duplicates} test file(s) repeat the bytes of another test file and are counted once")
+        results = {}
+        results["test"], curves, test_notes = evaluate_clean_test(test, card, args.resamples, args.bootstrap_seed)
+        results["kl_confusion"] = curves["kl_confusion"]
+        notes += test_notes
+        seed_curves = ood_curves = None
+        if args.seed:
+            config["inputs"]["seed"] = file_entry(args.seed)
+            seed_card = eval_io.load_card(args.seed_card) if args.seed_card else None
+            if args.seed_card:
+                config["inputs"]["seed_card"] = file_entry(args.seed_card)
+            seed = eval_io.join(eval_io.load_predictions(args.seed), rows, datasets)
+            seed = select_split(seed, seed.seed_split == "test", "Osteoarthritis_Dataset/test folder", args.seed)
+            results["seed"], seed_curves, seed_notes = evaluate_seed(seed, rows, seed_card, args.resamples,
+                                                                     args.bootstrap_seed)
+            notes += seed_notes
+        if args.ood:
+            config["inputs"]["ood"] = file_entry(args.ood)
+            results["ood"], ood_curves = evaluate_ood(eval_io.load_predictions(args.ood), card, args.resamples,
+                                                      args.bootstrap_seed)
+            if ood_curves["accepted_examples"]:
+                notes.append("non-knee images accepted as knees, e.g. " + ", ".join(ood_curves["accepted_examples"]))
+    except (eval_io.InputError, ValueError, KeyError) as error:
+        sys.exit(f"evaluate: {error}")
+
+    targets = compare_with_targets(results)
+    report_dir = args.out / "report"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    report_plots.plot_roc(report_dir / "roc.png", curves, results["test"]["all"], seed_curves,
+                          results.get("seed", {}).get("all"))
+    report_plots.plot_reliability(report_dir / "reliability.png", curves["reliability"], results["test"]["all"]["ece"])
+    report_plots.plot_confusion(report_dir / "kl_confusion.png", curves["kl_confusion"], results["test"]["all"])
+    if ood_curves is not None:
+        report_plots.plot_ood_scores(report_dir / "ood_scores.png", curves["test_knee_ood_scores"],
+                                     ood_curves["corpus_knee_ood_scores"], card["ood"]["threshold"])
+    payload = {"model": {"name": card.get("name"), "version": card.get("version")}, "config": config,
+               "card": {"calibration": card.get("calibration"), "threshold": card["threshold"],
+                        "ood_threshold": card["ood"]["threshold"]},
+               "targets": targets, "results": results, "notes": notes}
+    (report_dir / "metrics.json").write_text(json.dumps(jsonable(payload), indent=2) + "\n")
+    write_report(args.out / "REPORT.md", results, targets, card, config, notes)
+    card["metrics"] = card_metrics(results, config)
+    eval_io.save_card(args.card, card)
+    for t in targets:
+        status = {True: "met", False: "NOT MET", None: "not measured"}[t["met"]]
+        print(f"{t['description']}: {figure(t)} (target {t['comparison']} {t['target']}): {status}")
+    for note in notes:
+        print(f"note: {note}")
+    print(f"wrote {args.out / 'REPORT.md'}, {report_dir}/ and the card's metrics ({args.card})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
