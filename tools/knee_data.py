@@ -185,9 +185,10 @@ class Content:
 
 
 def file_order(record: FileRecord) -> tuple:
-    """Representative path of a content: kneeKL224 first, then the seed folders train, Valid, test."""
+    """Representative path of a content: kneeKL224 first, then the seed folders train, Valid, test;
+    within a folder the shorter name ("MildG2 (5).png" before its copy "MildG2 (5)(1).png")."""
     seed_rank = SEED_SPLITS.index(record.seed_split) if record.seed_split else -1
-    return (seed_rank, record.path)
+    return (seed_rank, len(record.path), record.path)
 
 
 def scan_files(datasets: Path) -> tuple[list[FileRecord], list[dict]]:

@@ -58,6 +58,14 @@ def assign_splits(inventory: knee_data.Inventory, seed: int) -> dict[int, str]:
             for index in group:
                 assignment[index] = split
             done += len(group)
+
+    # A source too small to reach the test cut still gets its smallest group held out.
+    for source in {stratum_key[0] for stratum_key in by_stratum}:
+        groups = sorted((len(group), rank, group) for (s, _), ranked in by_stratum.items() if s == source
+                        for rank, group in ranked)
+        if not any(assignment[i] == "test" for _, _, group in groups for i in group):
+            for index in groups[0][2]:
+                assignment[index] = "test"
     return assignment
 
 

@@ -1,0 +1,169 @@
+"""tools/audit.py and tools/knee_data.py on a synthetic dataset with planted duplicates, near-duplicates,
+contradictory labels and shared patients.
+
+The grouping logic is tested twice: with stand-in hashes (no pixels, runs without the core) and end to
+end through oac_core's canonical crops (skipped until the core's Python module is built).
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import audit  # noqa: E402
+import knee_data  # noqa: E402
+import knee_fixtures as fx  # noqa: E402
+from knee_data import PngHeader  # noqa: E402
+
+
+def core_or_skip():
+    try:
+        return knee_data.load_core()
+    except RuntimeError as error:
+        pytest.skip(f"needs the C++ core's Python module: {error}")
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    return fx.make_datasets(tmp_path_factory.mktemp("audit"))
+
+
+@pytest.fixture(scope="module")
+def planted_inventory(datasets):
+    files, manifest_rows = knee_data.scan_files(datasets)
+    contents, notes = knee_data.group_contents(files, manifest_rows)
+    fx.planted_hashes(contents)
+    return knee_data.link_inventory(datasets, files, contents, notes)
+
+
+def pair_paths(report):
+    return {frozenset((p["a"], p["b"])) for p in report["near_duplicates"]["list"]}
+
+
+@pytest.mark.parametrize("name, header, source", [
+    ("9001695L.png", PngHeader(224, 224, 8, 0), "oai224"),
+    ("9001695R.png", PngHeader(224, 224, 16, 0), None),          # OAI crops are 8-bit
+    ("9001695L.png", PngHeader(300, 162, 8, 2), None),           # name and format disagree
+    ("NormalG0 (12).png", PngHeader(300, 162, 8, 2), "kneexray"),
+    ("MildG2 (5)(1).png", PngHeader(640, 161, 16, 0), "kneexray"),
+    ("MildG2 (5).png", PngHeader(640, 161, 8, 0), None),         # second collection: RGB or 16-bit gray
+    ("DoubtfulG1 (3).png", PngHeader(224, 224, 8, 2), None),
+    ("9093622_1.png", PngHeader(299, 299, 8, 0), "oai299"),
+    ("9093622_3.png", PngHeader(299, 299, 8, 0), None),
+    ("knee.png", PngHeader(224, 224, 8, 0), None),
+    ("9001695L.png", None, None),                                # not a PNG
+])
+def test_source_needs_name_and_format(name, header, source):
+    assert knee_data.classify_source(name, header) == source
+
+
+def test_patient_ids_join_both_knees():
+    assert knee_data.patient_of("9001695L.png") == knee_data.patient_of("9001695R.png") == "9001695"
+    assert knee_data.patient_of("9093622_1.png") == knee_data.patient_of("9093622_2.png") == "9093622"
+    assert knee_data.patient_of("NormalG0 (12).png") is None
+
+
+def test_second_collection_grades_from_names():
+    assert [knee_data.kneexray_grade(n) for n in ("NormalG0 (1).png", "DoubtfulG1 (2).png", "MildG2 (3)(1).png",
+                                                   "ModerateG3 (4).png", "SevereG4 (5).png")] == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="names grade Mild but G3"):
+        knee_data.kneexray_grade("MildG3 (1).png")
+
+
+def test_png_header_is_read_from_bytes(tmp_path):
+    fx.save(tmp_path / "a.png", fx.smooth_image(1, 161, 640), "gray16")
+    assert knee_data.read_png_header((tmp_path / "a.png").read_bytes()) == PngHeader(640, 161, 16, 0)
+    assert knee_data.read_png_header(b"GIF89a" + bytes(40)) is None
+
+
+def test_phash_is_stable_under_noise_and_separates_images():
+    rng = np.random.default_rng(0)
+    image, other = (gaussian_filter(rng.random((32, 32)), 1.0) for _ in range(2))
+    noisy = image + rng.normal(0, 0.002, image.shape)
+    h = knee_data.phash(image)
+    assert h.shape == (knee_data.PHASH_BITS,)
+    assert (h != knee_data.phash(noisy)).sum() <= 4
+    assert (h != knee_data.phash(other)).sum() > knee_data.NEAR_DUPLICATE_MAX_BITS
+
+
+def test_hamming_pairs_match_brute_force():
+    hashes = np.random.default_rng(1).random((50, 63)) < 0.5
+    hashes[7] = hashes[3]
+    hashes[9, :] = hashes[3]
+    hashes[9, :5] = ~hashes[9, :5]
+    found = {(i, j, d) for i, j, d in knee_data.hamming_pairs(hashes, hashes, 6) if i < j}
+    brute = {(i, j, int((hashes[i] != hashes[j]).sum())) for i in range(50) for j in range(i + 1, 50)
+             if (hashes[i] != hashes[j]).sum() <= 6}
+    assert found == brute and (3, 7, 0) in found and (3, 9, 5) in found
+
+
+def test_scan_groups_identical_bytes_and_reads_grades(datasets):
+    files, manifest_rows = knee_data.scan_files(datasets)
+    contents, _ = knee_data.group_contents(files, manifest_rows)
+    by_path = {f.path: c for c in contents for f in c.files}
+    for pair in (fx.EXACT_DUPLICATE, fx.EXACT_DUPLICATE_IN_TRAIN, fx.CONTRADICTION):
+        assert by_path[pair[0]] is by_path[pair[1]]
+    assert len(files) - len(contents) == 3
+    assert by_path[fx.CONTRADICTION[0]].kl_grade is None            # named G0 and G1
+    assert by_path[f"{fx.SEED}/test/Normal/9000004R.png"].kl_grade == 1
+    assert by_path[f"{fx.SEED}/test/Normal/9000004R.png"].label == 0   # KL1 is not OA
+    assert by_path[fx.OAI299].label == 1 and by_path[fx.OAI299].kl_grade is None
+    assert by_path[fx.UNRECOGNISED].source is None
+
+
+def test_report_finds_planted_problems(planted_inventory):
+    report = audit.build_report(planted_inventory)
+    dup = report["exact_duplicates"]
+    assert dup["groups"] == 3 and dup["redundant_files"] == 3
+    assert sorted(fx.EXACT_DUPLICATE) in [sorted(group) for group in dup["list"]]
+    assert dup["by_location"]["Valid/Osteoarthritis + test/Osteoarthritis"] == 1
+
+    pairs = pair_paths(report)
+    assert frozenset(fx.NEAR_DUPLICATE) in pairs
+    assert frozenset(fx.NEAR_CONTRADICTION) in pairs
+    assert frozenset((fx.BILATERAL, fx.BILATERAL_HALF)) in pairs
+    assert frozenset(fx.MIRRORED) in pairs
+    assert report["near_duplicates"]["mirrored_pairs"] == 1
+    assert len(pairs) == 4
+
+    bad = report["contradictions"]
+    dropped = {path for item in bad["list"] for path in item["files"]}
+    assert set(fx.CONTRADICTION) | set(fx.NEAR_CONTRADICTION) | {fx.BILATERAL, fx.BILATERAL_HALF} == dropped
+    assert bad["clusters"] == 3
+
+    leaks = report["patients"]["seed_split_leaks"]
+    assert leaks["train/Valid"]["list"] == [fx.LEAKED_PATIENT]
+    assert leaks["Valid/test"]["list"] == ["9000004"]
+    assert leaks["train/test"]["patients"] == 0
+    assert [u["path"] for u in report["sources"]["unrecognised"]] == [fx.UNRECOGNISED]
+
+    seed = {(r["source"], r["seed_split"], r["seed_label"]): r["files"] for r in report["confounding"]["seed_files"]}
+    assert seed[("kneexray", "test", "Normal")] == 6
+    assert ("kneexray", "train", "Normal") not in seed
+    grades = report["kl_grades"]["unique_contents_by_grade"]
+    assert grades["oai299"] == {"?": 1}
+
+
+def test_audit_end_to_end_through_the_core(datasets, tmp_path):
+    core_or_skip()
+    assert audit.main(["--datasets", str(datasets), "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "audit.json").read_text())
+    # The core's canonical crops make a 16-bit re-encoding, a mirrored copy and one knee of a bilateral
+    # image near-duplicates of their originals, and nothing else.
+    assert pair_paths(report) == {frozenset(fx.NEAR_DUPLICATE), frozenset(fx.NEAR_CONTRADICTION),
+                                  frozenset((fx.BILATERAL, fx.BILATERAL_HALF)), frozenset(fx.MIRRORED)}
+    assert report["contradictions"]["clusters"] == 3
+    assert report["sources"]["bilateral_contents"] == 1
+    markdown = (tmp_path / "audit.md").read_text()
+    assert f"Threshold: <= {knee_data.NEAR_DUPLICATE_MAX_BITS} differing bits" in markdown
+    assert fx.CONTRADICTION[0] in markdown
+
+
+def test_missing_dataset_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="holds neither Osteoarthritis_Dataset/ nor kneeKL224/"):
+        knee_data.resolve_datasets_dir(str(tmp_path))
