@@ -1,0 +1,228 @@
+// Python module `oac_core`: numpy in and out, core errors raised as ValueError.
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+
+#include "oac/oac.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+template <typename T>
+T unwrap(oac::Result<T>&& result) {
+  if (!result) throw py::value_error(result.error().message);
+  return std::move(result).value();
+}
+
+// Hands the vector's storage to numpy without copying it.
+template <typename T>
+py::array_t<T> to_numpy(std::vector<T>&& values, std::vector<py::ssize_t> shape) {
+  auto* owned = new std::vector<T>(std::move(values));
+  py::capsule owner(owned, [](void* pointer) { delete static_cast<std::vector<T>*>(pointer); });
+  return py::array_t<T>(shape, owned->data(), owner);
+}
+
+py::array_t<float> to_numpy(oac::GrayImage&& image) {
+  return to_numpy(std::move(image.pixels), {image.height, image.width});
+}
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+oac::GrayImage gray_image_from(const FloatArray& array) {
+  if (array.ndim() != 2) throw py::value_error("The image must be a 2-D array (height, width).");
+  oac::GrayImage image;
+  image.height = static_cast<int>(array.shape(0));
+  image.width = static_cast<int>(array.shape(1));
+  if (image.width <= 0 || image.height <= 0) throw py::value_error("The image has no pixels.");
+  image.pixels.assign(array.data(), array.data() + array.size());
+  return image;
+}
+
+oac::Limits limits_from(uint64_t max_pixels, uint64_t max_bytes) { return oac::Limits{max_pixels, max_bytes}; }
+
+// Accepts bytes, bytearray, memoryview or a uint8 numpy array.
+std::string_view bytes_of(const py::buffer& data, py::buffer_info& info) {
+  info = data.request();
+  if (info.ndim != 1 || info.itemsize != 1 || (info.size > 0 && info.strides[0] != 1)) {
+    throw py::value_error("The file contents must be contiguous bytes.");
+  }
+  return {static_cast<const char*>(info.ptr), static_cast<size_t>(info.size)};
+}
+
+py::dict raw_image_dict(oac::RawImage&& image) {
+  py::dict out;
+  out["width"] = image.width;
+  out["height"] = image.height;
+  out["channels"] = image.channels;
+  out["bit_depth"] = image.bit_depth;
+  const std::vector<py::ssize_t> shape = {image.height, image.width, image.channels};
+  out["pixels"] = to_numpy(std::move(image.samples), shape);
+  return out;
+}
+
+oac::RawImage raw_image_from(const py::dict& image) {
+  const auto pixels =
+      image["pixels"].cast<py::array_t<uint16_t, py::array::c_style | py::array::forcecast>>();
+  if (pixels.ndim() != 2 && pixels.ndim() != 3) {
+    throw py::value_error("The image pixels must have shape (height, width) or (height, width, channels).");
+  }
+  oac::RawImage raw;
+  raw.height = static_cast<int>(pixels.shape(0));
+  raw.width = static_cast<int>(pixels.shape(1));
+  raw.channels = pixels.ndim() == 3 ? static_cast<int>(pixels.shape(2)) : 1;
+  raw.bit_depth = image["bit_depth"].cast<int>();
+  raw.samples.assign(pixels.data(), pixels.data() + pixels.size());
+  return raw;
+}
+
+const uint64_t kDefaultMaxPixels = oac::Limits{}.max_pixels;
+const uint64_t kDefaultMaxBytes = oac::Limits{}.max_bytes;
+
+}  // namespace
+
+PYBIND11_MODULE(oac_core, m) {
+  m.doc() = "Knee X-ray image core: decode, canonicalise, tensor, interpret, CAM rendering.";
+
+  py::class_<oac::PreprocessSpec>(m, "PreprocessSpec")
+      .def_readwrite("input_size", &oac::PreprocessSpec::input_size)
+      .def_readwrite("layout", &oac::PreprocessSpec::layout)
+      .def_readwrite("mean", &oac::PreprocessSpec::mean)
+      .def_readwrite("std", &oac::PreprocessSpec::stddev)
+      .def_readwrite("window_percentiles", &oac::PreprocessSpec::window_percentiles)
+      .def_readwrite("border_tolerance", &oac::PreprocessSpec::border_tolerance)
+      .def_readwrite("border_max_fraction", &oac::PreprocessSpec::border_max_fraction)
+      .def_readwrite("bilateral_min_aspect", &oac::PreprocessSpec::bilateral_min_aspect)
+      .def_readwrite("fit", &oac::PreprocessSpec::fit);
+  py::class_<oac::CalibrationSpec>(m, "CalibrationSpec")
+      .def_readwrite("oa_temperature", &oac::CalibrationSpec::oa_temperature)
+      .def_readwrite("kl_temperature", &oac::CalibrationSpec::kl_temperature);
+  py::class_<oac::OodSpec>(m, "OodSpec").def_readwrite("threshold", &oac::OodSpec::threshold);
+  py::class_<oac::ModelSpec>(m, "ModelSpec")
+      .def_readwrite("preprocess", &oac::ModelSpec::preprocess)
+      .def_readwrite("calibration", &oac::ModelSpec::calibration)
+      .def_readwrite("threshold", &oac::ModelSpec::threshold)
+      .def_readwrite("ood", &oac::ModelSpec::ood);
+
+  m.def(
+      "parse_model_card", [](std::string_view text) { return unwrap(oac::parse_model_card(text)); },
+      py::arg("text"), "Model card JSON text -> ModelSpec.");
+
+  m.def(
+      "decode",
+      [](const py::buffer& data, uint64_t max_pixels, uint64_t max_bytes) {
+        py::buffer_info info;
+        const std::string_view bytes = bytes_of(data, info);
+        oac::Result<oac::RawImage> raw = [&] {
+          py::gil_scoped_release unlocked;
+          return oac::decode(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+                             limits_from(max_pixels, max_bytes));
+        }();
+        return raw_image_dict(unwrap(std::move(raw)));
+      },
+      py::arg("data"), py::arg("max_pixels") = kDefaultMaxPixels, py::arg("max_bytes") = kDefaultMaxBytes,
+      "File bytes -> {width, height, channels, bit_depth, pixels: uint16[H,W,C]}.");
+
+  m.def(
+      "canonicalise",
+      [](const py::dict& image, const oac::ModelSpec& spec) {
+        const oac::RawImage raw = raw_image_from(image);
+        oac::Result<std::vector<oac::Knee>> knees = [&] {
+          py::gil_scoped_release unlocked;
+          return oac::canonicalise(raw, spec.preprocess);
+        }();
+        py::list out;
+        for (oac::Knee& knee : unwrap(std::move(knees))) {
+          py::dict entry;
+          entry["side"] = knee.side;
+          entry["crop"] = to_numpy(std::move(knee.image));
+          out.append(entry);
+        }
+        return out;
+      },
+      py::arg("image"), py::arg("spec"), "decode() result -> [{side, crop: float32[H,W]}].");
+
+  m.def(
+      "resize",
+      [](const FloatArray& image, int width, int height) {
+        if (width <= 0 || height <= 0) throw py::value_error("The output width and height must be positive.");
+        const oac::GrayImage input = gray_image_from(image);
+        oac::GrayImage resized = [&] {
+          py::gil_scoped_release unlocked;
+          return oac::resize(input, width, height);
+        }();
+        return to_numpy(std::move(resized));
+      },
+      py::arg("image"), py::arg("width"), py::arg("height"), "float32[H,W] -> float32[height,width].");
+
+  m.def(
+      "to_tensor",
+      [](const FloatArray& crop, const oac::ModelSpec& spec) {
+        const oac::GrayImage input = gray_image_from(crop);
+        const py::ssize_t size = spec.preprocess.input_size;
+        if (size <= 0) throw py::value_error("The spec's input_size must be positive.");
+        std::vector<float> tensor = [&] {
+          py::gil_scoped_release unlocked;
+          return oac::to_tensor(input, spec.preprocess);
+        }();
+        return to_numpy(std::move(tensor), {3, size, size});
+      },
+      py::arg("crop"), py::arg("spec"), "float32[H,W] crop -> float32[3,S,S].");
+
+  m.def(
+      "prepare",
+      [](const py::buffer& data, const oac::ModelSpec& spec, uint64_t max_pixels, uint64_t max_bytes) {
+        py::buffer_info info;
+        const std::string_view bytes = bytes_of(data, info);
+        const py::ssize_t size = spec.preprocess.input_size;
+        if (size <= 0) throw py::value_error("The spec's input_size must be positive.");
+        oac::Result<std::vector<oac::PreparedKnee>> prepared = [&] {
+          py::gil_scoped_release unlocked;
+          return oac::prepare(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), spec.preprocess,
+                              limits_from(max_pixels, max_bytes));
+        }();
+        py::list out;
+        for (oac::PreparedKnee& knee : unwrap(std::move(prepared))) {
+          py::dict entry;
+          entry["side"] = knee.side;
+          entry["crop"] = to_numpy(std::move(knee.crop));
+          entry["tensor"] = to_numpy(std::move(knee.tensor), {3, size, size});
+          out.append(entry);
+        }
+        return out;
+      },
+      py::arg("data"), py::arg("spec"), py::arg("max_pixels") = kDefaultMaxPixels,
+      py::arg("max_bytes") = kDefaultMaxBytes,
+      "File bytes -> [{side, crop: float32[H,W], tensor: float32[3,S,S]}] (one or two knees).");
+
+  m.def(
+      "interpret",
+      [](float oa_logit, const FloatArray& kl_logits, float ood_score, const oac::ModelSpec& spec) {
+        if (kl_logits.size() != oac::kKlGrades) throw py::value_error("kl_logits must hold exactly 5 values.");
+        const oac::Prediction prediction = oac::interpret(oa_logit, kl_logits.data(), ood_score, spec);
+        py::dict out;
+        out["p_oa"] = prediction.p_oa;
+        out["oa"] = prediction.oa;
+        out["kl_probs"] = prediction.kl_probs;
+        out["kl_grade"] = prediction.kl_grade;
+        out["in_distribution"] = prediction.in_distribution;
+        return out;
+      },
+      py::arg("oa_logit"), py::arg("kl_logits"), py::arg("ood_score"), py::arg("spec"),
+      "Raw model outputs -> {p_oa, oa, kl_probs, kl_grade, in_distribution}.");
+
+  m.def(
+      "render_cam",
+      [](const FloatArray& crop, const FloatArray& cam, float opacity) {
+        const oac::GrayImage image = gray_image_from(crop);
+        if (cam.ndim() != 2) throw py::value_error("The CAM must be a 2-D array (height, width).");
+        std::vector<uint8_t> rgba = unwrap(oac::render_cam(image, cam.data(), static_cast<int>(cam.shape(1)),
+                                                          static_cast<int>(cam.shape(0)), opacity));
+        return to_numpy(std::move(rgba), {image.height, image.width, 4});
+      },
+      py::arg("crop"), py::arg("cam"), py::arg("opacity") = 0.5f,
+      "float32[H,W] crop, float32[h,w] CAM -> uint8[H,W,4] RGBA heatmap.");
+}

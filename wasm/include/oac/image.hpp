@@ -1,0 +1,39 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "oac/result.hpp"
+
+namespace oac {
+
+// A decoded file as stored: `bit_depth` is 8 or 16, samples are interleaved
+// (row-major, `channels` per pixel: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) and hold
+// 0..255 or 0..65535 according to `bit_depth`.
+struct RawImage {
+  int width = 0;
+  int height = 0;
+  int channels = 0;
+  int bit_depth = 0;
+  std::vector<uint16_t> samples;
+};
+
+// Single-channel float image, row-major.
+struct GrayImage {
+  int width = 0;
+  int height = 0;
+  std::vector<float> pixels;
+};
+
+// Upper bounds checked against the file size and the header's declared dimensions
+// before any pixel memory is allocated, so hostile files cannot exhaust memory.
+struct Limits {
+  uint64_t max_pixels = 64'000'000;
+  uint64_t max_bytes = 100'000'000;
+};
+
+// PNG (1-16 bit grey, grey+alpha, RGB, RGBA, palette), JPEG (baseline, progressive), BMP.
+Result<RawImage> decode(const uint8_t* data, size_t size, const Limits& limits = {});
+
+}  // namespace oac

@@ -1,0 +1,32 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "oac/image.hpp"
+#include "oac/model_card.hpp"
+#include "oac/result.hpp"
+
+namespace oac {
+
+inline constexpr int kKlGrades = 5;
+
+struct Prediction {
+  float p_oa = 0;  // calibrated P(KL >= 2)
+  bool oa = false;
+  std::array<float, kKlGrades> kl_probs{};
+  int kl_grade = 0;
+  bool in_distribution = false;
+};
+
+// `kl_logits` points to kKlGrades values.
+Prediction interpret(float oa_logit, const float* kl_logits, float ood_score, const ModelSpec& spec);
+
+// RGBA, crop.width * crop.height * 4 bytes: the min-max normalised CAM, bilinearly
+// upsampled to the crop, coloured with a viridis-like map and blended over the grey
+// crop with `opacity` (clamped to [0,1]).
+Result<std::vector<uint8_t>> render_cam(const GrayImage& crop, const float* cam, int cam_width, int cam_height,
+                                        float opacity);
+
+}  // namespace oac

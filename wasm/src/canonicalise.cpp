@@ -1,0 +1,145 @@
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <string>
+
+#include "oac/preprocess.hpp"
+
+namespace oac {
+namespace {
+
+GrayImage crop(const GrayImage& image, int left, int top, int width, int height) {
+  GrayImage out{width, height, std::vector<float>(static_cast<size_t>(width) * height)};
+  for (int y = 0; y < height; ++y) {
+    const float* row = image.pixels.data() + static_cast<size_t>(top + y) * image.width + left;
+    std::copy(row, row + width, out.pixels.begin() + static_cast<ptrdiff_t>(y) * width);
+  }
+  return out;
+}
+
+// Rec. 601 luma in source units (0..255 or 0..65535). Double arithmetic keeps grey
+// stored as RGB exactly grey; alpha is ignored because radiographs carry no meaning in it.
+GrayImage luminance(const RawImage& image) {
+  const size_t pixel_count = static_cast<size_t>(image.width) * image.height;
+  GrayImage out{image.width, image.height, std::vector<float>(pixel_count)};
+  const int channels = image.channels;
+  const uint16_t* samples = image.samples.data();
+  for (size_t i = 0; i < pixel_count; ++i) {
+    const uint16_t* pixel = samples + i * channels;
+    if (channels >= 3) {
+      out.pixels[i] = static_cast<float>(0.299 * pixel[0] + 0.587 * pixel[1] + 0.114 * pixel[2]);
+    } else {
+      out.pixels[i] = static_cast<float>(pixel[0]);
+    }
+  }
+  return out;
+}
+
+// Rank rule: the value at sorted index round(p / 100 * (n - 1)), halves rounded up.
+size_t percentile_rank(double percentile, size_t count) {
+  const double rank = std::floor(percentile / 100.0 * static_cast<double>(count - 1) + 0.5);
+  return std::min(static_cast<size_t>(std::max(rank, 0.0)), count - 1);
+}
+
+// Maps the low and high percentiles to 0 and 1 (clamped), so 8-bit and 16-bit
+// sources and differently exposed films land on the same scale.
+Result<GrayImage> window(GrayImage image, const std::array<double, 2>& percentiles) {
+  std::vector<float> sorted = image.pixels;
+  const size_t low_rank = percentile_rank(percentiles[0], sorted.size());
+  const size_t high_rank = percentile_rank(percentiles[1], sorted.size());
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(high_rank), sorted.end());
+  const float high = sorted[high_rank];
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(low_rank),
+                   sorted.begin() + static_cast<ptrdiff_t>(high_rank) + 1);
+  const float low = sorted[low_rank];
+  if (!(high > low)) return Error{"The image is blank: it has no contrast to show a knee."};
+  const float range = high - low;
+  for (float& value : image.pixels) value = std::clamp((value - low) / range, 0.0f, 1.0f);
+  return image;
+}
+
+// A border line is uniformly dark (every value <= tolerance) or uniformly bright
+// (every value >= 1 - tolerance): film edges, scanner frames, burnt-in padding.
+bool is_uniform_border(const float* first, int count, ptrdiff_t stride, float tolerance) {
+  const float bright_floor = 1.0f - tolerance;
+  bool dark = true;
+  bool bright = true;
+  for (int i = 0; i < count && (dark || bright); ++i) {
+    const float value = first[i * stride];
+    dark = dark && value <= tolerance;
+    bright = bright && value >= bright_floor;
+  }
+  return dark || bright;
+}
+
+// Rows first (over the full width), then columns (over the remaining rows); each side
+// loses at most max_fraction of its dimension.
+GrayImage crop_uniform_borders(const GrayImage& image, double tolerance_value, double max_fraction) {
+  const float tolerance = static_cast<float>(tolerance_value);
+  const int max_rows = static_cast<int>(max_fraction * image.height);
+  const int max_columns = static_cast<int>(max_fraction * image.width);
+  const float* pixels = image.pixels.data();
+  const ptrdiff_t stride = image.width;
+  auto row_is_border = [&](int y) { return is_uniform_border(pixels + y * stride, image.width, 1, tolerance); };
+  int top = 0;
+  while (top < max_rows && row_is_border(top)) ++top;
+  int bottom = image.height;
+  while (image.height - bottom < max_rows && row_is_border(bottom - 1)) --bottom;
+
+  auto column_is_border = [&](int x) { return is_uniform_border(pixels + top * stride + x, bottom - top, stride, tolerance); };
+  int left = 0;
+  while (left < max_columns && column_is_border(left)) ++left;
+  int right = image.width;
+  while (image.width - right < max_columns && column_is_border(right - 1)) --right;
+  return crop(image, left, top, right - left, bottom - top);
+}
+
+// The darkest column (lowest sum; leftmost on ties) within [width/3, width - width/3).
+int darkest_middle_column(const GrayImage& image) {
+  const int first = image.width / 3;
+  const int last = image.width - image.width / 3;
+  std::vector<double> sums(static_cast<size_t>(last - first), 0.0);
+  for (int y = 0; y < image.height; ++y) {
+    const float* row = image.pixels.data() + static_cast<size_t>(y) * image.width;
+    for (int x = first; x < last; ++x) sums[static_cast<size_t>(x - first)] += row[x];
+  }
+  return first + static_cast<int>(std::min_element(sums.begin(), sums.end()) - sums.begin());
+}
+
+GrayImage centre_square(const GrayImage& image) {
+  const int side = std::min(image.width, image.height);
+  return crop(image, (image.width - side) / 2, (image.height - side) / 2, side, side);
+}
+
+std::optional<Error> check_raw_image(const RawImage& image) {
+  if (image.width <= 0 || image.height <= 0) return Error{"The image has no pixels."};
+  if (image.channels < 1 || image.channels > 4) return Error{"The image must have 1 to 4 channels."};
+  if (image.samples.size() != static_cast<size_t>(image.width) * image.height * image.channels) {
+    return Error{"The image's sample count does not match its width, height and channels."};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<std::vector<Knee>> canonicalise(const RawImage& raw, const PreprocessSpec& spec) {
+  if (auto problem = check_raw_image(raw)) return *problem;
+  Result<GrayImage> windowed = window(luminance(raw), spec.window_percentiles);
+  if (!windowed) return windowed.error();
+  const GrayImage image = crop_uniform_borders(windowed.value(), spec.border_tolerance, spec.border_max_fraction);
+
+  std::vector<Knee> knees;
+  const bool bilateral =
+      image.width >= 3 && static_cast<double>(image.width) / image.height >= spec.bilateral_min_aspect;
+  if (bilateral) {
+    // The darkest column is the gap between the knees and belongs to neither.
+    const int gap = darkest_middle_column(image);
+    knees.push_back({"left", centre_square(crop(image, 0, 0, gap, image.height))});
+    knees.push_back({"right", centre_square(crop(image, gap + 1, 0, image.width - gap - 1, image.height))});
+  } else {
+    knees.push_back({"single", centre_square(image)});
+  }
+  return knees;
+}
+
+}  // namespace oac

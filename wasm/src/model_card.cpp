@@ -1,0 +1,139 @@
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+#include <string>
+
+#include "json.hpp"
+#include "oac/model_card.hpp"
+
+namespace oac {
+namespace {
+
+// Reads fields by dotted path and remembers the first problem, so the parser below
+// reads as a list of fields instead of a ladder of early returns.
+class CardReader {
+ public:
+  explicit CardReader(const json::Value& root) : root_(root) {}
+
+  double number(const std::string& path) {
+    const json::Value* value = field(path);
+    if (value == nullptr) return 0;
+    if (value->kind != json::Value::Kind::number) return wrong_type(path, "a number");
+    return value->number;
+  }
+
+  int whole_number(const std::string& path) {
+    const double value = number(path);
+    if (value != std::floor(value) || std::fabs(value) > 1e9) return wrong_type(path, "a whole number");
+    return static_cast<int>(value);
+  }
+
+  std::string text(const std::string& path) {
+    const json::Value* value = field(path);
+    if (value == nullptr) return {};
+    if (value->kind != json::Value::Kind::string) {
+      wrong_type(path, "a string");
+      return {};
+    }
+    return value->string;
+  }
+
+  template <size_t N>
+  std::array<double, N> numbers(const std::string& path) {
+    std::array<double, N> out{};
+    const json::Value* value = field(path);
+    if (value == nullptr) return out;
+    const bool all_numbers = value->kind == json::Value::Kind::array && value->items.size() == N &&
+                             std::all_of(value->items.begin(), value->items.end(),
+                                         [](const json::Value& item) { return item.kind == json::Value::Kind::number; });
+    if (!all_numbers) {
+      wrong_type(path, "a list of " + std::to_string(N) + " numbers");
+      return out;
+    }
+    for (size_t i = 0; i < N; ++i) out[i] = value->items[i].number;
+    return out;
+  }
+
+  // Records `requirement` as the problem with `path` unless `satisfied`.
+  void require(bool satisfied, const std::string& path, const std::string& requirement) {
+    if (!satisfied) note("The model card field \"" + path + "\" must be " + requirement + ".");
+  }
+
+  const std::optional<Error>& problem() const { return problem_; }
+
+ private:
+  const json::Value* field(const std::string& path) {
+    const json::Value* node = &root_;
+    size_t start = 0;
+    while (node != nullptr) {
+      const size_t dot = path.find('.', start);
+      const std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+      node = node->kind == json::Value::Kind::object ? node->find(key) : nullptr;
+      if (dot == std::string::npos) break;
+      start = dot + 1;
+    }
+    if (node == nullptr) note("The model card has no \"" + path + "\" field.");
+    return node;
+  }
+
+  int wrong_type(const std::string& path, const std::string& expected) {
+    note("The model card field \"" + path + "\" must be " + expected + ".");
+    return 0;
+  }
+
+  void note(std::string message) {
+    if (!problem_) problem_ = Error{std::move(message)};
+  }
+
+  const json::Value& root_;
+  std::optional<Error> problem_;
+};
+
+}  // namespace
+
+Result<ModelSpec> parse_model_card(std::string_view json_text) {
+  Result<json::Value> document = json::parse(json_text);
+  if (!document) return Error{"The model card is not valid JSON: " + document.error().message + "."};
+  if (document.value().kind != json::Value::Kind::object) return Error{"The model card must be a JSON object."};
+
+  CardReader card(document.value());
+  ModelSpec spec;
+  PreprocessSpec& pre = spec.preprocess;
+  pre.input_size = card.whole_number("preprocess.input_size");
+  pre.layout = card.text("preprocess.layout");
+  pre.mean = card.numbers<3>("preprocess.mean");
+  pre.stddev = card.numbers<3>("preprocess.std");
+  pre.window_percentiles = card.numbers<2>("preprocess.window_percentiles");
+  pre.border_tolerance = card.number("preprocess.border_tolerance");
+  pre.border_max_fraction = card.number("preprocess.border_max_fraction");
+  pre.bilateral_min_aspect = card.number("preprocess.bilateral_min_aspect");
+  pre.fit = card.text("preprocess.fit");
+  spec.calibration.oa_temperature = card.number("calibration.oa_temperature");
+  spec.calibration.kl_temperature = card.number("calibration.kl_temperature");
+  spec.threshold = card.number("threshold");
+  spec.ood.threshold = card.number("ood.threshold");
+  if (card.problem()) return *card.problem();
+
+  card.require(pre.input_size >= 1 && pre.input_size <= 4096, "preprocess.input_size",
+               "a whole number from 1 to 4096");
+  card.require(pre.layout == "NCHW", "preprocess.layout", "\"NCHW\" (the only layout the core produces)");
+  for (double deviation : pre.stddev) card.require(deviation > 0, "preprocess.std", "positive numbers");
+  const auto [low, high] = pre.window_percentiles;
+  card.require(low >= 0 && low < high && high <= 100, "preprocess.window_percentiles",
+               "two percentiles with 0 <= low < high <= 100");
+  card.require(pre.border_tolerance >= 0 && pre.border_tolerance < 0.5, "preprocess.border_tolerance",
+               "at least 0 and below 0.5");
+  card.require(pre.border_max_fraction >= 0 && pre.border_max_fraction < 0.5, "preprocess.border_max_fraction",
+               "at least 0 and below 0.5");
+  card.require(pre.bilateral_min_aspect > 0, "preprocess.bilateral_min_aspect", "a positive number");
+  card.require(pre.fit == "center_crop", "preprocess.fit", "\"center_crop\" (the only fit the core supports)");
+  card.require(spec.calibration.oa_temperature > 0, "calibration.oa_temperature", "a positive number");
+  card.require(spec.calibration.kl_temperature > 0, "calibration.kl_temperature", "a positive number");
+  card.require(spec.threshold >= 0 && spec.threshold <= 1, "threshold", "a probability from 0 to 1");
+  if (card.problem()) return *card.problem();
+  return spec;
+}
+
+}  // namespace oac
