@@ -1,0 +1,228 @@
+#!/usr/bin/env node
+// Builds web/dist/: one self-contained folder any static host can serve, also under a sub-path
+// (every URL in it is relative). It holds the page, its worker and service worker, ONNX Runtime
+// Web's WASM build, the WASM core, the model and its completed card, and generated PNG icons.
+//
+//   node tools/build_web.mjs [--out DIR] [--model CARD_OR_ONNX]
+
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { crc32, deflateSync } from 'node:zlib';
+import { locateModel, REPO_ROOT } from './model_locator.mjs';
+import { META_CONTENT_SECURITY_POLICY, SECURITY_HEADERS } from './web_policy.mjs';
+
+const WEB_SOURCE = path.join(REPO_ROOT, 'web');
+export const DEFAULT_DIST = path.join(WEB_SOURCE, 'dist');
+const ORT_DIST = path.join(REPO_ROOT, 'node_modules', 'onnxruntime-web', 'dist');
+// The WASM-only ES module build; it loads the threaded SIMD .mjs/.wasm pair from ort.env.wasm.wasmPaths.
+const ORT_FILES = ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
+const CORE_DIR = process.env.OAC_CORE_DIR ? path.resolve(process.env.OAC_CORE_DIR) : path.join(REPO_ROOT, 'build', 'wasm');
+const CORE_FILES = ['oac_core.mjs', 'oac_core.wasm'];
+const PAGE_FILES = ['index.html', 'styles.css', 'app.js', 'worker.js', 'engine.js', 'manifest.webmanifest', 'icons/icon.svg'];
+const ICON_SIZES = [192, 512];
+const SERVICE_WORKER = 'sw.js';
+const BUILD_MANIFEST_PATTERN = /\/\* BUILD_MANIFEST \*\/ \{[^\n]*\};/;
+
+// ---------------------------------------------------------------------------------------------
+// Icons: a knee joint (two bone ends and the joint space) on the brand colour, drawn here so the
+// repository needs no binary images.
+
+const ICON_BACKGROUND = [0x1d, 0x35, 0x57];
+const ICON_BONE = [0xf1, 0xfa, 0xee];
+
+function insideRoundedRect(x, y, left, top, width, height, radius) {
+  const dx = Math.max(left + radius - x, 0, x - (left + width - radius));
+  const dy = Math.max(top + radius - y, 0, y - (top + height - radius));
+  return x >= left && x <= left + width && y >= top && y <= top + height && dx * dx + dy * dy <= radius * radius;
+}
+
+function insideEllipse(x, y, cx, cy, rx, ry) {
+  return ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1;
+}
+
+/** Coverage of the icon at a point in unit coordinates: 0 outside, 1 background, 2 bone. */
+function iconShapeAt(x, y) {
+  if (!insideRoundedRect(x, y, 0, 0, 1, 1, 0.19)) return 0;
+  const bone = insideRoundedRect(x, y, 0.4, 0.1, 0.2, 0.32, 0.05)
+    || insideEllipse(x, y, 0.5, 0.4, 0.24, 0.08)
+    || insideEllipse(x, y, 0.5, 0.6, 0.24, 0.07)
+    || insideRoundedRect(x, y, 0.41, 0.6, 0.18, 0.3, 0.05);
+  return bone ? 2 : 1;
+}
+
+function renderIconRgba(size) {
+  const samples = 4; // 4×4 supersampling for smooth edges
+  const rgba = new Uint8Array(size * size * 4);
+  for (let py = 0; py < size; py += 1) {
+    for (let px = 0; px < size; px += 1) {
+      let covered = 0;
+      let bone = 0;
+      for (let sy = 0; sy < samples; sy += 1) {
+        for (let sx = 0; sx < samples; sx += 1) {
+          const shape = iconShapeAt((px + (sx + 0.5) / samples) / size, (py + (sy + 0.5) / samples) / size);
+          if (shape > 0) covered += 1;
+          if (shape === 2) bone += 1;
+        }
+      }
+      const offset = (py * size + px) * 4;
+      const boneShare = covered ? bone / covered : 0;
+      for (let c = 0; c < 3; c += 1) {
+        rgba[offset + c] = Math.round(ICON_BACKGROUND[c] * (1 - boneShare) + ICON_BONE[c] * boneShare);
+      }
+      rgba[offset + 3] = Math.round((255 * covered) / (samples * samples));
+    }
+  }
+  return rgba;
+}
+
+function pngChunk(type, data) {
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(data.length);
+  const typeAndData = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+  const checksum = Buffer.alloc(4);
+  checksum.writeUInt32BE(crc32(typeAndData));
+  return Buffer.concat([length, typeAndData, checksum]);
+}
+
+function encodePng(width, height, rgba) {
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8; // bit depth
+  header[9] = 6; // RGBA
+  const stride = width * 4;
+  const scanlines = Buffer.alloc((stride + 1) * height); // filter byte 0 (none) per row
+  for (let y = 0; y < height; y += 1) scanlines.set(rgba.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', header),
+    pngChunk('IDAT', deflateSync(scanlines, { level: 9 })),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function requireFile(filePath, hint) {
+  if (!(await stat(filePath).catch(() => null))?.isFile()) {
+    throw new Error(`${path.relative(REPO_ROOT, filePath)} is missing${hint ? ` (${hint})` : ''}`);
+  }
+}
+
+async function listFiles(dir, prefix = '') {
+  const files = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) files.push(...await listFiles(path.join(dir, entry.name), relative));
+    else files.push(relative);
+  }
+  return files.sort();
+}
+
+async function sha256OfBytes(filePath) {
+  return createHash('sha256').update(await readFile(filePath)).digest('hex');
+}
+
+/** A content hash of the whole build: it names the service worker's cache. */
+async function buildVersion(dist, knownHashes) {
+  const hash = createHash('sha256');
+  for (const file of await listFiles(dist)) {
+    hash.update(`${file}\0${knownHashes.get(file) ?? await sha256OfBytes(path.join(dist, file))}\n`);
+  }
+  return hash.digest('hex').slice(0, 12);
+}
+
+export async function buildWeb({ out = DEFAULT_DIST, model = '' } = {}) {
+  const started = Date.now();
+  const located = await locateModel(model);
+  for (const file of ORT_FILES) await requireFile(path.join(ORT_DIST, file), 'run npm ci');
+  for (const file of CORE_FILES) await requireFile(path.join(CORE_DIR, file), 'build the WASM core first: tools/oac build');
+  for (const file of [...PAGE_FILES, SERVICE_WORKER]) await requireFile(path.join(WEB_SOURCE, file));
+
+  const dist = path.resolve(out);
+  await rm(dist, { recursive: true, force: true });
+  await mkdir(path.join(dist, 'icons'), { recursive: true });
+  await mkdir(path.join(dist, 'ort'));
+  await mkdir(path.join(dist, 'core'));
+  await mkdir(path.join(dist, 'model'));
+
+  for (const file of PAGE_FILES) await copyFile(path.join(WEB_SOURCE, file), path.join(dist, file));
+  for (const file of ORT_FILES) await copyFile(path.join(ORT_DIST, file), path.join(dist, 'ort', file));
+  for (const file of CORE_FILES) await copyFile(path.join(CORE_DIR, file), path.join(dist, 'core', file));
+  const modelFile = `model/${located.card.model_file}`;
+  await copyFile(located.modelPath, path.join(dist, modelFile));
+  await writeFile(path.join(dist, 'model', 'card.json'), `${located.cardText}\n`);
+  for (const size of ICON_SIZES) {
+    await writeFile(path.join(dist, 'icons', `icon-${size}.png`), encodePng(size, size, renderIconRgba(size)));
+  }
+
+  // The model's hash is known from its card; hashing 100 MB again would only slow the build.
+  const version = await buildVersion(dist, new Map([[modelFile, located.card.sha256]]));
+
+  const indexPath = path.join(dist, 'index.html');
+  const index = (await readFile(indexPath, 'utf8'))
+    .replace('%CONTENT_SECURITY_POLICY%', META_CONTENT_SECURITY_POLICY)
+    .replace('%BUILD_VERSION%', version);
+  await writeFile(indexPath, index);
+
+  // The model stays out of the shell cache: worker.js verifies it and keeps it in its own cache.
+  const shellFiles = ['./', ...(await listFiles(dist)).filter((file) => file !== modelFile)];
+  const serviceWorker = await readFile(path.join(WEB_SOURCE, SERVICE_WORKER), 'utf8');
+  if (!BUILD_MANIFEST_PATTERN.test(serviceWorker)) throw new Error(`${SERVICE_WORKER} lost its BUILD_MANIFEST marker`);
+  const manifest = JSON.stringify({ version, files: shellFiles, headers: SECURITY_HEADERS });
+  await writeFile(path.join(dist, SERVICE_WORKER), serviceWorker.replace(BUILD_MANIFEST_PATTERN, () => `/* BUILD_MANIFEST */ ${manifest};`));
+
+  let totalBytes = 0;
+  for (const file of await listFiles(dist)) totalBytes += (await stat(path.join(dist, file))).size;
+  return {
+    dist,
+    version,
+    totalBytes,
+    modelPath: located.modelPath,
+    untrained: located.untrained,
+    modelBytes: located.card.bytes,
+    seconds: (Date.now() - started) / 1000,
+  };
+}
+
+function parseArguments(argv) {
+  const options = {};
+  for (let i = 0; i < argv.length; i += 1) {
+    const flag = argv[i];
+    if (flag === '--help' || flag === '-h') return { help: true };
+    if (flag !== '--out' && flag !== '--model') throw new Error(`unknown option ${flag}`);
+    if (argv[i + 1] === undefined) throw new Error(`${flag} needs a value`);
+    options[flag.slice(2)] = argv[i + 1];
+    i += 1;
+  }
+  return options;
+}
+
+const USAGE = 'usage: node tools/build_web.mjs [--out DIR] [--model CARD_OR_ONNX]\n'
+  + '  Builds the web app into DIR (default web/dist/) with the trained model, else the untrained placeholder.\n';
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  let options;
+  try {
+    options = parseArguments(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`build_web: ${error.message}\n${USAGE}`);
+    process.exit(1);
+  }
+  if (options.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  try {
+    const result = await buildWeb(options);
+    const model = path.relative(REPO_ROOT, result.modelPath);
+    process.stdout.write(`build_web: ${path.relative(process.cwd(), result.dist) || '.'} version ${result.version}, `
+      + `${(result.totalBytes / 1e6).toFixed(1)} MB, model ${model} (${(result.modelBytes / 1e6).toFixed(1)} MB`
+      + `${result.untrained ? ', UNTRAINED placeholder' : ''}), ${result.seconds.toFixed(1)} s\n`);
+  } catch (error) {
+    process.stderr.write(`build_web: ${error.message}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,252 @@
+// The engine thread. Everything heavy happens here so the page never blocks: fetching, verifying
+// and caching the model, decoding images with the WASM core, and running ONNX Runtime Web.
+//
+// Messages in:  {type:'classify', requestId, name, buffer} | {type:'clear-model', requestId} | {type:'load'}
+// Messages out: {type:'about'|'card'|'model-progress'|'model-status'|'ready'|'model-error', ...}
+//               {type:'reply', requestId, ...} answering a request
+
+import * as ort from './ort/ort.wasm.min.mjs';
+import createCoreModule from './core/oac_core.mjs';
+import { KneeClassifier } from './engine.js';
+
+// The worker owns this cache; the service worker leaves it alone (its caches are "oac-shell-*").
+const MODEL_CACHE = 'oac-model';
+const CARD_URL = new URL('model/card.json', self.location.href).href;
+const PROGRESS_INTERVAL_MS = 100;
+// Smallest module using a v128 constant: validates only where WebAssembly SIMD is supported.
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20,
+  0, 253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11]);
+
+const threads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+// ORT's .mjs/.wasm come from this app's own folder, never from a CDN.
+ort.env.wasm.wasmPaths = new URL('ort/', self.location.href).href;
+ort.env.wasm.numThreads = threads;
+// This is already a worker; ORT's own proxy worker would only add a hop.
+ort.env.wasm.proxy = false;
+
+function post(type, payload = {}, transfer = []) {
+  self.postMessage({ type, ...payload }, transfer);
+}
+
+function describeDevice() {
+  return {
+    isolated: self.crossOriginIsolated === true,
+    threads: ort.env.wasm.numThreads,
+    hardwareConcurrency: navigator.hardwareConcurrency || 1,
+    simd: WebAssembly.validate(SIMD_PROBE),
+  };
+}
+
+class UserFacingError extends Error {}
+
+async function fetchCard() {
+  let response;
+  try {
+    response = await fetch(CARD_URL);
+  } catch {
+    throw new UserFacingError('The model description could not be loaded: this device is offline and the app is '
+      + 'not stored on it yet. Connect once to set it up.');
+  }
+  if (!response.ok) throw new UserFacingError(`The model description could not be loaded (HTTP ${response.status}).`);
+  const cardText = await response.text();
+  let card;
+  try {
+    card = JSON.parse(cardText);
+  } catch {
+    throw new UserFacingError('The model description is damaged (not valid JSON).');
+  }
+  if (!card.model_file || !/^[0-9a-f]{64}$/.test(card.sha256 ?? '') || !Number.isFinite(card.bytes)) {
+    throw new UserFacingError('The model description lacks the model file, its size or its checksum.');
+  }
+  return { card, cardText };
+}
+
+async function sha256Hex(bytes) {
+  if (!self.crypto?.subtle) {
+    throw new UserFacingError('The model cannot be verified because this page is not served securely '
+      + '(HTTPS or localhost is required).');
+  }
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return Array.from(digest, (byte) => byte.toString(16).padStart(2, '0')).join('');
+}
+
+function megabytes(bytes) {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/** Streams the model, reporting byte-level progress. */
+async function downloadModel(url, expectedBytes) {
+  let response;
+  try {
+    // no-store: Cache Storage keeps the verified copy; the HTTP cache would hold a second one.
+    response = await fetch(url, { cache: 'no-store' });
+  } catch {
+    throw new UserFacingError(`The model (${megabytes(expectedBytes)}) is not on this device yet and there is no `
+      + 'network connection. Connect once to download it.');
+  }
+  if (!response.ok) throw new UserFacingError(`The model could not be downloaded (HTTP ${response.status}).`);
+  const bytes = new Uint8Array(expectedBytes);
+  let received = 0;
+  let lastReport = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (received + value.length > expectedBytes) {
+      await reader.cancel();
+      throw new UserFacingError('The downloaded model is larger than its description says, so it is corrupted or '
+        + 'the wrong file. It was not used.');
+    }
+    bytes.set(value, received);
+    received += value.length;
+    const now = performance.now();
+    if (now - lastReport >= PROGRESS_INTERVAL_MS) {
+      lastReport = now;
+      post('model-progress', { loaded: received, total: expectedBytes });
+    }
+  }
+  post('model-progress', { loaded: received, total: expectedBytes });
+  if (received !== expectedBytes) {
+    throw new UserFacingError(`The model download was cut short (${megabytes(received)} of `
+      + `${megabytes(expectedBytes)}). Try again.`);
+  }
+  return bytes;
+}
+
+/** The verified model bytes: from Cache Storage when a good copy is there, else downloaded. */
+async function loadModelBytes(card) {
+  const url = new URL(`model/${card.model_file}`, self.location.href).href;
+  // The checksum in the key means a new model version never reuses an old entry.
+  const cacheKey = `${url}?sha256=${card.sha256}`;
+  const cache = self.caches ? await caches.open(MODEL_CACHE) : null;
+  const cached = await cache?.match(cacheKey);
+  if (cached) {
+    const bytes = new Uint8Array(await cached.arrayBuffer());
+    if ((await sha256Hex(bytes)) === card.sha256) return { bytes, fromCache: true };
+    await cache.delete(cacheKey);
+    post('model-status', { message: 'The stored copy of the model was damaged; downloading it again.' });
+  }
+  post('model-status', { message: `Downloading the model (${megabytes(card.bytes)}); this happens once.` });
+  const bytes = await downloadModel(url, card.bytes);
+  if ((await sha256Hex(bytes)) !== card.sha256) {
+    throw new UserFacingError('The downloaded model is corrupted: its checksum does not match the model '
+      + 'description. It was not used. Try again later, or tell whoever runs this site.');
+  }
+  let storedNote = '';
+  if (cache) {
+    try {
+      await cache.put(cacheKey, new Response(bytes, { headers: { 'Content-Type': 'application/octet-stream' } }));
+      for (const request of await cache.keys()) {
+        if (request.url !== cacheKey) await cache.delete(request);
+      }
+    } catch {
+      storedNote = 'There was no room to keep the model on this device; it will download again next time.';
+    }
+  }
+  return { bytes, fromCache: false, storedNote };
+}
+
+async function loadClassifier() {
+  const started = performance.now();
+  const { card, cardText } = await fetchCard();
+  post('card', { card });
+  const [coreModule, model] = await Promise.all([
+    createCoreModule().catch((error) => {
+      throw new UserFacingError(`The image decoder could not start (${error.message ?? error}).`);
+    }),
+    loadModelBytes(card),
+  ]);
+  post('model-status', { message: 'Preparing the model…' });
+  const classifier = await KneeClassifier.create({
+    ort, coreModule, cardText, modelBytes: model.bytes, executionProviders: ['wasm'],
+  });
+  post('ready', {
+    fromCache: model.fromCache,
+    storedNote: model.storedNote ?? '',
+    seconds: (performance.now() - started) / 1000,
+    device: describeDevice(),
+  });
+  return classifier;
+}
+
+let classifierPromise = null;
+function classifier() {
+  if (!classifierPromise) {
+    classifierPromise = loadClassifier();
+    classifierPromise.catch((error) => {
+      // A later request may retry, e.g. after the network comes back.
+      classifierPromise = null;
+      const message = error instanceof UserFacingError ? error.message : `The model could not be loaded: ${error.message}`;
+      post('model-error', { message });
+    });
+  }
+  return classifierPromise;
+}
+
+function greyToRgba(crop) {
+  const rgba = new Uint8ClampedArray(crop.length * 4);
+  for (let i = 0; i < crop.length; i += 1) {
+    const value = Math.round(crop[i] * 255);
+    rgba[i * 4] = value;
+    rgba[i * 4 + 1] = value;
+    rgba[i * 4 + 2] = value;
+    rgba[i * 4 + 3] = 255;
+  }
+  return rgba;
+}
+
+async function classify({ name, buffer }) {
+  let engine;
+  try {
+    engine = await classifier();
+  } catch {
+    return { summary: { file: name, ok: false, error: 'the model is not available (see the Model section)' } };
+  }
+  const started = performance.now();
+  const { summary, views = [] } = await engine.classifyImage(name, new Uint8Array(buffer));
+  const milliseconds = performance.now() - started;
+  const images = views.map((view) => ({
+    side: view.side,
+    width: view.width,
+    height: view.height,
+    cropRgba: greyToRgba(view.crop),
+    camRgba: new Uint8ClampedArray(view.camRgba.buffer),
+  }));
+  return {
+    summary,
+    views: images,
+    milliseconds,
+    transfer: images.flatMap((image) => [image.cropRgba.buffer, image.camRgba.buffer]),
+  };
+}
+
+async function clearModel() {
+  const removed = self.caches ? await caches.delete(MODEL_CACHE) : false;
+  return { removed };
+}
+
+// One job at a time: the core keeps per-image state between prepare() and renderCam().
+let queue = Promise.resolve();
+function enqueue(job) {
+  const run = queue.then(job);
+  queue = run.catch(() => {});
+  return run;
+}
+
+self.addEventListener('message', (event) => {
+  const message = event.data;
+  if (message.type === 'load') {
+    classifier().catch(() => {});
+    return;
+  }
+  const handlers = { classify, 'clear-model': clearModel };
+  const handler = handlers[message.type];
+  if (!handler) return;
+  enqueue(() => handler(message)).then(({ transfer = [], ...reply }) => {
+    post('reply', { requestId: message.requestId, ...reply }, transfer);
+  }, (error) => {
+    post('reply', { requestId: message.requestId, error: error.message ?? String(error) });
+  });
+});
+
+post('about', { device: describeDevice() });
