@@ -1,0 +1,177 @@
+// Embind surface of build/wasm/oac_core.mjs. Pixel data crosses as typed-array views of
+// the module heap (no per-pixel JavaScript); failures come back as {ok:false, error}
+// because the WebAssembly build has no exceptions.
+
+#include <emscripten/bind.h>
+#include <emscripten/val.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "oac/oac.hpp"
+
+using emscripten::typed_memory_view;
+using emscripten::val;
+
+namespace {
+
+struct KneeInfo {
+  std::string side;
+  int width = 0;
+  int height = 0;
+};
+
+struct PrepareOutcome {
+  bool ok = false;
+  std::string error;
+  val knees = val::array();  // KneeInfo objects
+};
+
+struct InterpretOutcome {
+  bool ok = false;
+  std::string error;
+  float pOa = 0;
+  bool oa = false;
+  std::array<float, oac::kKlGrades> klProbs{};
+  int klGrade = 0;
+  bool inDistribution = false;
+};
+
+// Copies a Uint8Array or ArrayBuffer into the heap with one TypedArray.set call.
+std::optional<std::vector<uint8_t>> copy_bytes(const val& bytes) {
+  val view = bytes;
+  if (bytes.instanceof(val::global("ArrayBuffer"))) {
+    view = val::global("Uint8Array").new_(bytes);
+  } else if (!bytes.instanceof(val::global("Uint8Array"))) {
+    return std::nullopt;
+  }
+  std::vector<uint8_t> copy(view["length"].as<size_t>());
+  val(typed_memory_view(copy.size(), copy.data())).call<void>("set", view);
+  return copy;
+}
+
+template <typename T>
+val view_of(const std::vector<T>& values) {
+  return val(typed_memory_view(values.size(), values.data()));
+}
+
+class Core {
+ public:
+  explicit Core(const std::string& card_json) {
+    oac::Result<oac::ModelSpec> parsed = oac::parse_model_card(card_json);
+    if (parsed) {
+      spec_ = std::move(parsed).value();
+    } else {
+      card_error_ = parsed.error().message;
+    }
+  }
+
+  PrepareOutcome prepare(const val& bytes) {
+    knees_.clear();
+    PrepareOutcome outcome;
+    if (!spec_) {
+      outcome.error = card_error_;
+      return outcome;
+    }
+    const std::optional<std::vector<uint8_t>> data = copy_bytes(bytes);
+    if (!data) {
+      outcome.error = "prepare() needs the file contents as a Uint8Array or ArrayBuffer.";
+      return outcome;
+    }
+    oac::Result<std::vector<oac::PreparedKnee>> prepared = oac::prepare(data->data(), data->size(), spec_->preprocess);
+    if (!prepared) {
+      outcome.error = prepared.error().message;
+      return outcome;
+    }
+    knees_ = std::move(prepared).value();
+    for (const oac::PreparedKnee& knee : knees_) {
+      outcome.knees.call<void>("push", val(KneeInfo{knee.side, knee.crop.width, knee.crop.height}));
+    }
+    outcome.ok = true;
+    return outcome;
+  }
+
+  // Empty views for an index without a knee.
+  val tensor(size_t index) const { return index < knees_.size() ? view_of(knees_[index].tensor) : empty<float>(); }
+  val crop(size_t index) const { return index < knees_.size() ? view_of(knees_[index].crop.pixels) : empty<float>(); }
+
+  InterpretOutcome interpret(float oa_logit, const val& kl_logits, float ood_score) const {
+    InterpretOutcome outcome;
+    if (!spec_) {
+      outcome.error = card_error_;
+      return outcome;
+    }
+    const std::vector<float> logits = emscripten::convertJSArrayToNumberVector<float>(kl_logits);
+    if (logits.size() != oac::kKlGrades) {
+      outcome.error = "interpret() needs exactly 5 KL logits.";
+      return outcome;
+    }
+    const oac::Prediction prediction = oac::interpret(oa_logit, logits.data(), ood_score, *spec_);
+    outcome.ok = true;
+    outcome.pOa = prediction.p_oa;
+    outcome.oa = prediction.oa;
+    outcome.klProbs = prediction.kl_probs;
+    outcome.klGrade = prediction.kl_grade;
+    outcome.inDistribution = prediction.in_distribution;
+    return outcome;
+  }
+
+  // Empty view when the knee index, the CAM size or the CAM values are unusable.
+  val render_cam(size_t index, const val& cam, int width, int height, float opacity) {
+    rgba_.clear();
+    if (index >= knees_.size() || width <= 0 || height <= 0) return empty<uint8_t>();
+    const std::vector<float> values = emscripten::convertJSArrayToNumberVector<float>(cam);
+    if (values.size() != static_cast<size_t>(width) * height) return empty<uint8_t>();
+    oac::Result<std::vector<uint8_t>> rendered = oac::render_cam(knees_[index].crop, values.data(), width, height, opacity);
+    if (!rendered) return empty<uint8_t>();
+    rgba_ = std::move(rendered).value();
+    return view_of(rgba_);
+  }
+
+ private:
+  template <typename T>
+  static val empty() {
+    return val(typed_memory_view(0, static_cast<const T*>(nullptr)));
+  }
+
+  std::optional<oac::ModelSpec> spec_;
+  std::string card_error_;
+  std::vector<oac::PreparedKnee> knees_;
+  std::vector<uint8_t> rgba_;
+};
+
+}  // namespace
+
+EMSCRIPTEN_BINDINGS(oac_core) {
+  using namespace emscripten;
+  value_array<std::array<float, oac::kKlGrades>>("KlProbabilities")
+      .element(emscripten::index<0>())
+      .element(emscripten::index<1>())
+      .element(emscripten::index<2>())
+      .element(emscripten::index<3>())
+      .element(emscripten::index<4>());
+  value_object<KneeInfo>("KneeInfo")
+      .field("side", &KneeInfo::side)
+      .field("width", &KneeInfo::width)
+      .field("height", &KneeInfo::height);
+  value_object<PrepareOutcome>("PrepareOutcome")
+      .field("ok", &PrepareOutcome::ok)
+      .field("error", &PrepareOutcome::error)
+      .field("knees", &PrepareOutcome::knees);
+  value_object<InterpretOutcome>("InterpretOutcome")
+      .field("ok", &InterpretOutcome::ok)
+      .field("error", &InterpretOutcome::error)
+      .field("pOa", &InterpretOutcome::pOa)
+      .field("oa", &InterpretOutcome::oa)
+      .field("klProbs", &InterpretOutcome::klProbs)
+      .field("klGrade", &InterpretOutcome::klGrade)
+      .field("inDistribution", &InterpretOutcome::inDistribution);
+  class_<Core>("Core")
+      .constructor<std::string>()
+      .function("prepare", &Core::prepare)
+      .function("tensor", &Core::tensor)
+      .function("crop", &Core::crop)
+      .function("interpret", &Core::interpret)
+      .function("renderCam", &Core::render_cam);
+}
