@@ -46,7 +46,8 @@ def fit_temperature(nll) -> float:
     search over log(1/T) finds the global minimum."""
     result = minimize_scalar(lambda log_beta: nll(math.exp(-log_beta)), bounds=LOG_INVERSE_TEMPERATURE_BOUNDS,
                              method="bounded", options={"xatol": 1e-7})
-    if min(abs(result.x - bound) for bound in LOG_INVERSE_TEMPERATURE_BOUNDS) < 1e-3:
+    # A fit as good as the edge of the range means the NLL keeps falling outward (or is flat): no finite T.
+    if any(nll(math.exp(-bound)) <= result.fun + 1e-12 for bound in LOG_INVERSE_TEMPERATURE_BOUNDS):
         raise ValueError(f"the temperature fit ran to the edge of its range (T = {math.exp(-result.x):.3g}): "
                          "the validation outputs are degenerate (e.g. perfectly separated or constant)")
     return math.exp(-result.x)

@@ -1,8 +1,9 @@
 """Inputs shared by calibrate.py and evaluate.py: the split manifest, `oac classify` JSON lines, the card.
 
-Predictions are joined to split rows by path: the `file` a prediction names may be absolute or
-relative to anywhere, so the longest trailing part of it that is a dataset-relative split path wins.
-Files that match no path (copied or renamed) are matched by content hash when they can be read.
+The split has one row per image content (sha256), named by one representative path. Predictions are
+joined to rows by path -- the `file` a prediction names may be absolute or relative to anywhere, so
+the longest trailing part of it that is a split path wins -- and otherwise by content hash when the
+file can be read (another copy of the same bytes, a renamed file).
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from scipy.sparse.csgraph import connected_components
 
 REPO = Path(__file__).resolve().parent.parent
 N_GRADES = 5
+SEED_DATASET = "Osteoarthritis_Dataset"
+SEED_LABELS = ("Normal", "Osteoarthritis")
 SPLIT_COLUMNS = ("path", "sha256", "source", "label", "kl_grade", "patient", "cluster", "split",
                  "seed_split", "seed_label")
 
@@ -36,6 +39,11 @@ def default_datasets_dir() -> Path | None:
         return Path(configured)
     beside_repo = REPO.parent / "shared" / "datasets"
     return beside_repo if beside_repo.is_dir() else None
+
+
+def seed_test_files(datasets: Path) -> list[Path]:
+    """Every file of the seed dataset's test folders, duplicates included (the seed protocol scores them all)."""
+    return sorted(f for label in SEED_LABELS for f in (datasets / SEED_DATASET / "test" / label).glob("*.png"))
 
 
 def load_split(path: Path) -> list[dict]:
@@ -93,8 +101,7 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def match_split_rows(records: list[dict], rows: list[dict], datasets: Path | None,
-                     warn=lambda message: print(f"warning: {message}", file=sys.stderr)) -> list[int | None]:
+def match_split_rows(records: list[dict], rows: list[dict], datasets: Path | None) -> list[int | None]:
     """Index of the split row for each prediction record (None when it matches none)."""
     by_path = {row["path"]: index for index, row in enumerate(rows)}
     by_sha: dict[str, list[int]] = {}
@@ -107,18 +114,6 @@ def match_split_rows(records: list[dict], rows: list[dict], datasets: Path | Non
         if match is None:
             match = _match_by_content(Path(record["file"]), datasets, rows, by_sha)
         matches.append(match)
-    unmatched = [r["file"] for r, m in zip(records, matches) if m is None]
-    if unmatched:
-        warn(f"{len(unmatched)} prediction(s) match no split row and are ignored, e.g. {unmatched[0]}")
-    seen: dict[int, str] = {}
-    for index, (record, match) in enumerate(zip(records, matches)):
-        if match is None:
-            continue
-        if match in seen:
-            warn(f"{record['file']} repeats the prediction for {seen[match]}; the first one is kept")
-            matches[index] = None
-        else:
-            seen[match] = record["file"]
     return matches
 
 
@@ -136,13 +131,10 @@ def _match_by_content(file: Path, datasets: Path | None, rows: list[dict], by_sh
 
 @dataclass
 class Scored:
-    """Predictions joined to split rows, one entry per image, as arrays."""
-    path: np.ndarray            # dataset-relative, from the split
-    source: np.ndarray
+    """Predictions joined to split rows, one entry per prediction, as arrays."""
+    file: np.ndarray            # as the CLI printed it
+    source: np.ndarray          # NOT_IN_SPLIT for a file the split does not list
     split: np.ndarray
-    seed_split: np.ndarray
-    seed_label: np.ndarray      # "Normal"/"Osteoarthritis"/""
-    sha256: np.ndarray
     unit: np.ndarray            # bootstrap resampling unit: patient joined with its near-duplicate cluster
     label: np.ndarray           # float: 1 = KL >= 2, 0 = KL 0-1, NaN unknown
     kl_grade: np.ndarray        # int, -1 unknown
@@ -156,7 +148,7 @@ class Scored:
     reported_oa: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.path)
+        return len(self.file)
 
     def select(self, mask: np.ndarray) -> "Scored":
         picked = np.flatnonzero(mask)
@@ -165,60 +157,80 @@ class Scored:
         return Scored(**fields)
 
 
-def first_of_each_content(scored: Scored) -> tuple[Scored, int]:
-    """Keep one file per sha256 (identical bytes filed twice would count twice); returns (kept, dropped count)."""
-    _, first = np.unique(scored.sha256, return_index=True)
-    keep = np.zeros(len(scored), dtype=bool)
-    keep[first] = True
-    return scored.select(keep), int((~keep).sum())
+NOT_IN_SPLIT = "not in split"
 
 
-def resampling_units(patient: list[str], cluster: list[str], path: list[str]) -> np.ndarray:
-    """Connected groups of rows sharing a patient or a near-duplicate cluster; a row with neither is alone."""
+def resampling_units(rows: list[dict]) -> np.ndarray:
+    """Connected groups of split rows sharing a patient or a near-duplicate cluster; a row with neither is alone."""
     keys: dict[str, int] = {}
     row_of_edge, key_of_edge = [], []
-    for row, (p, c, own) in enumerate(zip(patient, cluster, path)):
-        for key in ([f"patient:{p}"] if p else []) + ([f"cluster:{c}"] if c else []) or [f"path:{own}"]:
-            row_of_edge.append(row)
+    for index, row in enumerate(rows):
+        links = ([f"patient:{row['patient']}"] if row["patient"] else []) + \
+                ([f"cluster:{row['cluster']}"] if row["cluster"] else [])
+        for key in links or [f"path:{row['path']}"]:
+            row_of_edge.append(index)
             key_of_edge.append(keys.setdefault(key, len(keys)))
-    n_rows = len(path)
-    adjacency = coo_matrix((np.ones(len(row_of_edge)), (row_of_edge, np.array(key_of_edge) + n_rows)),
-                           shape=(n_rows + len(keys),) * 2)
+    adjacency = coo_matrix((np.ones(len(row_of_edge)), (row_of_edge, np.array(key_of_edge, dtype=np.int64) + len(rows))),
+                           shape=(len(rows) + len(keys),) * 2)
     _, component = connected_components(adjacency, directed=False)
-    return component[:n_rows]
+    return component[:len(rows)]
 
 
-def join(records: list[dict], rows: list[dict], datasets: Path | None = None, **kwargs) -> Scored:
-    matches = match_split_rows(records, rows, datasets, **kwargs)
-    pairs = [(record, rows[m]) for record, m in zip(records, matches) if m is not None]
-    if not pairs:
+def join(records: list[dict], rows: list[dict], datasets: Path | None = None, per_file: bool = False,
+         warn=lambda message: print(f"warning: {message}", file=sys.stderr)) -> Scored:
+    """Predictions with their split rows.
+
+    By default one prediction per split row (a row is one image content): repeats and files the split
+    does not list are dropped with a warning. With per_file every prediction is kept -- the seed
+    protocol scores each file of a folder, duplicates and files the split left out included; a file
+    outside the split is its own resampling unit.
+    """
+    matches = match_split_rows(records, rows, datasets)
+    unmatched = [r["file"] for r, m in zip(records, matches) if m is None]
+    if unmatched and not per_file:
+        warn(f"{len(unmatched)} prediction(s) match no split row and are left out, e.g. {unmatched[0]}")
+        records = [r for r, m in zip(records, matches) if m is not None]
+        matches = [m for m in matches if m is not None]
+    if not per_file:
+        first_file: dict[int, str] = {}
+        keep = []
+        for record, match in zip(records, matches):
+            if match in first_file:
+                warn(f"{record['file']} has the content of {first_file[match]}; only the first is scored")
+            keep.append(match not in first_file)
+            first_file.setdefault(match, record["file"])
+        records = [r for r, k in zip(records, keep) if k]
+        matches = [m for m, k in zip(matches, keep) if k]
+    if not records or all(m is None for m in matches):
         raise InputError("no prediction matches a split row: are the predictions and the split of the same dataset?")
-    picked_rows = [row for _, row in pairs]
-    picked_records = [record for record, _ in pairs]
+
+    units = resampling_units(rows)
+    next_unit = iter(range(int(units.max(initial=-1)) + 1, 2**62))
+    outside = {"source": NOT_IN_SPLIT, "split": "", "label": "", "kl_grade": ""}
+    joined = [rows[m] if m is not None else outside for m in matches]
     nan_logits = [math.nan] * N_GRADES
 
-    def column(name):
-        return np.array([row[name] for row in picked_rows], dtype=object).astype(str)
+    def text(values):
+        return np.array(list(values), dtype=object).astype(str)
 
     def prediction(name, missing):
-        return [r[name] if r["ok"] else missing for r in picked_records]
+        return [r[name] if r["ok"] else missing for r in records]
 
-    all_units = resampling_units([r["patient"] for r in rows], [r["cluster"] for r in rows], [r["path"] for r in rows])
     return Scored(
-        path=column("path"), source=column("source"), split=column("split"), seed_split=column("seed_split"),
-        seed_label=column("seed_label"), sha256=column("sha256"),
-        unit=np.array([all_units[m] for m in matches if m is not None]),
-        label=np.array([float(row["label"]) if row["label"] else math.nan for row in picked_rows]),
-        kl_grade=np.array([int(row["kl_grade"]) if row["kl_grade"] else -1 for row in picked_rows]),
-        ok=np.array([bool(r["ok"]) for r in picked_records]),
-        error=np.array([r.get("error", "") if not r["ok"] else "" for r in picked_records], dtype=object).astype(str),
+        file=text(r["file"] for r in records),
+        source=text(row["source"] for row in joined),
+        split=text(row["split"] for row in joined),
+        unit=np.array([units[m] if m is not None else next(next_unit) for m in matches], dtype=np.int64),
+        label=np.array([float(row["label"]) if row["label"] else math.nan for row in joined]),
+        kl_grade=np.array([int(row["kl_grade"]) if row["kl_grade"] else -1 for row in joined]),
+        ok=np.array([bool(r["ok"]) for r in records]),
+        error=text(r.get("error", "") if not r["ok"] else "" for r in records),
         oa_logit=np.array(prediction("oa_logit", math.nan), dtype=np.float64),
         kl_logits=np.array(prediction("kl_logits", nan_logits), dtype=np.float64).reshape(-1, N_GRADES),
         ood_score=np.array(prediction("ood_score", math.nan), dtype=np.float64),
-        knee_ood_scores=[knee_ood_scores(r) if r["ok"] else [] for r in picked_records],
-        reported_p_oa=np.array([r.get("p_oa", math.nan) if r["ok"] else math.nan for r in picked_records],
-                               dtype=np.float64),
-        reported_oa=np.array([bool(r.get("oa", False)) if r["ok"] else False for r in picked_records]),
+        knee_ood_scores=[knee_ood_scores(r) if r["ok"] else [] for r in records],
+        reported_p_oa=np.array(prediction("p_oa", math.nan), dtype=np.float64),
+        reported_oa=np.array(prediction("oa", False), dtype=bool),
     )
 
 

@@ -51,7 +51,7 @@ METRIC_NAMES = {
     "kl_top_label_ece": "KL top-label ECE",
     "ood_false_rejection_knees": "OOD false rejection, knees",
     "ood_false_rejection_images": "OOD false rejection, images (every knee refused)",
-    "accuracy_unleaked": "accuracy, files sharing no patient/duplicate with train+Valid",
+    "accuracy_unleaked": "accuracy on clean files",
     "auc": "AUC (folder labels)",
     "rejection_rate": "rejection rate",
 }
@@ -141,15 +141,24 @@ def evaluate_clean_test(scored: eval_io.Scored, card: dict, resamples: int, seed
         "operating_point": (results["all"]["specificity"]["value"], results["all"]["sensitivity"]["value"]),
         "test_knee_ood_scores": np.array([s for knees in scored.knee_ood_scores for s in knees]),
     }
-    failed = scored.path[~ok]
+    failed = scored.file[~ok]
     if len(failed):
         notes.append(f"{len(failed)} test image(s) failed to classify and are left out of every metric, "
                      f"e.g. {failed[0]}: {scored.error[~ok][0]}")
     return results, curves, notes
 
 
-def seed_metrics(scored: eval_io.Scored, p_oa: np.ndarray, verdict: np.ndarray, leaked: np.ndarray) -> dict:
-    positive = scored.seed_label == "Osteoarthritis"
+def seed_test_folder_label(file: str) -> str | None:
+    """"Normal"/"Osteoarthritis" for a file in Osteoarthritis_Dataset/test/<label>/, else None."""
+    parts = Path(file).parts
+    for i in range(len(parts) - 3):
+        if parts[i] == eval_io.SEED_DATASET and parts[i + 1] == "test" and parts[i + 2] in eval_io.SEED_LABELS:
+            return parts[i + 2]
+    return None
+
+
+def seed_metrics(scored: eval_io.Scored, positive: np.ndarray, p_oa: np.ndarray, verdict: np.ndarray,
+                 clean: np.ndarray) -> dict:
     ok = scored.ok
 
     def on(mask, metric):
@@ -160,40 +169,44 @@ def seed_metrics(scored: eval_io.Scored, p_oa: np.ndarray, verdict: np.ndarray, 
         "auc": on(ok, lambda r: metrics.auc(positive[r], p_oa[r])),
         "sensitivity": on(ok, lambda r: metrics.sensitivity(positive[r], verdict[r])),
         "specificity": on(ok, lambda r: metrics.specificity(positive[r], verdict[r])),
-        "accuracy_unleaked": on(ok & ~leaked, lambda r: metrics.accuracy(positive[r], verdict[r])),
+        "accuracy_unleaked": on(ok & clean, lambda r: metrics.accuracy(positive[r], verdict[r])),
     }
 
 
-def evaluate_seed(scored: eval_io.Scored, rows: list[dict], seed_card: dict | None, resamples: int,
-                  seed: int) -> tuple[dict, dict, list[str]]:
-    """Seed protocol: labels are the Osteoarthritis_Dataset/test folder names, whatever the grade says.
+def evaluate_seed(scored: eval_io.Scored, rows: list[dict], seed_card: dict | None, datasets: Path | None,
+                  resamples: int, seed: int) -> tuple[dict, dict, list[str]]:
+    """Seed protocol: every file of Osteoarthritis_Dataset/test, labelled by its folder whatever its grade.
 
     Without a seed card the verdicts and P(OA) are the ones the CLI printed with the seed model's card.
     """
     notes = []
+    folder = np.array([seed_test_folder_label(f) for f in scored.file])
+    positive = folder == "Osteoarthritis"
     if seed_card is None:
         p_oa, verdict = scored.reported_p_oa, scored.reported_oa
     else:
         p_oa = eval_io.calibrated_p_oa(scored.oa_logit, seed_card)
         verdict = p_oa >= seed_card["threshold"]
-    all_units = eval_io.resampling_units([r["patient"] for r in rows], [r["cluster"] for r in rows],
-                                         [r["path"] for r in rows])
-    training_units = {all_units[i] for i, r in enumerate(rows) if r["seed_split"] in ("train", "Valid")}
-    leaked = np.array([unit in training_units for unit in scored.unit])
+    units = eval_io.resampling_units(rows)
+    training_units = {units[i] for i, r in enumerate(rows) if {"train", "Valid"} & set(r["seed_split"].split(";"))}
+    in_split = scored.source != eval_io.NOT_IN_SPLIT
+    # A file the split left out (contradictory duplicates) cannot be vouched for, so it is not "clean".
+    clean = in_split & np.array([unit not in training_units for unit in scored.unit])
     results = evaluate_subsets(
-        scored, lambda subset, mask: seed_metrics(subset, p_oa[mask], verdict[mask], leaked[mask]), resamples, seed)
+        scored, lambda subset, mask: seed_metrics(subset, positive[mask], p_oa[mask], verdict[mask], clean[mask]),
+        resamples, seed)
     for name, mask in subsets_by_source(scored.source).items():
         counts = results[name]["counts"]
-        counts["normal_folder"] = int((mask & (scored.seed_label == "Normal")).sum())
-        counts["osteoarthritis_folder"] = int((mask & (scored.seed_label == "Osteoarthritis")).sum())
-        counts["sharing_patient_or_duplicate_with_train_valid"] = int((mask & leaked).sum())
-    expected = sum(1 for r in rows if r["seed_split"] == "test")
-    if len(scored) < expected:
-        notes.append(f"the seed predictions cover {len(scored)} of the {expected} Osteoarthritis_Dataset/test files")
+        counts["normal_folder"] = int((mask & ~positive).sum())
+        counts["osteoarthritis_folder"] = int((mask & positive).sum())
+        counts["clean"] = int((mask & clean).sum())
+    expected = len(eval_io.seed_test_files(datasets)) if datasets is not None else 0
+    if expected and len(scored) != expected:
+        notes.append(f"the seed predictions cover {len(scored)} files; {datasets / eval_io.SEED_DATASET}/test holds {expected}")
     failed = int((~scored.ok).sum())
     if failed:
         notes.append(f"{failed} seed test image(s) failed to classify and are left out of the seed figures")
-    curves = {"roc": metrics.roc_curve((scored.seed_label == "Osteoarthritis")[scored.ok], p_oa[scored.ok])}
+    curves = {"roc": metrics.roc_curve(positive[scored.ok], p_oa[scored.ok])}
     return results, curves, notes
 
 
@@ -356,17 +369,18 @@ def write_report(path: Path, results: dict, targets: list[dict], card: dict, con
         lines += [
             "A separate model trained only on `Osteoarthritis_Dataset/train` (with `Valid` for model selection), "
             "scored on that dataset's `test` folder with its folder labels (Normal = 0, Osteoarthritis = 1), "
-            "exactly the original notebook's protocol. Its folders keep their flaws: second-collection "
-            "`DoubtfulG1` images are filed under Osteoarthritis, and some test files repeat train/Valid "
-            "patients or images (the last row leaves those out).",
+            "exactly the original notebook's protocol. Every file of the folder counts, flaws included: "
+            "second-collection `DoubtfulG1` images are filed under Osteoarthritis, and some test files repeat "
+            "train/Valid images or patients. *Clean* files share no patient and no (near-)duplicate with "
+            "train/Valid according to the split manifest; files the manifest leaves out (contradictory "
+            "duplicates, source \"not in split\") are never clean.",
             "",
             f"Accuracy {figure(seed_all['accuracy'])} against the original notebook's "
             f"{ORIGINAL_NOTEBOOK_TEST_ACCURACY}; AUC {figure(seed_all['auc'])}.",
             "",
         ]
         lines += metric_table(results["seed"], ["accuracy", "auc", "sensitivity", "specificity", "accuracy_unleaked"],
-                              ["images", "failed", "normal_folder", "osteoarthritis_folder",
-                               "sharing_patient_or_duplicate_with_train_valid"])
+                              ["images", "failed", "normal_folder", "osteoarthritis_folder", "clean"])
     else:
         lines.append("Not measured: no `--seed` predictions were given.")
     lines += ["", "## OOD gate", ""]
@@ -468,10 +482,7 @@ def main(argv: list[str] | None = None) -> int:
                                                            "split": file_entry(args.split)}}
         notes = []
         test = eval_io.join(eval_io.load_predictions(args.test), rows, datasets)
-        test, duplicates = eval_io.first_of_each_content(select_split(test, test.split == "test", "clean test split",
-                                                                      args.test))
-        if duplicates:
-            notes.append(f"{duplicates} test file(s) repeat the bytes of another test file and are counted once")
+        test = select_split(test, test.split == "test", "clean test split", args.test)
         results = {}
         results["test"], curves, test_notes = evaluate_clean_test(test, card, args.resamples, args.bootstrap_seed)
         results["kl_confusion"] = curves["kl_confusion"]
@@ -482,9 +493,10 @@ def main(argv: list[str] | None = None) -> int:
             seed_card = eval_io.load_card(args.seed_card) if args.seed_card else None
             if args.seed_card:
                 config["inputs"]["seed_card"] = file_entry(args.seed_card)
-            seed = eval_io.join(eval_io.load_predictions(args.seed), rows, datasets)
-            seed = select_split(seed, seed.seed_split == "test", "Osteoarthritis_Dataset/test folder", args.seed)
-            results["seed"], seed_curves, seed_notes = evaluate_seed(seed, rows, seed_card, args.resamples,
+            seed = eval_io.join(eval_io.load_predictions(args.seed), rows, datasets, per_file=True)
+            in_folder = np.array([seed_test_folder_label(f) is not None for f in seed.file])
+            seed = select_split(seed, in_folder, f"{eval_io.SEED_DATASET}/test/{{Normal,Osteoarthritis}} folders", args.seed)
+            results["seed"], seed_curves, seed_notes = evaluate_seed(seed, rows, seed_card, datasets, args.resamples,
                                                                      args.bootstrap_seed)
             notes += seed_notes
         if args.ood:

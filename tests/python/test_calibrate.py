@@ -1,0 +1,136 @@
+"""tools/calibrate.py: temperature fits, the sensitivity-constrained threshold, the OOD rule, the card edit."""
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import calibrate  # noqa: E402
+import eval_io  # noqa: E402
+import synthetic_predictions  # noqa: E402
+
+CARD = ROOT / "models" / "oa-inceptionv3.json"
+
+
+def test_binary_nll_matches_direct_formula():
+    logits, labels = np.array([2.0, -1.0, 0.5]), np.array([1, 0, 0])
+    p = 1 / (1 + np.exp(-logits / 2.0))
+    direct = -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+    assert calibrate.binary_nll(logits, labels, 2.0) == pytest.approx(direct)
+
+
+def test_multiclass_nll_matches_direct_formula():
+    logits, grades = np.array([[1.0, 2.0, 0.0, -1.0, 0.5], [0.0, 0.0, 3.0, 1.0, 0.0]]), np.array([1, 3])
+    scaled = logits / 0.5
+    probs = np.exp(scaled) / np.exp(scaled).sum(axis=1, keepdims=True)
+    assert calibrate.multiclass_nll(logits, grades, 0.5) == pytest.approx(-np.mean(np.log(probs[[0, 1], grades])))
+
+
+@pytest.mark.parametrize("true_temperature", [0.5, 1.0, 2.5])
+def test_binary_temperature_recovers_the_generating_one(true_temperature):
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 4, 20000)
+    labels = (rng.random(20000) < 1 / (1 + np.exp(-logits / true_temperature))).astype(int)
+    fitted = calibrate.fit_temperature(lambda t: calibrate.binary_nll(logits, labels, t))
+    assert fitted == pytest.approx(true_temperature, rel=0.06)
+
+
+def test_temperature_is_the_minimum_over_a_grid():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(0, 3, (500, 5))
+    grades = np.array([rng.choice(5, p=np.exp(row / 1.7) / np.exp(row / 1.7).sum()) for row in logits])
+    fitted = calibrate.fit_temperature(lambda t: calibrate.multiclass_nll(logits, grades, t))
+    grid = np.exp(np.linspace(-2, 2, 4001))
+    best = grid[np.argmin([calibrate.multiclass_nll(logits, grades, t) for t in grid])]
+    assert fitted == pytest.approx(best, rel=2e-3)
+
+
+def test_separable_data_is_refused():
+    logits, labels = np.array([-3.0, -1.0, 1.0, 3.0]), np.array([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="degenerate"):
+        calibrate.fit_temperature(lambda t: calibrate.binary_nll(logits, labels, t))
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_threshold_has_best_specificity_at_required_sensitivity(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(10, 80))
+    labels = rng.integers(0, 2, n)
+    labels[:2] = [0, 1]
+    scores = np.round(rng.random(n) + 0.3 * labels, 2)   # ties on purpose
+    threshold = calibrate.threshold_for_sensitivity(labels, scores, 0.9)
+    predicted = scores >= threshold
+    sensitivity = predicted[labels == 1].mean()
+    specificity = (~predicted[labels == 0]).mean()
+    assert sensitivity >= 0.9
+    # Brute force over every cut point a threshold can make.
+    candidates = np.r_[np.unique(scores), np.inf]
+    feasible = [(~(scores[labels == 0] >= t)).mean() for t in candidates if (scores[labels == 1] >= t).mean() >= 0.9]
+    assert specificity == pytest.approx(max(feasible))
+    # Halfway between two observed scores, not on one (unless nothing lies below).
+    below = scores[scores < threshold]
+    assert threshold not in scores or len(below) == 0
+
+
+def test_threshold_exact_sensitivity_fraction():
+    # 10 positives: 90% means 9 of them, despite 0.9 * 10 not being exactly 9.0 in floating point.
+    labels = np.array([1] * 10 + [0] * 10)
+    scores = np.r_[np.arange(10, 20), np.arange(0, 10)] / 20.0
+    threshold = calibrate.threshold_for_sensitivity(labels, scores, 0.9)
+    assert threshold == pytest.approx((11 / 20 + 10 / 20) / 2)
+
+
+def test_ood_threshold_refuses_at_most_the_quantile_tail():
+    scores = np.arange(1, 201, dtype=float)   # 200 knees
+    threshold = calibrate.ood_threshold(scores, 0.99)
+    assert threshold == 198.0                 # 198 of 200 = 99% at or below
+    assert np.mean(scores > threshold) <= 0.01
+    assert calibrate.ood_threshold(np.array([5.0]), 0.99) == 5.0
+
+
+def test_calibrate_writes_only_its_fields(tmp_path):
+    paths = synthetic_predictions.write_fixture(tmp_path)
+    card_path = tmp_path / "card.json"
+    shutil.copy(CARD, card_path)
+    before = json.loads(card_path.read_text())
+    assert calibrate.main(["--predictions", str(paths["val"]), "--split", str(paths["split"]),
+                           "--card", str(card_path)]) == 0
+    after = json.loads(card_path.read_text())
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    assert changed == {"calibration", "threshold", "threshold_rule", "ood"}
+    assert list(after).index("threshold_rule") == list(after).index("threshold") + 1
+    assert 0 < after["threshold"] < 1 and math.isfinite(after["ood"]["threshold"])
+    assert after["calibration"]["oa_temperature"] > 0 and after["calibration"]["kl_temperature"] > 0
+
+    # The fitted values reproduce the rules on the same validation predictions.
+    scored = eval_io.join(eval_io.load_predictions(paths["val"]), eval_io.load_split(paths["split"]))
+    scored = scored.select(scored.split == "val")
+    labelled = ~np.isnan(scored.label)
+    p_oa = eval_io.calibrated_p_oa(scored.oa_logit[labelled], after)
+    assert np.mean(p_oa[scored.label[labelled] == 1] >= after["threshold"]) >= 0.9
+    knees = np.concatenate([np.array(k) for k in scored.knee_ood_scores])
+    assert np.mean(knees > after["ood"]["threshold"]) <= 0.01
+
+
+def test_calibrate_complains_clearly_without_validation_rows(tmp_path):
+    paths = synthetic_predictions.write_fixture(tmp_path)
+    card_path = tmp_path / "card.json"
+    shutil.copy(CARD, card_path)
+    with pytest.raises(SystemExit, match="none of its images is in the validation split"):
+        calibrate.main(["--predictions", str(paths["test"]), "--split", str(paths["split"]), "--card", str(card_path)])
+    assert card_path.read_text() == CARD.read_text()
+
+
+def test_card_layout_round_trips():
+    card = json.loads(CARD.read_text())
+    card["ood"]["threshold"] = 12.5   # 1e30 would come back as 1e+30
+    text = eval_io.format_card(card) + "\n"
+    assert json.loads(text) == card
+    assert '"mean": [0.5, 0.5, 0.5]' in text and '"calibration": { "oa_temperature"' in text

@@ -1,0 +1,151 @@
+"""tools/evaluate.py end to end on synthetic predictions, and the prediction/split join it relies on."""
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import calibrate  # noqa: E402
+import eval_io  # noqa: E402
+import evaluate  # noqa: E402
+import metrics  # noqa: E402
+import synthetic_predictions  # noqa: E402
+
+CARD = ROOT / "models" / "oa-inceptionv3.json"
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("evaluate")
+    paths = synthetic_predictions.write_fixture(folder)
+    card = folder / "card.json"
+    shutil.copy(CARD, card)
+    calibrate.main(["--predictions", str(paths["val"]), "--split", str(paths["split"]), "--card", str(card)])
+    calibrated = json.loads(card.read_text())
+    out = folder / "out"
+    evaluate.main(["--test", str(paths["test"]), "--split", str(paths["split"]), "--card", str(card),
+                   "--seed", str(paths["seed_test"]), "--ood", str(paths["ood"]), "--out", str(out),
+                   "--resamples", "200"])
+    return {"paths": paths, "card": card, "calibrated": calibrated, "out": out,
+            "metrics": json.loads((out / "report" / "metrics.json").read_text())}
+
+
+def test_writes_report_plots_and_metrics(evaluated):
+    out = evaluated["out"]
+    for name in ("roc.png", "reliability.png", "kl_confusion.png", "ood_scores.png", "metrics.json"):
+        assert (out / "report" / name).stat().st_size > 0
+    report = (out / "REPORT.md").read_text()
+    assert "## Targets" in report and "## Seed protocol" in report and "## OOD gate" in report
+    assert "0.375" in report   # the original notebook's figure sits next to the seed accuracy
+
+
+def test_figures_equal_direct_computation(evaluated):
+    card = evaluated["calibrated"]
+    paths = evaluated["paths"]
+    scored = eval_io.join(eval_io.load_predictions(paths["test"]), eval_io.load_split(paths["split"]))
+    scored = scored.select((scored.split == "test") & scored.ok)
+    p_oa = 1 / (1 + np.exp(-scored.oa_logit / card["calibration"]["oa_temperature"]))
+    definite = (scored.label == 1) | (scored.kl_grade == 0)
+    labelled = ~np.isnan(scored.label)
+    graded = scored.kl_grade >= 0
+    kl_predicted = scored.kl_logits.argmax(axis=1)   # a temperature never changes the argmax
+    overall = evaluated["metrics"]["results"]["test"]["all"]
+    assert overall["auc_kl2_vs_kl0"]["value"] == pytest.approx(metrics.auc(scored.label[definite], p_oa[definite]))
+    assert overall["auc_kl2_vs_kl01"]["value"] == pytest.approx(metrics.auc(scored.label[labelled], p_oa[labelled]))
+    verdict = p_oa[labelled] >= card["threshold"]
+    assert overall["accuracy"]["value"] == pytest.approx(np.mean(verdict == (scored.label[labelled] == 1)))
+    assert overall["kl_accuracy"]["value"] == pytest.approx(np.mean(kl_predicted[graded] == scored.kl_grade[graded]))
+    assert overall["qwk"]["value"] == pytest.approx(
+        metrics.quadratic_weighted_kappa(scored.kl_grade[graded], kl_predicted[graded], 5))
+    assert overall["ece"]["value"] == pytest.approx(
+        metrics.expected_calibration_error(scored.label[labelled], p_oa[labelled]))
+    assert overall["counts"]["failed"] == 1   # the fixture's blank test image
+    assert overall["auc_kl2_vs_kl0"]["ci_low"] <= overall["auc_kl2_vs_kl0"]["value"] <= overall["auc_kl2_vs_kl0"]["ci_high"]
+    assert set(evaluated["metrics"]["results"]["test"]) == {"all", "kneexray", "oai224", "oai299"}
+
+
+def test_targets_are_judged_from_the_figures(evaluated):
+    results = evaluated["metrics"]["results"]
+    for target in evaluated["metrics"]["targets"]:
+        value = evaluate.lookup(results, target["metric"])["value"]
+        expected = value >= target["target"] if target["comparison"] == ">=" else value <= target["target"]
+        assert target["met"] == expected
+
+
+def test_seed_protocol_uses_folder_labels_and_every_file(evaluated):
+    seed = evaluated["metrics"]["results"]["seed"]
+    records = eval_io.load_predictions(evaluated["paths"]["seed_test"])
+    assert seed["all"]["counts"]["images"] == len(records)
+    folder_oa = np.array(["/Osteoarthritis/" in r["file"] for r in records])
+    verdict = np.array([r["oa"] for r in records])
+    assert seed["all"]["accuracy"]["value"] == pytest.approx(np.mean(folder_oa == verdict))
+    # The file the split leaves out still counts, and is never "clean".
+    assert seed[eval_io.NOT_IN_SPLIT]["counts"]["images"] == 1
+    assert seed["all"]["counts"]["clean"] < seed["all"]["counts"]["images"] - 1
+
+
+def test_ood_rejections_by_kind(evaluated):
+    ood = evaluated["metrics"]["results"]["ood"]
+    assert ood["blank"]["counts"] == {"images": 1, "refused": 1, "refused_by_ood_gate": 0, "refused_as_undecodable": 1}
+    assert ood["noise"]["rejection_rate"]["value"] == 1.0
+    assert ood["all"]["counts"]["images"] == 19
+
+
+def test_card_gets_metrics_and_keeps_the_rest(evaluated):
+    after = json.loads(evaluated["card"].read_text())
+    before = evaluated["calibrated"]
+    assert {k for k in after if after.get(k) != before.get(k)} == {"metrics"}
+    overall = evaluated["metrics"]["results"]["test"]["all"]
+    assert after["metrics"]["auc_kl2_vs_kl0"]["value"] == pytest.approx(overall["auc_kl2_vs_kl0"]["value"], abs=1e-4)
+    assert after["metrics"]["seed_protocol_accuracy"]["value"] == pytest.approx(
+        evaluated["metrics"]["results"]["seed"]["all"]["accuracy"]["value"], abs=1e-4)
+
+
+def test_join_matches_by_trailing_path_then_by_content(tmp_path):
+    image = tmp_path / "elsewhere" / "renamed.png"
+    image.parent.mkdir()
+    image.write_bytes(b"knee")
+    rows = [{"path": "kneeKL224/val/0/a.png", "sha256": "0" * 64, "source": "oai224", "label": "0", "kl_grade": "0",
+             "patient": "1", "cluster": "c1", "split": "val", "seed_split": "", "seed_label": ""},
+            {"path": "kneeKL224/val/3/b.png", "sha256": eval_io.sha256_of(image), "source": "oai224", "label": "1",
+             "kl_grade": "3", "patient": "1", "cluster": "c2", "split": "val", "seed_split": "", "seed_label": ""}]
+    records = [{"file": "/mnt/data/kneeKL224/val/0/a.png", "ok": False, "error": "x"},
+               {"file": str(image), "ok": False, "error": "x"},
+               {"file": "relative/kneeKL224/val/0/a.png", "ok": False, "error": "x"},
+               {"file": "/nowhere/c.png", "ok": False, "error": "x"}]
+    warnings = []
+    scored = eval_io.join(records, rows, warn=warnings.append)
+    assert scored.file.tolist() == ["/mnt/data/kneeKL224/val/0/a.png", str(image)]
+    assert scored.label.tolist() == [0.0, 1.0]
+    assert scored.unit[0] == scored.unit[1]   # one patient, two clusters: one resampling unit
+    assert len(warnings) == 2                 # the unmatched file and the repeated content
+    per_file = eval_io.join(records, rows, per_file=True, warn=warnings.append)
+    assert len(per_file) == 4 and per_file.source[3] == eval_io.NOT_IN_SPLIT
+    assert len(set(per_file.unit.tolist())) == 2
+
+
+def test_split_manifest_errors_are_clear(tmp_path):
+    bad = tmp_path / "split.csv"
+    with open(bad, "w", newline="") as handle:
+        csv.writer(handle).writerows([["path", "label"], ["a.png", "1"]])
+    with pytest.raises(eval_io.InputError, match="lacks column"):
+        eval_io.load_split(bad)
+    with pytest.raises(eval_io.InputError, match="not found"):
+        eval_io.load_split(tmp_path / "missing.csv")
+
+
+def test_prediction_errors_are_clear(tmp_path):
+    broken = tmp_path / "p.jsonl"
+    broken.write_text('{"file": "a.png", "ok": true, "oa_logit": 1.0}\n')
+    with pytest.raises(eval_io.InputError, match="lacks kl_logits, ood_score"):
+        eval_io.load_predictions(broken)
+    broken.write_text("not json\n")
+    with pytest.raises(eval_io.InputError, match=":1: not a JSON object"):
+        eval_io.load_predictions(broken)

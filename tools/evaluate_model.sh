@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Calibrate and evaluate a trained model end to end, in the only order that is honest:
+#   classify val -> calibrate (writes the card) -> classify test, seed test, OOD corpus -> evaluate.
+# The test, seed and OOD images are classified after calibration, so the predictions the report reads
+# are exactly what the product shows with the shipped card.
+#
+# usage: tools/evaluate_model.sh [--card CARD] [--seed-card SEED_CARD] [--split CSV] [--datasets DIR]
+#                                [--work DIR] [--out DIR]
+#   --card       model card to calibrate and evaluate (default models/oa-inceptionv3.json)
+#   --seed-card  card of the seed-protocol model (trained on Osteoarthritis_Dataset/train only);
+#                without it the seed protocol is left out of the report
+#   --split      split manifest (default models/data/split.csv)
+#   --datasets   dataset folder (default $OAC_DATASETS, else ../shared/datasets)
+#   --work       folder for file lists, predictions and the OOD corpus (default models/cache/eval)
+#   --out        folder for REPORT.md and report/ (default models)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON=/usr/bin/python3
+CARD="$ROOT/models/oa-inceptionv3.json"
+SEED_CARD=""
+SPLIT="$ROOT/models/data/split.csv"
+DATASETS="${OAC_DATASETS:-$ROOT/../shared/datasets}"
+WORK="$ROOT/models/cache/eval"
+OUT="$ROOT/models"
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --card) CARD="$2"; shift 2 ;;
+    --seed-card) SEED_CARD="$2"; shift 2 ;;
+    --split) SPLIT="$2"; shift 2 ;;
+    --datasets) DATASETS="$2"; shift 2 ;;
+    --work) WORK="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "evaluate_model: unknown argument $1 (see --help)" >&2; exit 1 ;;
+  esac
+done
+[ -f "$CARD" ] || { echo "evaluate_model: model card $CARD not found" >&2; exit 1; }
+[ -f "$SPLIT" ] || { echo "evaluate_model: split manifest $SPLIT not found (tools/oac split)" >&2; exit 1; }
+[ -d "$DATASETS" ] || { echo "evaluate_model: dataset folder $DATASETS not found (--datasets DIR)" >&2; exit 1; }
+mkdir -p "$WORK"
+
+# classify CARD LIST OUT: exit status 2 means some files were refused, which the evaluation counts.
+classify() {
+  local status=0
+  echo "evaluate_model: classifying $(wc -l <"$2") files from $2" >&2
+  "$ROOT/tools/oac" classify --model "$1" --quiet --files-from "$2" >"$3" || status=$?
+  if [ "$status" -ne 0 ] && [ "$status" -ne 2 ]; then
+    echo "evaluate_model: classify failed (exit $status) on $2" >&2
+    exit "$status"
+  fi
+}
+
+"$PYTHON" "$ROOT/tools/split_files.py" --split "$SPLIT" --datasets "$DATASETS" val >"$WORK/val.txt"
+classify "$CARD" "$WORK/val.txt" "$WORK/val.jsonl"
+"$PYTHON" "$ROOT/tools/calibrate.py" --predictions "$WORK/val.jsonl" --split "$SPLIT" --card "$CARD" \
+  --datasets "$DATASETS"
+
+"$PYTHON" "$ROOT/tools/split_files.py" --split "$SPLIT" --datasets "$DATASETS" test >"$WORK/test.txt"
+classify "$CARD" "$WORK/test.txt" "$WORK/test.jsonl"
+
+seed_args=()
+if [ -n "$SEED_CARD" ]; then
+  "$PYTHON" "$ROOT/tools/split_files.py" --seed-test --datasets "$DATASETS" >"$WORK/seed_test.txt"
+  classify "$SEED_CARD" "$WORK/seed_test.txt" "$WORK/seed_test.jsonl"
+  seed_args=(--seed "$WORK/seed_test.jsonl")
+fi
+
+"$PYTHON" "$ROOT/tools/ood_corpus.py" --out "$WORK/ood_corpus"
+find "$WORK/ood_corpus" -type f \( -name '*.png' -o -name '*.jpg' \) | sort >"$WORK/ood.txt"
+classify "$CARD" "$WORK/ood.txt" "$WORK/ood.jsonl"
+
+"$PYTHON" "$ROOT/tools/evaluate.py" --test "$WORK/test.jsonl" --split "$SPLIT" --card "$CARD" \
+  "${seed_args[@]}" --ood "$WORK/ood.jsonl" --out "$OUT" --datasets "$DATASETS"
