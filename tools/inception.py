@@ -283,7 +283,8 @@ class OAInceptionV3(nn.Module):
         feature_map = self.backbone(image)
         features = feature_map.mean(dim=(2, 3))
         pooled = self.dropout(features)
-        cam = torch.einsum("nchw,c->nhw", feature_map, self.oa.weight[0]) + self.oa.bias
+        # The OA head as a 1x1 convolution: one ONNX Conv that every runtime has (unlike Einsum).
+        cam = F.conv2d(feature_map, self.oa.weight[:, :, None, None], self.oa.bias).squeeze(1)
         return {
             "oa_logit": self.oa(pooled).squeeze(1),
             "kl_logits": self.kl(pooled),

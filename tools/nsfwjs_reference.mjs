@@ -11,16 +11,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { readNpyFloat32, writeNpyFloat32 } from './npy.mjs';
 
 const require = createRequire(import.meta.url);
 // nsfwjs's "exports" hide package.json; its CommonJS entry is <package>/dist/cjs/index.js.
 const NSFWJS_DIR = path.resolve(path.dirname(require.resolve('nsfwjs')), '..', '..');
 const POOLED_FEATURES_LAYER = 'flatten_1';
-
-function fail(message) {
-  console.error(`nsfwjs_reference: ${message}`);
-  process.exit(1);
-}
 
 function extract(outDir) {
   const bundleDir = path.join(NSFWJS_DIR, 'dist', 'models', 'inception_v3');
@@ -29,7 +25,7 @@ function extract(outDir) {
   const model = require(path.join(bundleDir, 'model.min.js'));
   const shards = model.weightsManifest.flatMap((group) => group.paths).map((shard) => {
     const base64 = require(path.join(bundleDir, `${shard}.min.js`));
-    if (typeof base64 !== 'string') fail(`${shard}.min.js does not export a base64 string`);
+    if (typeof base64 !== 'string') throw new Error(`${shard}.min.js does not export a base64 string`);
     return Buffer.from(base64, 'base64');
   });
   fs.mkdirSync(outDir, { recursive: true });
@@ -40,34 +36,9 @@ function extract(outDir) {
     `${shards.reduce((n, s) => n + s.length, 0)} bytes -> ${outDir}`);
 }
 
-function readNpyFloat32(file) {
-  const bytes = fs.readFileSync(file);
-  if (bytes.toString('latin1', 0, 6) !== '\x93NUMPY') fail(`${file} is not a .npy file`);
-  const major = bytes[6];
-  const headerLength = major === 1 ? bytes.readUInt16LE(8) : bytes.readUInt32LE(8);
-  const headerStart = major === 1 ? 10 : 12;
-  const header = bytes.toString('latin1', headerStart, headerStart + headerLength);
-  if (!/'descr':\s*'<f4'/.test(header) || /'fortran_order':\s*True/.test(header)) {
-    fail(`${file} must hold a C-ordered little-endian float32 array (header: ${header.trim()})`);
-  }
-  const shape = header.match(/'shape':\s*\(([^)]*)\)/)[1].split(',').filter((s) => s.trim()).map(Number);
-  const dataStart = headerStart + headerLength;
-  const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset + dataStart, bytes.byteOffset + bytes.length));
-  return { shape, data };
-}
-
-function writeNpyFloat32(file, shape, data) {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  header += ' '.repeat(63 - ((10 + header.length) % 64)) + '\n';  // data starts on a 64-byte boundary
-  const prefix = Buffer.alloc(10);
-  prefix.write('\x93NUMPY', 0, 'latin1');
-  prefix[6] = 1;
-  prefix[7] = 0;
-  prefix.writeUInt16LE(header.length, 8);
-  fs.writeFileSync(file, Buffer.concat([prefix, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]));
-}
-
 async function run(modelDir, inputsFile, outDir) {
+  const { shape, data } = readNpyFloat32(inputsFile);
+  if (shape.length !== 4 || shape[1] !== 3) throw new Error(`inputs must be [N,3,H,W], got [${shape}]`);
   const tf = await import('@tensorflow/tfjs');
   await tf.setBackend('cpu');
   const { modelTopology, weightsManifest } = JSON.parse(fs.readFileSync(path.join(modelDir, 'model.json'), 'utf8'));
@@ -80,8 +51,6 @@ async function run(modelDir, inputsFile, outDir) {
     outputs: [classifier.getLayer(POOLED_FEATURES_LAYER).output, classifier.outputs[0]],
   });
 
-  const { shape, data } = readNpyFloat32(inputsFile);
-  if (shape.length !== 4 || shape[1] !== 3) fail(`inputs must be [N,3,H,W], got [${shape}]`);
   fs.mkdirSync(outDir, { recursive: true });
   const features = [];
   const probabilities = [];
@@ -96,16 +65,21 @@ async function run(modelDir, inputsFile, outDir) {
     probabilities.push(...(await probs.data()));
     tf.dispose([pooled, probs]);
   }
-  writeNpyFloat32(path.join(outDir, 'features.npy'), [shape[0], features.length / shape[0]], Float32Array.from(features));
-  writeNpyFloat32(path.join(outDir, 'probabilities.npy'), [shape[0], probabilities.length / shape[0]], Float32Array.from(probabilities));
+  writeNpyFloat32(path.join(outDir, 'features.npy'), [shape[0], features.length / shape[0]], features);
+  writeNpyFloat32(path.join(outDir, 'probabilities.npy'), [shape[0], probabilities.length / shape[0]], probabilities);
   console.log(`ran nsfwjs inception_v3 (tfjs ${tf.version.tfjs}, ${tf.getBackend()} backend) on ${shape[0]} inputs -> ${outDir}`);
 }
 
 const [command, ...args] = process.argv.slice(2);
-if (command === 'extract' && args.length === 1) {
-  extract(args[0]);
-} else if (command === 'run' && args.length === 3) {
-  await run(...args);
-} else {
-  fail('usage: nsfwjs_reference.mjs extract OUT_DIR | run MODEL_DIR INPUTS.npy OUT_DIR');
+try {
+  if (command === 'extract' && args.length === 1) {
+    extract(args[0]);
+  } else if (command === 'run' && args.length === 3) {
+    await run(...args);
+  } else {
+    throw new Error('usage: nsfwjs_reference.mjs extract OUT_DIR | run MODEL_DIR INPUTS.npy OUT_DIR');
+  }
+} catch (error) {
+  console.error(`nsfwjs_reference: ${error.message}`);
+  process.exit(1);
 }

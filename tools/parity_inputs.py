@@ -50,6 +50,15 @@ def synthetic_pattern(size: int) -> np.ndarray:
     return np.stack([red, green, blue]).astype(np.float32)
 
 
+def knee_batch(size: int, count: int) -> np.ndarray:
+    """float32 [count,3,size,size]: radiographs spread evenly over the sorted original dataset (all splits and sources)."""
+    paths = sorted((datasets_dir() / "Osteoarthritis_Dataset").glob("*/*/*.png"))
+    if len(paths) < count:
+        raise FileNotFoundError(f"need {count} knee images under {datasets_dir() / 'Osteoarthritis_Dataset'}, found {len(paths)}; "
+                                "set OAC_DATASETS to the datasets folder")
+    return np.stack([knee_tensor(paths[i * len(paths) // count], size) for i in range(count)])
+
+
 def parity_inputs(size: int, knees: int = len(KNEE_SAMPLES)) -> np.ndarray:
     """float32 [N,3,size,size]: the first `knees` sample radiographs that exist, then the synthetic pattern."""
     paths = [datasets_dir() / sample for sample in KNEE_SAMPLES[:knees]]

@@ -1,0 +1,299 @@
+"""Export a trained OAInceptionV3 checkpoint (or an untrained placeholder) to the product's ONNX model.
+
+Graph contract (wasm/README.md): input `image` float32 [N,3,S,S] (dynamic N); outputs `oa_logit` [N],
+`kl_logits` [N,5], `features` [N,2048], `cam` [N,h,w], `ood_score` [N] = ||(features - mean) @ projection||_2
+(the projection already whitens, so this is a Mahalanobis distance in a PCA subspace).
+
+BatchNorms are folded into the convolutions. With `--weights int8` (default) every backbone
+convolution weight is stored as int8 per output channel (symmetric, scale = max|w_c| / 127) and
+expanded at load time by a DequantizeLinear (opset 13) feeding an ordinary fp32 Conv: activations
+stay fp32, the file shrinks 4x (~22 MB instead of ~87 MB). The heads, the CAM and the OOD projection
+are small and stay fp32.
+
+Checkpoint format (tools/train.py):
+  {"model": OAInceptionV3 state dict, "config": {"input_size": S, "dropout": p, ...},
+   "ood": {"mean": float32[2048], "projection": float32[2048,k]}}
+
+usage:
+  export_onnx.py CHECKPOINT --out MODEL.onnx [--card CARD.json] [--weights int8|fp32] [--compare-fp32]
+  export_onnx.py --untrained [--input-size S] [--out MODEL.onnx] [--card CARD.json] ...
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import os
+import re
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import helper, numpy_helper
+from torch import nn
+
+from inception import FEATURE_CHANNELS, OAInceptionV3
+from parity_inputs import knee_batch
+
+ROOT = Path(__file__).resolve().parent.parent
+ONNX_RUNNER = ROOT / "tools" / "onnx_run.mjs"
+OPSET = 13
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("oa_logit", "kl_logits", "features", "cam", "ood_score")
+UNTRAINED_NAME = "oa-inceptionv3-untrained"
+UNTRAINED_OUT = ROOT / "build" / "models" / f"{UNTRAINED_NAME}.onnx"
+UNTRAINED_OOD_DIMENSIONS = 16
+CARD_FILE_FIELDS = ("model_file", "sha256", "bytes")
+
+
+class DeployedModel(nn.Module):
+    """OAInceptionV3 plus the OOD score, returning the contract's outputs as a tuple in OUTPUT_NAMES order."""
+
+    def __init__(self, model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("ood_mean", ood_mean)
+        self.register_buffer("ood_projection", ood_projection)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(image)
+        out["ood_score"] = torch.linalg.vector_norm((out["features"] - self.ood_mean) @ self.ood_projection, dim=1)
+        return tuple(out[name] for name in OUTPUT_NAMES)
+
+
+def load_checkpoint(path: Path) -> tuple[OAInceptionV3, torch.Tensor, torch.Tensor, int]:
+    """(model, ood mean, ood projection, input size) from a training checkpoint."""
+    checkpoint = torch.load(path, map_location="cpu")
+    missing = [key for key in ("model", "config", "ood") if key not in checkpoint]
+    if missing:
+        raise ValueError(f"{path} is not a training checkpoint: it lacks {missing} (expected keys model, config, ood)")
+    config = checkpoint["config"]
+    if "input_size" not in config:
+        raise ValueError(f"{path}: config has no input_size")
+    model = OAInceptionV3(dropout=config.get("dropout", 0.0))
+    model.load_state_dict(checkpoint["model"])
+    mean = torch.as_tensor(np.asarray(checkpoint["ood"]["mean"]), dtype=torch.float32)
+    projection = torch.as_tensor(np.asarray(checkpoint["ood"]["projection"]), dtype=torch.float32)
+    if mean.shape != (FEATURE_CHANNELS,) or projection.dim() != 2 or projection.shape[0] != FEATURE_CHANNELS:
+        raise ValueError(f"{path}: ood mean must be [{FEATURE_CHANNELS}] and projection [{FEATURE_CHANNELS},k], "
+                         f"got {tuple(mean.shape)} and {tuple(projection.shape)}")
+    return model, mean, projection, int(config["input_size"])
+
+
+def untrained_placeholder(seed: int = 0) -> tuple[OAInceptionV3, torch.Tensor, torch.Tensor]:
+    """A randomly initialised model with a random OOD projection, for wiring and parity tests only."""
+    torch.manual_seed(seed)
+    model = OAInceptionV3()
+    for module in model.backbone.layers.values():
+        if isinstance(module, nn.Conv2d):
+            # He initialisation keeps activations O(1) through the 94 convolutions in eval mode (PyTorch's
+            # default shrinks them several-fold per layer), so parity checks compare real numbers, not zeros.
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    projection = torch.randn(FEATURE_CHANNELS, UNTRAINED_OOD_DIMENSIONS) / FEATURE_CHANNELS ** 0.5
+    return model, torch.zeros(FEATURE_CHANNELS), projection
+
+
+def fold_batch_norms(model: OAInceptionV3) -> OAInceptionV3:
+    """An eval-mode copy whose convolutions carry their BatchNorm (w * g, beta - mean * g with g = 1/sqrt(var + eps))."""
+    folded = copy.deepcopy(model).eval()
+    layers = folded.backbone.layers
+    for layer in folded.backbone.graph.values():
+        if layer.kind != "batch_normalization":
+            continue
+        conv, norm = layers[layer.inputs[0]], layers[layer.name]
+        gain = torch.rsqrt(norm.running_var.double() + norm.eps)
+        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=True)
+        with torch.no_grad():
+            fused.weight.copy_(conv.weight.double() * gain[:, None, None, None])
+            fused.bias.copy_(norm.bias.double() - norm.running_mean.double() * gain)
+        layers[layer.inputs[0]] = fused
+        layers[layer.name] = nn.Identity()
+    return folded
+
+
+def quantize_per_output_channel(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 per output channel: weight ~ q * scale[o], q in [-127, 127] (zero point 0)."""
+    flat = weight.detach().reshape(weight.shape[0], -1)
+    scale = flat.abs().amax(dim=1) / 127.0
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = torch.round(flat / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return q.reshape(weight.shape), scale
+
+
+def prepare_for_export(model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.Tensor,
+                       weights: str) -> tuple[DeployedModel, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """The module the ONNX graph computes, and the int8 codes of its backbone convolution weights.
+
+    With int8 weights the module's convolutions already hold the dequantised values (q * scale), so
+    running it in PyTorch gives what ONNX Runtime gives, up to float summation order.
+    """
+    if weights not in ("int8", "fp32"):
+        raise ValueError(f"weights must be int8 or fp32, not {weights!r}")
+    deployed = DeployedModel(fold_batch_norms(model), ood_mean, ood_projection).eval()
+    quantized = {}
+    if weights == "int8":
+        for name, module in deployed.model.backbone.layers.items():
+            if isinstance(module, nn.Conv2d):
+                q, scale = quantize_per_output_channel(module.weight)
+                with torch.no_grad():
+                    module.weight.copy_(q.float() * scale[:, None, None, None])
+                quantized[f"model.backbone.layers.{name}.weight"] = (q, scale)
+    return deployed, quantized
+
+
+def store_weights_as_int8(model_proto: onnx.ModelProto, quantized: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Replace each quantised Conv weight initializer W by int8 codes + scales and a DequantizeLinear producing W."""
+    graph = model_proto.graph
+    initializers = {initializer.name: initializer for initializer in graph.initializer}
+    remaining = dict(quantized)
+    dequantize_nodes = []
+    for node in graph.node:
+        name = node.input[1] if node.op_type == "Conv" else None
+        if name not in remaining:
+            continue
+        q, scale = remaining.pop(name)
+        graph.initializer.remove(initializers[name])
+        graph.initializer.extend([
+            numpy_helper.from_array(q.numpy(), f"{name}.int8"),
+            numpy_helper.from_array(scale.numpy().astype(np.float32), f"{name}.scale"),
+            numpy_helper.from_array(np.zeros(len(scale), np.int8), f"{name}.zero_point"),
+        ])
+        dequantize_nodes.append(helper.make_node("DequantizeLinear", [f"{name}.int8", f"{name}.scale", f"{name}.zero_point"],
+                                                 [name], name=f"{name}.dequantize", axis=0))
+    if remaining:
+        raise ValueError(f"{len(remaining)} quantised weights are not Conv weights in the exported graph, e.g. {next(iter(remaining))}")
+    nodes = dequantize_nodes + list(graph.node)  # initializer-only nodes first keeps the graph topologically sorted
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def export(model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.Tensor, input_size: int, out: Path,
+           weights: str = "int8", name: str = "oa-inceptionv3", untrained: bool = False) -> Path:
+    deployed, quantized = prepare_for_export(model, ood_mean, ood_projection, weights)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        traced = Path(scratch) / "traced.onnx"
+        with warnings.catch_warnings():  # the input-shape check in forward() is constant for a trace, as intended
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(deployed, torch.zeros(1, 3, input_size, input_size), str(traced), opset_version=OPSET,
+                              input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                              dynamic_axes={n: {0: "N"} for n in (INPUT_NAME, *OUTPUT_NAMES)})
+        model_proto = onnx.load(str(traced))
+    if quantized:
+        store_weights_as_int8(model_proto, quantized)
+    model_proto.graph.name = name
+    model_proto.doc_string = ("UNTRAINED PLACEHOLDER: random weights, predictions are meaningless. " if untrained else "") + \
+        "Knee osteoarthritis classifier: Keras InceptionV3 (Szegedy et al. 2016) with OA and KL heads; provenance and credits are in the model card."
+    metadata = {"name": name, "untrained": str(untrained).lower(), "input_size": str(input_size), "weights": weights}
+    for key, value in metadata.items():
+        model_proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model_proto)
+    onnx.save(model_proto, str(out))
+    return out
+
+
+def update_card(card: Path, model_file: Path) -> None:
+    """Set the card's model_file (relative to the card), sha256 and bytes; every other byte of the card stays."""
+    original = card.read_text()
+    text = original
+    data = model_file.read_bytes()
+    values = {
+        "model_file": Path(os.path.relpath(model_file, card.parent)).as_posix(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+    }
+    for field, value in values.items():
+        pattern = re.compile(rf'("{field}"\s*:\s*)(null|"[^"]*"|\d+)')
+        text, count = pattern.subn(lambda match: match.group(1) + json.dumps(value), text)
+        if count != 1:
+            raise ValueError(f"{card}: expected exactly one \"{field}\" field with a string, number or null value, found {count}")
+    if json.loads(text) != {**json.loads(original), **values}:
+        raise ValueError(f"{card}: updating {list(values)} would change other fields; edit the card by hand")
+    card.write_text(text)
+
+
+def run_onnx(backend: str, model_file: Path, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """Outputs of onnxruntime-node (backend "node") or onnxruntime-web's WASM backend ("web") on `inputs`."""
+    with tempfile.TemporaryDirectory() as scratch:
+        np.save(Path(scratch) / "inputs.npy", np.ascontiguousarray(inputs, dtype=np.float32))
+        subprocess.run(["node", str(ONNX_RUNNER), backend, str(model_file), str(Path(scratch) / "inputs.npy"), scratch], check=True)
+        return {name: np.load(Path(scratch) / f"{name}.npy") for name in OUTPUT_NAMES}
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def compare_int8_with_fp32(model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.Tensor,
+                           input_size: int, int8_file: Path, images: int) -> dict[str, float]:
+    """How far the int8-weight export is from an fp32 export, both run by onnxruntime-node on real knees."""
+    inputs = knee_batch(input_size, images)
+    with tempfile.TemporaryDirectory() as scratch:
+        fp32_file = export(model, ood_mean, ood_projection, input_size, Path(scratch) / "fp32.onnx", weights="fp32")
+        reference = run_onnx("node", fp32_file, inputs)
+    int8 = run_onnx("node", int8_file, inputs)
+    return {
+        "images": len(inputs),
+        "max_abs_oa_logit": float(np.abs(int8["oa_logit"] - reference["oa_logit"]).max()),
+        "max_abs_p_oa": float(np.abs(sigmoid(int8["oa_logit"]) - sigmoid(reference["oa_logit"])).max()),
+        "max_abs_kl_prob": float(np.abs(softmax(int8["kl_logits"]) - softmax(reference["kl_logits"])).max()),
+        "max_rel_features": float(np.abs(int8["features"] - reference["features"]).max() / np.abs(reference["features"]).max()),
+        "max_rel_ood_score": float(np.abs(int8["ood_score"] - reference["ood_score"]).max() / np.abs(reference["ood_score"]).max()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("checkpoint", nargs="?", type=Path, help="training checkpoint (.pt)")
+    source.add_argument("--untrained", action="store_true", help=f"export a randomly initialised placeholder (default --out {UNTRAINED_OUT.relative_to(ROOT)})")
+    parser.add_argument("--out", type=Path, help="output .onnx")
+    parser.add_argument("--card", type=Path, help="model card whose model_file, sha256 and bytes are updated")
+    parser.add_argument("--weights", choices=("int8", "fp32"), default="int8", help="convolution weight storage (default int8)")
+    parser.add_argument("--input-size", type=int, help="image side for --untrained (default: the card's, else 224)")
+    parser.add_argument("--compare-fp32", type=int, metavar="IMAGES", default=0,
+                        help="also measure the int8 export against an fp32 export on this many real knee images")
+    args = parser.parse_args()
+
+    card = json.loads(args.card.read_text()) if args.card else None
+    card_size = card["preprocess"]["input_size"] if card else None
+    if args.untrained:
+        model, ood_mean, ood_projection = untrained_placeholder()
+        input_size = args.input_size or card_size or 224
+        out, name = args.out or UNTRAINED_OUT, UNTRAINED_NAME
+    else:
+        if args.input_size:
+            parser.error("--input-size is only for --untrained; a checkpoint's size comes from its config")
+        if not args.out:
+            parser.error("--out is required when exporting a checkpoint")
+        model, ood_mean, ood_projection, input_size = load_checkpoint(args.checkpoint)
+        out, name = args.out, card["name"] if card else args.out.stem
+    if card_size is not None and card_size != input_size:
+        raise SystemExit(f"export_onnx: the model takes {input_size}x{input_size} images but {args.card} says "
+                         f"preprocess.input_size = {card_size}; fix one of them")
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    export(model, ood_mean, ood_projection, input_size, out, weights=args.weights, name=name, untrained=args.untrained)
+    size = out.stat().st_size
+    print(f"exported {name} ({args.weights} weights, {input_size}x{input_size}) -> {out}: {size} bytes ({size / 2**20:.1f} MiB)")
+    if args.card:
+        update_card(args.card, out)
+        print(f"updated {', '.join(CARD_FILE_FIELDS)} in {args.card}")
+    if args.compare_fp32:
+        if args.weights != "int8":
+            parser.error("--compare-fp32 compares an int8 export with fp32; drop --weights fp32")
+        print("int8 vs fp32 (onnxruntime-node):", json.dumps(compare_int8_with_fp32(model, ood_mean, ood_projection, input_size, out, args.compare_fp32)))
+
+
+if __name__ == "__main__":
+    main()
