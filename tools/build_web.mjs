@@ -217,7 +217,8 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   }
   try {
     const result = await buildWeb(options);
-    const model = path.relative(REPO_ROOT, result.modelPath);
+    const relative = path.relative(REPO_ROOT, result.modelPath);
+    const model = relative.startsWith('..') ? result.modelPath : relative;
     process.stdout.write(`build_web: ${path.relative(process.cwd(), result.dist) || '.'} version ${result.version}, `
       + `${(result.totalBytes / 1e6).toFixed(1)} MB, model ${model} (${(result.modelBytes / 1e6).toFixed(1)} MB`
       + `${result.untrained ? ', UNTRAINED placeholder' : ''}), ${result.seconds.toFixed(1)} s\n`);

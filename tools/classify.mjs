@@ -183,7 +183,7 @@ async function main(argv) {
   }
   const { classifier, located } = engine;
   if (located.untrained && !options.quiet) {
-    process.stderr.write(`classify: using the UNTRAINED placeholder ${path.relative(process.cwd(), located.modelPath)}; `
+    process.stderr.write(`classify: using the UNTRAINED placeholder ${located.modelPath}; `
       + 'its numbers mean nothing\n');
   }
 

@@ -43,11 +43,12 @@ export class KneeClassifier {
   static async create({ ort, coreModule, cardText, modelBytes, executionProviders,
     kneesPerRun = DEFAULT_KNEES_PER_RUN }) {
     const card = JSON.parse(cardText);
-    let core;
-    try {
-      core = new coreModule.Core(cardText);
-    } catch (error) {
-      throw new Error(`the model card was rejected by the image core: ${errorMessage(error)}`);
+    const core = new coreModule.Core(cardText);
+    // The core reports a bad card on every call; asking once now fails before the model loads.
+    const probe = core.interpret(0, new Float32Array(KL_GRADE_COUNT), 0);
+    if (!probe.ok) {
+      core.delete();
+      throw new Error(`the model card was rejected by the image core: ${probe.error}`);
     }
     let session;
     try {
@@ -134,6 +135,7 @@ export class KneeClassifier {
   /** Calibrated result of one knee, in the CLI's JSON vocabulary. */
   interpret(side, raw) {
     const prediction = this.core.interpret(raw.oaLogit, raw.klLogits, raw.oodScore);
+    if (!prediction.ok) throw new Error(`the model outputs could not be interpreted: ${prediction.error}`);
     return {
       side,
       p_oa: prediction.pOa,

@@ -1,0 +1,189 @@
+// Shared set-up for the web app's end-to-end tests: the built app served on a free loopback port
+// under a sub-path, a fresh headless Chromium (Debian's, never a downloaded one), a record of every
+// request, the CLI, and sample X-rays from the shared datasets.
+
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+import { startServer } from '../../tools/serve.mjs';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const DIST = path.resolve(process.env.OAC_WEB_DIST ?? path.join(REPO_ROOT, 'web', 'dist'));
+export const DATASETS = path.resolve(process.env.OAC_DATASETS ?? path.join(REPO_ROOT, '..', 'shared', 'datasets'));
+export const TEST_OUTPUT = path.join(REPO_ROOT, 'build', 'test-output');
+export const CHROMIUM = process.env.OAC_CHROMIUM ?? '/usr/bin/chromium';
+export const APP_PREFIX = '/knee-oa/app/';
+// Model loading and inference share two busy cores with other work here; be generous.
+export const SLOW_MS = 180_000;
+
+const OA_DATASET = path.join(DATASETS, 'Osteoarthritis_Dataset');
+export const SAMPLES = {
+  // 224×224 8-bit grey OAI crop: one knee.
+  single: path.join(OA_DATASET, 'test', 'Normal', '9000622L.png'),
+  // 640×161 RGB: two knees side by side.
+  bilateral: path.join(OA_DATASET, 'test', 'Normal', 'NormalG0 (468).png'),
+  // 300×162 16-bit grey.
+  sixteenBit: path.join(OA_DATASET, 'test', 'Normal', 'NormalG0 (374).png'),
+};
+
+/** Ten different real X-rays from both classes and several sources. */
+export const BATCH_OF_TEN = [
+  ['test', 'Normal', '9000622L.png'],
+  ['test', 'Normal', '9000622R.png'],
+  ['test', 'Normal', '9001104L.png'],
+  ['test', 'Normal', 'NormalG0 (84).png'],
+  ['test', 'Osteoarthritis', '9120059_1.png'],
+  ['train', 'Osteoarthritis', 'MildG2 (5).png'],
+  ['train', 'Osteoarthritis', 'DoubtfulG1 (3).png'],
+  ['Valid', 'Osteoarthritis', 'ModerateG3 (10).png'],
+  ['Valid', 'Normal', '9001695L.png'],
+  ['test', 'Normal', 'NormalG0 (374).png'],
+].map((parts) => path.join(OA_DATASET, ...parts));
+
+/** Fails early, with the command that fixes it, when the app or the data is missing. */
+export function requirePrerequisites() {
+  if (!existsSync(path.join(DIST, 'index.html'))) {
+    throw new Error(`${DIST} has no built app: run node tools/build_web.mjs`);
+  }
+  for (const file of [...Object.values(SAMPLES), ...BATCH_OF_TEN]) {
+    if (!existsSync(file)) throw new Error(`sample X-ray ${file} is missing (set OAC_DATASETS to the datasets folder)`);
+  }
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing (apt-get install chromium, or set OAC_CHROMIUM)`);
+}
+
+/** Serves `root` on a free loopback port; `requests` collects what the server saw. */
+export async function serveApp({ root = DIST, prefix = APP_PREFIX } = {}) {
+  const requests = [];
+  const server = await startServer({ root, port: 0, prefix, onRequest: (request) => requests.push(request) });
+  return { ...server, origin: new URL(server.url).origin, requests };
+}
+
+/**
+ * A fresh headless Chromium profile. Every request the browser makes (page, workers and the
+ * service worker) lands in `requests`.
+ */
+export async function launchBrowser({ viewport = { width: 1280, height: 900 } } = {}) {
+  // Lets Playwright report the service worker's own network requests too.
+  process.env.PW_EXPERIMENTAL_SERVICE_WORKER_NETWORK_EVENTS = '1';
+  const userDataDir = mkdtempSync(path.join(tmpdir(), 'oac-e2e-profile-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport,
+    acceptDownloads: true,
+    args: ['--no-sandbox', '--headless', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--disable-gpu'],
+  });
+  const requests = [];
+  const problems = [];
+  context.on('request', (request) => requests.push({
+    url: request.url(),
+    method: request.method(),
+    postData: request.postDataBuffer(),
+  }));
+  const page = context.pages()[0] ?? await context.newPage();
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
+  });
+  return {
+    context,
+    page,
+    requests,
+    problems,
+    close: async () => {
+      await context.close();
+      rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Opens the app and waits until the model is ready (or failed, then throws with its message). */
+export async function openApp(page, url) {
+  await page.goto(url);
+  await page.waitForSelector('body[data-model-ready]', { timeout: SLOW_MS });
+  if ((await page.getAttribute('body', 'data-model-ready')) !== 'true') {
+    throw new Error(`the model did not load: ${await page.textContent('#model-status')}`);
+  }
+}
+
+/** Waits until every selected file has a result, then returns the status line. */
+export async function waitForResults(page, fileCount) {
+  await page.waitForFunction((count) => {
+    const done = document.querySelectorAll('#detail .file-result').length > 0;
+    if (count === 1) return done && !/Checking|Waiting/.test(document.querySelector('#status').textContent);
+    return /^Checked \d+ files/.test(document.querySelector('#status').textContent);
+  }, fileCount, { timeout: SLOW_MS });
+  return page.textContent('#status');
+}
+
+/** The knees shown in the detail view: [{ side, pOa, inDistribution }]. */
+export async function shownKnees(page) {
+  return page.$$eval('#detail .knee', (knees) => knees.map((knee) => ({
+    side: knee.dataset.side,
+    pOa: Number(knee.dataset.pOa),
+    inDistribution: knee.dataset.inDistribution === 'true',
+  })));
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(TEST_OUTPUT, { recursive: true });
+  const file = path.join(TEST_OUTPUT, name);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Runs `tools/oac classify` with the built app's own card (so both use the very same model).
+ * Returns { code, results (parsed JSON lines), stderr }.
+ */
+export async function runCli(args, { model = path.join(DIST, 'model', 'card.json') } = {}) {
+  const modelArgs = model ? ['--model', model] : [];
+  try {
+    const { stdout, stderr } = await execFileAsync(path.join(REPO_ROOT, 'tools', 'oac'),
+      ['classify', ...modelArgs, ...args], { cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024 });
+    return { code: 0, results: parseLines(stdout), stdout, stderr };
+  } catch (error) {
+    if (typeof error.code !== 'number') throw error;
+    return { code: error.code, results: parseLines(error.stdout), stdout: error.stdout, stderr: error.stderr };
+  }
+}
+
+function parseLines(stdout) {
+  return stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line));
+}
+
+/** Splits one CSV line into fields (quotes as RFC 4180 writes them). */
+export function parseCsvLine(line) {
+  const fields = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i += 1) {
+    const char = line[i];
+    if (quoted) {
+      if (char === '"' && line[i + 1] === '"') {
+        field += '"';
+        i += 1;
+      } else if (char === '"') {
+        quoted = false;
+      } else {
+        field += char;
+      }
+    } else if (char === '"') {
+      quoted = true;
+    } else if (char === ',') {
+      fields.push(field);
+      field = '';
+    } else {
+      field += char;
+    }
+  }
+  fields.push(field);
+  return fields;
+}
