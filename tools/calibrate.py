@@ -112,8 +112,9 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
         "fitted_on": f"clean validation split: {len(labels)} images with an OA label, {len(grades)} with a KL grade",
     }
     updated["threshold"] = threshold
-    updated = insert_after(updated, "threshold", "threshold_rule", (f"highest specificity on the validation split subject to sensitivity >= "
-                                 f"{min_sensitivity:g}, on calibrated P(OA); halfway to the next lower score"))
+    updated = insert_after(updated, "threshold", "threshold_rule",
+                           f"highest specificity on the validation split subject to sensitivity >= "
+                           f"{min_sensitivity:g}, on calibrated P(OA); halfway to the next lower score")
     updated["ood"] = dict(card.get("ood", {}))
     updated["ood"]["threshold"] = ood
     updated["ood"]["rule"] = (f"{quantile:g} quantile of ood_score over the {len(knee_scores)} validation knees "
@@ -136,7 +137,8 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
         f"threshold {threshold:.6f} on calibrated P(OA): validation sensitivity "
         f"{metrics.sensitivity(labels, predicted):.4f}, specificity {metrics.specificity(labels, predicted):.4f}, "
         f"AUC {metrics.auc(labels, p_oa):.4f}",
-        f"OOD threshold {ood:.6g}: {float(np.mean(knee_scores > ood)):.2%} of {len(knee_scores)} validation knees refused",
+        f"OOD threshold {ood:.6g}: {float(np.mean(knee_scores > ood)):.2%} of {len(knee_scores)} "
+        "validation knees refused",
     ]
     return updated, summary
 
@@ -146,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predictions", required=True, type=Path, help="oac classify output for the validation images")
     parser.add_argument("--split", required=True, type=Path, help="split manifest (models/data/split.csv)")
     parser.add_argument("--card", required=True, type=Path, help="model card to update in place")
-    parser.add_argument("--datasets", type=Path, default=None,
-                        help="dataset folder, to match renamed files by content (default: $OAC_DATASETS or ../shared/datasets)")
+    parser.add_argument("--datasets", type=Path, default=None, help=eval_io.DATASETS_HELP)
     parser.add_argument("--min-sensitivity", type=float, default=MIN_SENSITIVITY)
     parser.add_argument("--ood-quantile", type=float, default=OOD_QUANTILE)
     args = parser.parse_args(argv)
@@ -155,12 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         card = eval_io.load_card(args.card)
         scored = eval_io.join(eval_io.load_predictions(args.predictions), eval_io.load_split(args.split),
                               args.datasets or eval_io.default_datasets_dir())
-        outside = scored.split != "val"
-        if outside.all():
-            raise eval_io.InputError(f"{args.predictions}: none of its images is in the validation split")
-        if outside.any():
-            print(f"warning: {int(outside.sum())} prediction(s) outside the validation split are ignored", file=sys.stderr)
-        updated, summary = calibrate(scored.select(~outside), card, args.min_sensitivity, args.ood_quantile)
+        validation = eval_io.only(scored, scored.split == "val", "validation split", args.predictions)
+        updated, summary = calibrate(validation, card, args.min_sensitivity, args.ood_quantile)
     except (eval_io.InputError, ValueError) as error:
         sys.exit(f"calibrate: {error}")
     eval_io.save_card(args.card, updated)

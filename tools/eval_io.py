@@ -80,7 +80,7 @@ def load_predictions(path: Path) -> list[dict]:
         if not isinstance(record, dict) or "file" not in record or "ok" not in record:
             raise InputError(f"{path}:{number}: expected an `oac classify` object with 'file' and 'ok'")
         if record["ok"]:
-            absent = [k for k in ("oa_logit", "kl_logits", "ood_score") if k not in record]
+            absent = [k for k in ("p_oa", "oa", "oa_logit", "kl_logits", "ood_score") if k not in record]
             if absent:
                 raise InputError(f"{path}:{number}: prediction for {record['file']} lacks {', '.join(absent)}")
             if len(record["kl_logits"]) != N_GRADES:
@@ -158,6 +158,18 @@ class Scored:
 
 
 NOT_IN_SPLIT = "not in split"
+DATASETS_HELP = ("dataset folder, to match copied or renamed files by content "
+                 "(default: $OAC_DATASETS or ../shared/datasets)")
+
+
+def only(scored: Scored, mask: np.ndarray, what: str, source: Path) -> Scored:
+    """The predictions in `what`; the others are dropped with a warning, and none at all is an error."""
+    if not mask.any():
+        raise InputError(f"{source}: none of its images is in the {what}")
+    if not mask.all():
+        print(f"warning: {int((~mask).sum())} prediction(s) in {source} outside the {what} are ignored",
+              file=sys.stderr)
+    return scored.select(mask)
 
 
 def resampling_units(rows: list[dict]) -> np.ndarray:
@@ -170,8 +182,8 @@ def resampling_units(rows: list[dict]) -> np.ndarray:
         for key in links or [f"path:{row['path']}"]:
             row_of_edge.append(index)
             key_of_edge.append(keys.setdefault(key, len(keys)))
-    adjacency = coo_matrix((np.ones(len(row_of_edge)), (row_of_edge, np.array(key_of_edge, dtype=np.int64) + len(rows))),
-                           shape=(len(rows) + len(keys),) * 2)
+    key_nodes = np.array(key_of_edge, dtype=np.int64) + len(rows)
+    adjacency = coo_matrix((np.ones(len(row_of_edge)), (row_of_edge, key_nodes)), shape=(len(rows) + len(keys),) * 2)
     _, component = connected_components(adjacency, directed=False)
     return component[:len(rows)]
 

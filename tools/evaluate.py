@@ -52,6 +52,7 @@ METRIC_NAMES = {
     "ood_false_rejection_knees": "OOD false rejection, knees",
     "ood_false_rejection_images": "OOD false rejection, images (every knee refused)",
     "accuracy_unleaked": "accuracy on clean files",
+    "accuracy_kl2_labels": "accuracy against KL>=2 labels (where known)",
     "auc": "AUC (folder labels)",
     "rejection_rate": "rejection rate",
 }
@@ -73,37 +74,56 @@ def describe_counts(scored: eval_io.Scored) -> dict:
             "resampling_units": int(len(set(scored.unit[ok].tolist())))}
 
 
-def clean_test_metrics(scored: eval_io.Scored, card: dict) -> dict[str, callable]:
-    """Metric functions of row indices into `scored` (rows that failed to classify never count)."""
+def restricted_to(mask: np.ndarray, metric):
+    """A metric of row indices that only sees the rows where mask holds."""
+    return lambda rows: metric(rows[mask[rows]])
+
+
+def clean_test_view(scored: eval_io.Scored, card: dict) -> dict[str, np.ndarray]:
+    """What the card makes of the raw outputs, and which rows each metric may use."""
     p_oa = eval_io.calibrated_p_oa(scored.oa_logit, card)
-    verdict = p_oa >= card["threshold"]
     kl_probs = eval_io.calibrated_kl_probs(scored.kl_logits, card)
-    kl_predicted = np.where(scored.ok, np.nan_to_num(kl_probs).argmax(axis=1), -1)
     labelled = scored.ok & ~np.isnan(scored.label)
     positive = scored.label == 1
-    # KL1 is "doubtful": this AUC asks whether the model separates definite OA from clearly healthy knees.
-    definite = labelled & (positive | (scored.kl_grade == 0))
-    graded = scored.ok & (scored.kl_grade >= 0)
-    refused_knees = np.array([sum(s > card["ood"]["threshold"] for s in knees) for knees in scored.knee_ood_scores])
-    knee_count = np.array([len(knees) for knees in scored.knee_ood_scores])
-
-    def on(mask, metric):
-        return lambda rows: metric(rows[mask[rows]])
-
     return {
-        "auc_kl2_vs_kl0": on(definite, lambda r: metrics.auc(positive[r], p_oa[r])),
-        "auc_kl2_vs_kl01": on(labelled, lambda r: metrics.auc(positive[r], p_oa[r])),
-        "accuracy": on(labelled, lambda r: metrics.accuracy(positive[r], verdict[r])),
-        "sensitivity": on(labelled, lambda r: metrics.sensitivity(positive[r], verdict[r])),
-        "specificity": on(labelled, lambda r: metrics.specificity(positive[r], verdict[r])),
-        "ece": on(labelled, lambda r: metrics.expected_calibration_error(positive[r], p_oa[r])),
-        "kl_accuracy": on(graded, lambda r: metrics.accuracy(scored.kl_grade[r], kl_predicted[r])),
-        "qwk": on(graded, lambda r: metrics.quadratic_weighted_kappa(scored.kl_grade[r], kl_predicted[r], eval_io.N_GRADES)),
-        "kl_mae": on(graded, lambda r: metrics.mean_absolute_error(scored.kl_grade[r], kl_predicted[r])),
-        "kl_top_label_ece": on(graded, lambda r: metrics.top_label_calibration_error(scored.kl_grade[r], kl_probs[r])),
-        "ood_false_rejection_knees": on(scored.ok, lambda r: refused_knees[r].sum() / knee_count[r].sum()
-                                        if knee_count[r].sum() else math.nan),
-        "ood_false_rejection_images": on(scored.ok, lambda r: metrics.accuracy(refused_knees[r], knee_count[r])),
+        "p_oa": p_oa,
+        "verdict": p_oa >= card["threshold"],
+        "kl_probs": kl_probs,
+        "kl_predicted": np.where(scored.ok, np.nan_to_num(kl_probs).argmax(axis=1), -1),
+        "positive": positive,
+        "labelled": labelled,
+        # KL1 is "doubtful": this set asks whether the model separates definite OA from clearly healthy knees.
+        "definite": labelled & (positive | (scored.kl_grade == 0)),
+        "graded": scored.ok & (scored.kl_grade >= 0),
+        "refused_knees": np.array([sum(s > card["ood"]["threshold"] for s in knees)
+                                   for knees in scored.knee_ood_scores]),
+        "knee_count": np.array([len(knees) for knees in scored.knee_ood_scores]),
+    }
+
+
+def clean_test_metrics(scored: eval_io.Scored, card: dict) -> dict[str, callable]:
+    """Metric functions of row indices into `scored` (rows that failed to classify never count)."""
+    v = clean_test_view(scored, card)
+    p_oa, verdict, positive = v["p_oa"], v["verdict"], v["positive"]
+    grade, kl_predicted = scored.kl_grade, v["kl_predicted"]
+    refused, knees = v["refused_knees"], v["knee_count"]
+    return {
+        "auc_kl2_vs_kl0": restricted_to(v["definite"], lambda r: metrics.auc(positive[r], p_oa[r])),
+        "auc_kl2_vs_kl01": restricted_to(v["labelled"], lambda r: metrics.auc(positive[r], p_oa[r])),
+        "accuracy": restricted_to(v["labelled"], lambda r: metrics.accuracy(positive[r], verdict[r])),
+        "sensitivity": restricted_to(v["labelled"], lambda r: metrics.sensitivity(positive[r], verdict[r])),
+        "specificity": restricted_to(v["labelled"], lambda r: metrics.specificity(positive[r], verdict[r])),
+        "ece": restricted_to(v["labelled"], lambda r: metrics.expected_calibration_error(positive[r], p_oa[r])),
+        "kl_accuracy": restricted_to(v["graded"], lambda r: metrics.accuracy(grade[r], kl_predicted[r])),
+        "qwk": restricted_to(v["graded"], lambda r: metrics.quadratic_weighted_kappa(grade[r], kl_predicted[r],
+                                                                                     eval_io.N_GRADES)),
+        "kl_mae": restricted_to(v["graded"], lambda r: metrics.mean_absolute_error(grade[r], kl_predicted[r])),
+        "kl_top_label_ece": restricted_to(v["graded"], lambda r: metrics.top_label_calibration_error(
+            grade[r], v["kl_probs"][r])),
+        "ood_false_rejection_knees": restricted_to(scored.ok, lambda r: refused[r].sum() / knees[r].sum()
+                                                   if knees[r].sum() else math.nan),
+        "ood_false_rejection_images": restricted_to(scored.ok, lambda r: float(np.mean(refused[r] == knees[r]))
+                                                    if len(r) else math.nan),
     }
 
 
@@ -121,23 +141,21 @@ def evaluate_clean_test(scored: eval_io.Scored, card: dict, resamples: int, seed
     notes = []
     ok = scored.ok
     p_oa = eval_io.calibrated_p_oa(scored.oa_logit, card)
-    drift = np.abs(p_oa - scored.reported_p_oa)[ok & ~np.isnan(scored.reported_p_oa)]
+    drift = np.abs(p_oa - scored.reported_p_oa)[ok]
     if len(drift) and drift.max() > STALE_CARD_TOLERANCE:
         notes.append(f"the test predictions' p_oa differs from the card's calibration by up to {drift.max():.3g}: "
                      "they were made with another card (run classify after calibrate); figures here use the card")
     results = evaluate_subsets(scored, lambda subset, _: clean_test_metrics(subset, card), resamples, seed)
-    labelled = ok & ~np.isnan(scored.label)
-    graded = ok & (scored.kl_grade >= 0)
-    kl_predicted = eval_io.calibrated_kl_probs(scored.kl_logits[graded], card).argmax(axis=1)
-    definite = labelled & ((scored.label == 1) | (scored.kl_grade == 0))
+    v = clean_test_view(scored, card)
+    labelled, definite, graded, positive = v["labelled"], v["definite"], v["graded"], v["positive"]
     curves = {
-        "roc_kl2_vs_kl0": metrics.roc_curve(scored.label[definite] == 1, p_oa[definite]),
-        "roc_kl2_vs_kl01": metrics.roc_curve(scored.label[labelled] == 1, p_oa[labelled]),
-        "roc_by_source": {source: metrics.roc_curve(scored.label[definite & mask] == 1, p_oa[definite & mask])
+        "roc_kl2_vs_kl0": metrics.roc_curve(positive[definite], p_oa[definite]),
+        "roc_kl2_vs_kl01": metrics.roc_curve(positive[labelled], p_oa[labelled]),
+        "roc_by_source": {source: metrics.roc_curve(positive[definite & mask], p_oa[definite & mask])
                           for source, mask in subsets_by_source(scored.source).items()
-                          if source != "all" and len(set(scored.label[definite & mask].tolist())) == 2},
-        "reliability": metrics.reliability_bins(scored.label[labelled], p_oa[labelled]),
-        "kl_confusion": metrics.confusion_matrix(scored.kl_grade[graded], kl_predicted, eval_io.N_GRADES),
+                          if source != "all" and len(set(positive[definite & mask].tolist())) == 2},
+        "reliability": metrics.reliability_bins(positive[labelled], p_oa[labelled]),
+        "kl_confusion": metrics.confusion_matrix(scored.kl_grade[graded], v["kl_predicted"][graded], eval_io.N_GRADES),
         "operating_point": (results["all"]["specificity"]["value"], results["all"]["sensitivity"]["value"]),
         "test_knee_ood_scores": np.array([s for knees in scored.knee_ood_scores for s in knees]),
     }
@@ -160,16 +178,16 @@ def seed_test_folder_label(file: str) -> str | None:
 def seed_metrics(scored: eval_io.Scored, positive: np.ndarray, p_oa: np.ndarray, verdict: np.ndarray,
                  clean: np.ndarray) -> dict:
     ok = scored.ok
-
-    def on(mask, metric):
-        return lambda rows: metric(rows[mask[rows]])
-
     return {
-        "accuracy": on(ok, lambda r: metrics.accuracy(positive[r], verdict[r])),
-        "auc": on(ok, lambda r: metrics.auc(positive[r], p_oa[r])),
-        "sensitivity": on(ok, lambda r: metrics.sensitivity(positive[r], verdict[r])),
-        "specificity": on(ok, lambda r: metrics.specificity(positive[r], verdict[r])),
-        "accuracy_unleaked": on(ok & clean, lambda r: metrics.accuracy(positive[r], verdict[r])),
+        "accuracy": restricted_to(ok, lambda r: metrics.accuracy(positive[r], verdict[r])),
+        "auc": restricted_to(ok, lambda r: metrics.auc(positive[r], p_oa[r])),
+        "sensitivity": restricted_to(ok, lambda r: metrics.sensitivity(positive[r], verdict[r])),
+        "specificity": restricted_to(ok, lambda r: metrics.specificity(positive[r], verdict[r])),
+        "accuracy_unleaked": restricted_to(ok & clean, lambda r: metrics.accuracy(positive[r], verdict[r])),
+        # Same files against the radiographic label (KL >= 2) where the split knows it: how much of the
+        # gap is the folders' definition (second-collection KL1 filed as OA) rather than the model.
+        "accuracy_kl2_labels": restricted_to(ok & ~np.isnan(scored.label),
+                                             lambda r: metrics.accuracy(scored.label[r] == 1, verdict[r])),
     }
 
 
@@ -202,7 +220,8 @@ def evaluate_seed(scored: eval_io.Scored, rows: list[dict], seed_card: dict | No
         counts["clean"] = int((mask & clean).sum())
     expected = len(eval_io.seed_test_files(datasets)) if datasets is not None else 0
     if expected and len(scored) != expected:
-        notes.append(f"the seed predictions cover {len(scored)} files; {datasets / eval_io.SEED_DATASET}/test holds {expected}")
+        notes.append(f"the seed predictions cover {len(scored)} files; "
+                     f"{datasets / eval_io.SEED_DATASET}/test holds {expected}")
     failed = int((~scored.ok).sum())
     if failed:
         notes.append(f"{failed} seed test image(s) failed to classify and are left out of the seed figures")
@@ -223,7 +242,8 @@ def evaluate_ood(records: list[dict], card: dict, resamples: int, seed: int) -> 
         refused_here = refused[mask]
         results[name] = {
             "counts": {"images": int(mask.sum()), "refused": int(refused_here.sum()),
-                       "refused_by_ood_gate": int(gated[mask].sum()), "refused_as_undecodable": int(failed[mask].sum())},
+                       "refused_by_ood_gate": int(gated[mask].sum()),
+                       "refused_as_undecodable": int(failed[mask].sum())},
             # Each corpus image is its own resampling unit.
             **metrics.bootstrap({"rejection_rate": lambda r: float(refused_here[r].mean())},
                                 np.arange(len(refused_here)), resamples, seed),
@@ -246,18 +266,17 @@ def lookup(results: dict, dotted: str) -> dict | None:
 def compare_with_targets(results: dict) -> list[dict]:
     rows = []
     for key, comparison, target, description in TARGETS:
-        figure = lookup(results, key)
-        value = figure["value"] if figure else math.nan
+        entry = lookup(results, key) or {"value": math.nan, "ci_low": math.nan, "ci_high": math.nan}
 
         def meets(x):
+            if not math.isfinite(x):
+                return None
             return bool(x >= target) if comparison == ">=" else bool(x <= target)
 
-        cautious_bound = figure and (figure["ci_low"] if comparison == ">=" else figure["ci_high"])
+        cautious_bound = entry["ci_low"] if comparison == ">=" else entry["ci_high"]
         rows.append({"metric": key, "description": description, "comparison": comparison, "target": target,
-                     "value": value, "ci_low": figure["ci_low"] if figure else math.nan,
-                     "ci_high": figure["ci_high"] if figure else math.nan,
-                     "met": meets(value) if math.isfinite(value) else None,
-                     "met_by_whole_interval": meets(cautious_bound) if figure and math.isfinite(cautious_bound) else None})
+                     "value": entry["value"], "ci_low": entry["ci_low"], "ci_high": entry["ci_high"],
+                     "met": meets(entry["value"]), "met_by_whole_interval": meets(cautious_bound)})
     return rows
 
 
@@ -297,7 +316,8 @@ def metric_table(by_subset: dict, metric_keys: list[str], count_keys: list[str])
         lines.append(f"| {key.replace('_', ' ')} | " + " | ".join(str(by_subset[s]["counts"].get(key, ""))
                                                            for s in subsets) + " |")
     for key in metric_keys:
-        lines.append(f"| {METRIC_NAMES.get(key, key)} | " + " | ".join(figure(by_subset[s].get(key)) for s in subsets) + " |")
+        cells = " | ".join(figure(by_subset[s].get(key)) for s in subsets)
+        lines.append(f"| {METRIC_NAMES.get(key, key)} | {cells} |")
     return lines
 
 
@@ -379,7 +399,8 @@ def write_report(path: Path, results: dict, targets: list[dict], card: dict, con
             f"{ORIGINAL_NOTEBOOK_TEST_ACCURACY}; AUC {figure(seed_all['auc'])}.",
             "",
         ]
-        lines += metric_table(results["seed"], ["accuracy", "auc", "sensitivity", "specificity", "accuracy_unleaked"],
+        lines += metric_table(results["seed"], ["accuracy", "auc", "sensitivity", "specificity", "accuracy_unleaked",
+                                                  "accuracy_kl2_labels"],
                               ["images", "failed", "normal_folder", "osteoarthritis_folder", "clean"])
     else:
         lines.append("Not measured: no `--seed` predictions were given.")
@@ -410,7 +431,8 @@ def write_report(path: Path, results: dict, targets: list[dict], card: dict, con
         f"- OOD threshold {card['ood']['threshold']}: {card['ood'].get('rule', 'rule not recorded')}",
         "", "## Inputs", "",
     ]
-    lines += [f"- {name}: `{entry['path']}` (sha256 {entry['sha256'][:16]}…)" for name, entry in config["inputs"].items()]
+    lines += [f"- {name}: `{entry['path']}` (sha256 {entry['sha256'][:16]}…)"
+              for name, entry in config["inputs"].items()]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
     path.write_text("\n".join(lines) + "\n")
@@ -441,15 +463,10 @@ def card_metrics(results: dict, config: dict) -> dict:
 
 
 def file_entry(path: Path) -> dict:
-    return {"path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
-
-
-def select_split(scored: eval_io.Scored, mask: np.ndarray, what: str, source: Path) -> eval_io.Scored:
-    if not mask.any():
-        raise eval_io.InputError(f"{source}: none of its images is in the {what}")
-    if not mask.all():
-        print(f"warning: {int((~mask).sum())} prediction(s) in {source} outside the {what} are ignored", file=sys.stderr)
-    return scored.select(mask)
+    try:
+        return {"path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+    except OSError as error:
+        raise eval_io.InputError(f"{path}: cannot be read ({error.strerror})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -462,8 +479,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seed model's card, to recompute its verdicts (default: the verdicts in --seed)")
     parser.add_argument("--ood", type=Path, help="oac classify output for the non-knee corpus (tools/ood_corpus.py)")
     parser.add_argument("--out", required=True, type=Path, help="folder for REPORT.md and report/ (e.g. models/)")
-    parser.add_argument("--datasets", type=Path, default=None,
-                        help="dataset folder, to match renamed files by content (default: $OAC_DATASETS or ../shared/datasets)")
+    parser.add_argument("--datasets", type=Path, default=None, help=eval_io.DATASETS_HELP)
     parser.add_argument("--resamples", type=int, default=BOOTSTRAP_RESAMPLES)
     parser.add_argument("--bootstrap-seed", type=int, default=BOOTSTRAP_SEED)
     args = parser.parse_args(argv)
@@ -482,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
                                                            "split": file_entry(args.split)}}
         notes = []
         test = eval_io.join(eval_io.load_predictions(args.test), rows, datasets)
-        test = select_split(test, test.split == "test", "clean test split", args.test)
+        test = eval_io.only(test, test.split == "test", "clean test split", args.test)
         results = {}
         results["test"], curves, test_notes = evaluate_clean_test(test, card, args.resamples, args.bootstrap_seed)
         results["kl_confusion"] = curves["kl_confusion"]
@@ -495,7 +511,8 @@ def main(argv: list[str] | None = None) -> int:
                 config["inputs"]["seed_card"] = file_entry(args.seed_card)
             seed = eval_io.join(eval_io.load_predictions(args.seed), rows, datasets, per_file=True)
             in_folder = np.array([seed_test_folder_label(f) is not None for f in seed.file])
-            seed = select_split(seed, in_folder, f"{eval_io.SEED_DATASET}/test/{{Normal,Osteoarthritis}} folders", args.seed)
+            seed = eval_io.only(seed, in_folder, f"{eval_io.SEED_DATASET}/test/{{Normal,Osteoarthritis}} folders",
+                                args.seed)
             results["seed"], seed_curves, seed_notes = evaluate_seed(seed, rows, seed_card, datasets, args.resamples,
                                                                      args.bootstrap_seed)
             notes += seed_notes

@@ -143,7 +143,7 @@ def test_split_manifest_errors_are_clear(tmp_path):
 
 def test_prediction_errors_are_clear(tmp_path):
     broken = tmp_path / "p.jsonl"
-    broken.write_text('{"file": "a.png", "ok": true, "oa_logit": 1.0}\n')
+    broken.write_text('{"file": "a.png", "ok": true, "p_oa": 0.7, "oa": true, "oa_logit": 1.0}\n')
     with pytest.raises(eval_io.InputError, match="lacks kl_logits, ood_score"):
         eval_io.load_predictions(broken)
     broken.write_text("not json\n")
