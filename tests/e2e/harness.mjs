@@ -2,12 +2,11 @@
 // under a sub-path, a fresh headless Chromium (Debian's, never a downloaded one), a record of every
 // request, the CLI, and sample X-rays from the shared datasets.
 
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 import { startServer } from '../../tools/serve.mjs';
 
@@ -137,26 +136,38 @@ export async function screenshot(page, name) {
   return file;
 }
 
-const execFileAsync = promisify(execFile);
+/** The model the CLI tests use: OAC_MODEL (a card or .onnx) or the CLI's own default. */
+export const CLI_MODEL = process.env.OAC_MODEL ?? '';
 
 /**
- * Runs `tools/oac classify` with the built app's own card (so both use the very same model).
- * Returns { code, results (parsed JSON lines), stderr }.
+ * Runs `tools/oac classify ARGS`, by default with the built app's own card (so page and CLI use the
+ * very same model). Resolves to { code, results (parsed JSON lines), stdout, stderr }.
  */
-export async function runCli(args, { model = path.join(DIST, 'model', 'card.json') } = {}) {
+export function runCli(args, { model = path.join(DIST, 'model', 'card.json'), input = null } = {}) {
   const modelArgs = model ? ['--model', model] : [];
-  try {
-    const { stdout, stderr } = await execFileAsync(path.join(REPO_ROOT, 'tools', 'oac'),
-      ['classify', ...modelArgs, ...args], { cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024 });
-    return { code: 0, results: parseLines(stdout), stdout, stderr };
-  } catch (error) {
-    if (typeof error.code !== 'number') throw error;
-    return { code: error.code, results: parseLines(error.stdout), stdout: error.stdout, stderr: error.stderr };
-  }
+  return new Promise((resolve, reject) => {
+    const child = spawn(path.join(REPO_ROOT, 'tools', 'oac'), ['classify', ...modelArgs, ...args], { cwd: REPO_ROOT });
+    const stdout = [];
+    const stderr = [];
+    child.stdout.on('data', (chunk) => stdout.push(chunk));
+    child.stderr.on('data', (chunk) => stderr.push(chunk));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const out = Buffer.concat(stdout).toString('utf8');
+      resolve({ code, results: parseLines(out), stdout: out, stderr: Buffer.concat(stderr).toString('utf8') });
+    });
+    child.stdin.end(input ?? '');
+  });
 }
 
 function parseLines(stdout) {
-  return stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line));
+  return stdout.split('\n').filter(Boolean).map((line) => {
+    try {
+      return JSON.parse(line);
+    } catch {
+      return { unparsable: line };
+    }
+  });
 }
 
 /** Splits one CSV line into fields (quotes as RFC 4180 writes them). */
