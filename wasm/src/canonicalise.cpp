@@ -58,18 +58,15 @@ Result<GrayImage> window(GrayImage image, const std::array<double, 2>& percentil
   return image;
 }
 
-// A border line is uniformly dark (every value <= tolerance) or uniformly bright
-// (every value >= 1 - tolerance): film edges, scanner frames, burnt-in padding.
-bool is_uniform_border(const float* first, int count, ptrdiff_t stride, float tolerance) {
+// A border line holds nothing but near-black and near-white values (within `tolerance`
+// of 0 or 1): film edges, scanner frames, burnt-in padding, alone or side by side.
+bool is_border_line(const float* first, int count, ptrdiff_t stride, float tolerance) {
   const float bright_floor = 1.0f - tolerance;
-  bool dark = true;
-  bool bright = true;
-  for (int i = 0; i < count && (dark || bright); ++i) {
+  for (int i = 0; i < count; ++i) {
     const float value = first[i * stride];
-    dark = dark && value <= tolerance;
-    bright = bright && value >= bright_floor;
+    if (value > tolerance && value < bright_floor) return false;
   }
-  return dark || bright;
+  return true;
 }
 
 // Rows first (over the full width), then columns (over the remaining rows); each side
@@ -80,13 +77,13 @@ GrayImage crop_uniform_borders(const GrayImage& image, double tolerance_value, d
   const int max_columns = static_cast<int>(max_fraction * image.width);
   const float* pixels = image.pixels.data();
   const ptrdiff_t stride = image.width;
-  auto row_is_border = [&](int y) { return is_uniform_border(pixels + y * stride, image.width, 1, tolerance); };
+  auto row_is_border = [&](int y) { return is_border_line(pixels + y * stride, image.width, 1, tolerance); };
   int top = 0;
   while (top < max_rows && row_is_border(top)) ++top;
   int bottom = image.height;
   while (image.height - bottom < max_rows && row_is_border(bottom - 1)) --bottom;
 
-  auto column_is_border = [&](int x) { return is_uniform_border(pixels + top * stride + x, bottom - top, stride, tolerance); };
+  auto column_is_border = [&](int x) { return is_border_line(pixels + top * stride + x, bottom - top, stride, tolerance); };
   int left = 0;
   while (left < max_columns && column_is_border(left)) ++left;
   int right = image.width;

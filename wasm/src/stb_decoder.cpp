@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -56,8 +57,7 @@ class ByteStream {
     return kCallbacks;
   }
 
-  // True when the file ended before stb had what it needed.
-  bool ran_out() const { return ran_out_ || position_ == size_; }
+  // True when stb wanted bytes beyond the end of the file.
   bool asked_past_end() const { return ran_out_; }
 
  private:
@@ -103,29 +103,96 @@ Error truncated(Format format) {
                " file is truncated: it ends before the image data is complete."};
 }
 
-Error undecodable(Format format, const char* stb_reason) {
-  const std::string reason = stb_reason != nullptr ? stb_reason : "unknown error";
-  if (reason == "outofmem") {
-    return Error{std::string("There is not enough memory to decode this ") + format_name(format) + " image."};
+// `detail` is stb's terse reason (or ours), kept because it helps a developer reading a bug report.
+Error undecodable(Format format, const char* detail) {
+  const std::string name = format_name(format);
+  if (detail == nullptr) return Error{"The " + name + " file is damaged or uses an unsupported variant."};
+  if (std::strcmp(detail, "outofmem") == 0) {
+    return Error{"There is not enough memory to decode this " + name + " image."};
   }
-  return Error{std::string("The ") + format_name(format) + " file is damaged or uses an unsupported variant (" +
-               reason + ")."};
+  return Error{"The " + name + " file is damaged or uses an unsupported variant (" + detail + ")."};
 }
 
 Error no_pixels() { return Error{"The image has no pixels: its header declares a width or height of 0."}; }
 
-bool is_zero_size_reason(const char* stb_reason) {
-  return stb_reason != nullptr && (std::strcmp(stb_reason, "0-pixel image") == 0 || std::strcmp(stb_reason, "0 width") == 0);
-}
-
-Error too_many_pixels(int width, int height, const Limits& limits) {
-  const double megapixels = static_cast<double>(width) * height / 1e6;
+Error too_many_pixels(uint64_t width, uint64_t height, const Limits& limits) {
+  const double megapixels = static_cast<double>(width) * static_cast<double>(height) / 1e6;
   char text[320];
   std::snprintf(text, sizeof text,
-                "The image declares %d x %d pixels (%.1f megapixels), more than the limit of %.1f megapixels; "
+                "The image declares %llu x %llu pixels (%.1f megapixels), more than the limit of %.1f megapixels; "
                 "the file is probably corrupt or a decompression bomb.",
-                width, height, megapixels, static_cast<double>(limits.max_pixels) / 1e6);
+                static_cast<unsigned long long>(width), static_cast<unsigned long long>(height), megapixels,
+                static_cast<double>(limits.max_pixels) / 1e6);
   return Error{text};
+}
+
+struct Dimensions {
+  uint64_t width = 0;
+  uint64_t height = 0;
+};
+
+uint32_t big_endian(const uint8_t* at, int bytes) {
+  uint32_t value = 0;
+  for (int i = 0; i < bytes; ++i) value = (value << 8) | at[i];
+  return value;
+}
+
+uint32_t little_endian(const uint8_t* at, int bytes) {
+  uint32_t value = 0;
+  for (int i = bytes - 1; i >= 0; --i) value = (value << 8) | at[i];
+  return value;
+}
+
+bool is_start_of_frame(uint8_t marker) {
+  return marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc;
+}
+
+// Walks the marker segments up to the first start-of-frame.
+Result<Dimensions> jpeg_dimensions(const uint8_t* data, size_t size) {
+  size_t at = 2;
+  while (true) {
+    if (at >= size) return truncated(Format::jpeg);
+    if (data[at] != 0xff) return undecodable(Format::jpeg, "bad marker");
+    while (at < size && data[at] == 0xff) ++at;  // fill bytes
+    if (at >= size) return truncated(Format::jpeg);
+    const uint8_t marker = data[at++];
+    if (marker == 0xd9 || marker == 0xda) return undecodable(Format::jpeg, "no frame header");
+    if (marker == 0x01 || (marker >= 0xd0 && marker <= 0xd8)) continue;  // no length field
+    if (is_start_of_frame(marker)) {
+      if (at + 7 > size) return truncated(Format::jpeg);
+      return Dimensions{big_endian(data + at + 5, 2), big_endian(data + at + 3, 2)};
+    }
+    if (at + 2 > size) return truncated(Format::jpeg);
+    const uint32_t length = big_endian(data + at, 2);
+    if (length < 2) return undecodable(Format::jpeg, "bad segment length");
+    at += length;
+  }
+}
+
+Result<Dimensions> bmp_dimensions(const uint8_t* data, size_t size) {
+  if (size < 18) return truncated(Format::bmp);
+  const bool os2_header = little_endian(data + 14, 4) == 12;  // 16-bit dimensions
+  if (size < (os2_header ? 22u : 26u)) return truncated(Format::bmp);
+  if (os2_header) return Dimensions{little_endian(data + 18, 2), little_endian(data + 20, 2)};
+  const auto width = static_cast<int32_t>(little_endian(data + 18, 4));
+  const auto height = static_cast<int32_t>(little_endian(data + 22, 4));  // negative: stored top-down
+  if (width < 0) return undecodable(Format::bmp, "negative width");
+  return Dimensions{static_cast<uint64_t>(width), static_cast<uint64_t>(std::llabs(height))};
+}
+
+// The dimensions a header declares. Read here rather than through stbi_info, which reports
+// every header failure (zero size, its own size cap) as "unknown image type".
+Result<Dimensions> declared_dimensions(Format format, const uint8_t* data, size_t size) {
+  switch (format) {
+    case Format::png:
+      if (size < 24) return truncated(format);
+      if (std::memcmp(data + 12, "IHDR", 4) != 0) return undecodable(format, "first chunk is not IHDR");
+      return Dimensions{big_endian(data + 16, 4), big_endian(data + 20, 4)};
+    case Format::jpeg: return jpeg_dimensions(data, size);
+    case Format::bmp: return bmp_dimensions(data, size);
+    case Format::unknown: break;
+  }
+  return Error{"The file is not a PNG, JPEG or BMP image."};
 }
 
 }  // namespace
@@ -134,22 +201,11 @@ Result<RawImage> decode_with_stb(const uint8_t* data, size_t size, const Limits&
   const Format format = sniff_format(data, size);
   if (format == Format::unknown) return Error{"The file is not a PNG, JPEG or BMP image."};
 
-  int width = 0;
-  int height = 0;
-  int channels = 0;
-  {
-    ByteStream header(data, size);
-    if (stbi_info_from_callbacks(&ByteStream::callbacks(), &header, &width, &height, &channels) == 0) {
-      const char* reason = stbi_failure_reason();
-      if (is_zero_size_reason(reason)) return no_pixels();
-      if (header.asked_past_end()) return truncated(format);
-      return undecodable(format, reason);
-    }
-  }
-  if (width <= 0 || height <= 0) return no_pixels();
-  if (static_cast<uint64_t>(width) * static_cast<uint64_t>(height) > limits.max_pixels) {
-    return too_many_pixels(width, height, limits);
-  }
+  const Result<Dimensions> declared = declared_dimensions(format, data, size);
+  if (!declared) return declared.error();
+  const auto [width, height] = declared.value();
+  if (width == 0 || height == 0) return no_pixels();
+  if (width * height > limits.max_pixels) return too_many_pixels(width, height, limits);
 
   bool sixteen_bit = false;
   {
@@ -157,6 +213,8 @@ Result<RawImage> decode_with_stb(const uint8_t* data, size_t size, const Limits&
     sixteen_bit = stbi_is_16_bit_from_callbacks(&ByteStream::callbacks(), &probe) != 0;
   }
 
+  // stb keeps the last failure reason per thread and does not set one on every path.
+  stbi__g_failure_reason = nullptr;
   ByteStream body(data, size);
   int loaded_width = 0;
   int loaded_height = 0;
@@ -166,11 +224,10 @@ Result<RawImage> decode_with_stb(const uint8_t* data, size_t size, const Limits&
                                                                    &loaded_height, &loaded_channels, 0))
                   : static_cast<void*>(stbi_load_from_callbacks(&ByteStream::callbacks(), &body, &loaded_width,
                                                                 &loaded_height, &loaded_channels, 0)));
-  if (body.asked_past_end()) return truncated(format);
-  if (!pixels) {
-    if (body.ran_out()) return truncated(format);
-    return undecodable(format, stbi_failure_reason());
-  }
+  const char* reason = stbi_failure_reason();
+  const bool out_of_data = reason != nullptr && std::strcmp(reason, "outofdata") == 0;
+  if (body.asked_past_end() || (!pixels && out_of_data)) return truncated(format);
+  if (!pixels) return undecodable(format, reason);
 
   RawImage image;
   image.width = loaded_width;

@@ -1,0 +1,175 @@
+#include "test_support.hpp"
+
+using namespace oac_test;
+
+namespace {
+
+// Percentiles at the extremes, no border cropping, never bilateral: isolates the step under test.
+oac::PreprocessSpec plain_spec() {
+  oac::PreprocessSpec spec = product_spec().preprocess;
+  spec.window_percentiles = {0, 100};
+  spec.border_max_fraction = 0;
+  spec.bilateral_min_aspect = 1000;
+  return spec;
+}
+
+oac::Knee only_knee(const oac::Result<std::vector<oac::Knee>>& knees) {
+  REQUIRE(error_of(knees).empty());
+  REQUIRE(knees.value().size() == 1);
+  return knees.value()[0];
+}
+
+float at(const oac::GrayImage& image, int x, int y) { return image.pixels[static_cast<size_t>(y) * image.width + x]; }
+
+}  // namespace
+
+TEST_CASE("luminance uses Rec. 601 weights and ignores alpha", "[canonicalise]") {
+  // Three pixels: black, pure red, white; alpha varies and must not matter.
+  const oac::RawImage rgba{3, 1, 4, 8, {0, 0, 0, 255, 255, 0, 0, 0, 255, 255, 255, 17}};
+  const oac::Knee knee = only_knee(oac::canonicalise(rgba, plain_spec()));
+  REQUIRE(knee.image.width == 1);  // centre square of a 3 x 1 image
+  CHECK(knee.image.pixels[0] == Approx(0.299).epsilon(1e-6));
+}
+
+TEST_CASE("grey stored as RGB equals grey stored as grey", "[canonicalise]") {
+  std::vector<uint16_t> grey;
+  std::vector<uint16_t> rgb;
+  for (int i = 0; i < 64; ++i) {
+    const auto value = static_cast<uint16_t>((i * 37) % 256);
+    grey.push_back(value);
+    rgb.insert(rgb.end(), {value, value, value});
+  }
+  const oac::Knee from_grey = only_knee(oac::canonicalise(grey_raw(8, 8, grey), plain_spec()));
+  const oac::Knee from_rgb = only_knee(oac::canonicalise(oac::RawImage{8, 8, 3, 8, rgb}, plain_spec()));
+  CHECK(from_grey.image.pixels == from_rgb.image.pixels);
+}
+
+TEST_CASE("percentile window maps 8-bit and 16-bit sources to the same scale", "[canonicalise]") {
+  std::vector<uint16_t> eight;
+  std::vector<uint16_t> sixteen;
+  for (int i = 0; i < 100; ++i) {
+    eight.push_back(static_cast<uint16_t>(i * 2));
+    sixteen.push_back(static_cast<uint16_t>(i * 2 * 257));
+  }
+  oac::PreprocessSpec spec = plain_spec();
+  spec.window_percentiles = {10, 90};
+  const oac::Knee from_eight = only_knee(oac::canonicalise(grey_raw(10, 10, eight), spec));
+  const oac::Knee from_sixteen = only_knee(oac::canonicalise(grey_raw(10, 10, sixteen, 16), spec));
+  CHECK(from_eight.image.pixels == from_sixteen.image.pixels);
+
+  // Rank rule: index floor(p/100 * 99 + 0.5): 10 -> 10 (value 20), 90 -> 89 (value 178).
+  const oac::GrayImage& image = from_eight.image;
+  CHECK(at(image, 0, 0) == 0.0f);             // value 0, below the window
+  CHECK(at(image, 0, 1) == 0.0f);             // value 20, the low percentile
+  CHECK(at(image, 1, 1) == Approx(2.0 / 158)); // value 22
+  CHECK(at(image, 9, 8) == 1.0f);             // value 178, the high percentile
+  CHECK(at(image, 9, 9) == 1.0f);             // value 198, clamped
+}
+
+TEST_CASE("a flat image is blank", "[canonicalise][errors]") {
+  const auto knees = oac::canonicalise(grey_raw(4, 4, std::vector<uint16_t>(16, 77)), product_spec().preprocess);
+  CHECK(error_of(knees) == "The image is blank: it has no contrast to show a knee.");
+}
+
+TEST_CASE("inconsistent raw images are rejected", "[canonicalise][errors]") {
+  const oac::PreprocessSpec spec = product_spec().preprocess;
+  CHECK(error_of(oac::canonicalise(oac::RawImage{}, spec)) == "The image has no pixels.");
+  CHECK(error_of(oac::canonicalise(oac::RawImage{1, 1, 5, 8, {1, 2, 3, 4, 5}}, spec)) ==
+        "The image must have 1 to 4 channels.");
+  CHECK(error_of(oac::canonicalise(oac::RawImage{2, 2, 1, 8, {1, 2, 3}}, spec)) ==
+        "The image's sample count does not match its width, height and channels.");
+}
+
+TEST_CASE("uniform dark and bright borders are cropped, at most the allowed fraction", "[canonicalise]") {
+  // 40 x 30: 3 black rows on top, 2 black columns on the left, 4 white columns on the right;
+  // the interior alternates mid greys so nothing inside looks like a border.
+  constexpr int kWidth = 40;
+  constexpr int kHeight = 30;
+  std::vector<uint16_t> pixels;
+  for (int y = 0; y < kHeight; ++y) {
+    for (int x = 0; x < kWidth; ++x) {
+      uint16_t value = (x + y) % 2 ? 100 : 150;
+      if (y < 3 || x < 2) value = 0;
+      if (x >= kWidth - 4) value = 255;
+      pixels.push_back(value);
+    }
+  }
+  oac::PreprocessSpec spec = plain_spec();
+  spec.border_tolerance = 0.02;
+  spec.border_max_fraction = 0.25;
+  oac::Knee knee = only_knee(oac::canonicalise(grey_raw(kWidth, kHeight, pixels), spec));
+  // 34 x 27 after cropping, centre square 27 x 27: its corner is interior column 2 + 3, row 3.
+  REQUIRE(knee.image.width == 27);
+  CHECK(at(knee.image, 0, 0) == Approx(((2 + 3 + 3) % 2 ? 100 : 150) / 255.0));
+
+  SECTION("the cap applies per side") {
+    spec.border_max_fraction = 0.05;  // at most 1 row (of 30) and 2 columns (of 40) per side
+    knee = only_knee(oac::canonicalise(grey_raw(kWidth, kHeight, pixels), spec));
+    // 36 x 29 remains, centred square 29 x 29 starts at column 2 + 3, row 1: still black border.
+    REQUIRE(knee.image.width == 29);
+    CHECK(at(knee.image, 0, 0) == 0.0f);
+  }
+}
+
+TEST_CASE("bilateral image splits at the dark gap into left and right knees", "[canonicalise]") {
+  // 640 x 161 like the second collection: two bright blobs, the darkest column at x = 330.
+  constexpr int kWidth = 640;
+  constexpr int kHeight = 161;
+  std::vector<uint16_t> pixels;
+  for (int y = 0; y < kHeight; ++y) {
+    for (int x = 0; x < kWidth; ++x) {
+      const int to_left_blob = std::abs(x - 160) + std::abs(y - 80);
+      const int to_right_blob = std::abs(x - 480) + std::abs(y - 80);
+      int value = 40 + std::max(0, 200 - std::min(to_left_blob, to_right_blob));
+      if (x == 330) value = 5;
+      if (x == 329 || x == 331) value = 20;
+      value += (x * 7 + y * 3) % 5;  // texture, so no line is uniform
+      pixels.push_back(static_cast<uint16_t>(value));
+    }
+  }
+  const oac::PreprocessSpec spec = product_spec().preprocess;
+  const auto knees = oac::canonicalise(grey_raw(kWidth, kHeight, pixels), spec);
+  REQUIRE(error_of(knees).empty());
+  REQUIRE(knees.value().size() == 2);
+  const oac::Knee& left = knees.value()[0];
+  const oac::Knee& right = knees.value()[1];
+  CHECK(left.side == "left");
+  CHECK(right.side == "right");
+  CHECK(left.image.width == kHeight);
+  CHECK(left.image.height == kHeight);
+  CHECK(right.image.width == kHeight);
+  // Left half is columns [0, 330): square from column 84; right is [331, 640): from column 405.
+  // Each blob centre (160 and 480) is therefore at crop column 76 and 75, near the middle.
+  // The blob tops are clipped to 1 by the window; the middle of the clipped run is the centre.
+  auto bright_centre = [](const oac::GrayImage& image) {
+    int first = -1;
+    int last = -1;
+    for (int x = 0; x < image.width; ++x) {
+      if (at(image, x, 80) < 1.0f) continue;
+      if (first < 0) first = x;
+      last = x;
+    }
+    return (first + last) / 2;
+  };
+  CHECK(std::abs(bright_centre(left.image) - 76) <= 2);
+  CHECK(std::abs(bright_centre(right.image) - 75) <= 2);
+
+  SECTION("below the aspect threshold it stays one knee") {
+    std::vector<uint16_t> texture;
+    for (int i = 0; i < 300 * 162; ++i) texture.push_back(static_cast<uint16_t>(40 + (i * 7) % 5));
+    const auto single = oac::canonicalise(grey_raw(300, 162, texture), spec);
+    REQUIRE(error_of(single).empty());
+    REQUIRE(single.value().size() == 1);
+    CHECK(single.value()[0].side == "single");
+    CHECK(single.value()[0].image.width == 162);
+  }
+}
+
+TEST_CASE("centre crop of an odd margin keeps the extra column on the right", "[canonicalise]") {
+  // 5 x 2: columns valued 0..4 (row 0) and 10..14 (row 1); square side 2 starts at column 1.
+  const std::vector<uint16_t> pixels = {0, 1, 2, 3, 4, 10, 11, 12, 13, 14};
+  const oac::Knee knee = only_knee(oac::canonicalise(grey_raw(5, 2, pixels), plain_spec()));
+  REQUIRE(knee.image.width == 2);
+  CHECK(at(knee.image, 0, 0) == Approx(1.0 / 14));
+  CHECK(at(knee.image, 1, 1) == Approx(12.0 / 14));
+}

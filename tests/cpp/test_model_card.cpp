@@ -1,0 +1,94 @@
+#include "test_support.hpp"
+
+using namespace oac_test;
+
+namespace {
+
+// The product card with the first occurrence of `from` replaced by `to`.
+std::string card_with(const std::string& from, const std::string& to) {
+  std::string text = fixtures::model_card;
+  const size_t at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  return text.replace(at, from.size(), to);
+}
+
+std::string parse_error(const std::string& text) { return error_of(oac::parse_model_card(text)); }
+
+}  // namespace
+
+TEST_CASE("the product card parses", "[card]") {
+  const oac::ModelSpec spec = product_spec();
+  const oac::PreprocessSpec& pre = spec.preprocess;
+  CHECK(pre.input_size == 224);
+  CHECK(pre.layout == "NCHW");
+  CHECK(pre.window_percentiles == std::array<double, 2>{0.5, 99.5});
+  CHECK(pre.border_tolerance == 0.02);
+  CHECK(pre.border_max_fraction == 0.25);
+  CHECK(pre.bilateral_min_aspect == 2.4);
+  CHECK(pre.fit == "center_crop");
+  CHECK(spec.calibration.oa_temperature == 1.0);
+  CHECK(spec.calibration.kl_temperature == 1.0);
+  CHECK(spec.threshold == 0.5);
+  CHECK(spec.ood.threshold == 1e30);
+}
+
+TEST_CASE("unknown fields are ignored", "[card]") {
+  const std::string text = card_with(
+      "\"threshold\": 0.5",
+      "\"threshold\": 0.5, \"future\": {\"nested\": [1, \"two\", null, true, {\"x\": -1.5e-3}]}, \"note\": \"caf\\u00e9 \\ud83d\\ude00\"");
+  CHECK(parse_error(text).empty());
+}
+
+TEST_CASE("invalid cards name the problem", "[card][errors]") {
+  CHECK(parse_error("") == "The model card is not valid JSON: unexpected end of text, expected a value at line 1, column 1.");
+  CHECK(parse_error("{\n  \"preprocess\": {,}\n}") ==
+        "The model card is not valid JSON: expected a quoted member name at line 2, column 18.");
+  CHECK(parse_error(fixtures::model_card + "x") ==
+        "The model card is not valid JSON: unexpected text after the end of the document at line " +
+            std::to_string(1 + std::count(fixtures::model_card.begin(), fixtures::model_card.end(), '\n')) +
+            ", column 1.");
+  CHECK(parse_error("[1, 2]") == "The model card must be a JSON object.");
+  CHECK(parse_error(std::string(1000, '[')) ==
+        "The model card is not valid JSON: values are nested too deeply at line 1, column 66.");
+  CHECK(parse_error("{\"a\": 1e999}") == "The model card is not valid JSON: number out of range at line 1, column 7.");
+  CHECK(parse_error("{\"a\": \"\\q\"}") ==
+        "The model card is not valid JSON: unknown escape sequence in a string at line 1, column 10.");
+}
+
+TEST_CASE("missing and ill-typed fields", "[card][errors]") {
+  CHECK(parse_error("{}") == "The model card has no \"preprocess.input_size\" field.");
+  CHECK(parse_error(card_with("\"mean\"", "\"average\"")) == "The model card has no \"preprocess.mean\" field.");
+  CHECK(parse_error(card_with("\"ood\": { \"threshold\": 1e30 }", "\"ood\": 3")) ==
+        "The model card has no \"ood.threshold\" field.");
+  CHECK(parse_error(card_with("\"input_size\": 224", "\"input_size\": \"224\"")) ==
+        "The model card field \"preprocess.input_size\" must be a number.");
+  CHECK(parse_error(card_with("\"input_size\": 224", "\"input_size\": 224.5")) ==
+        "The model card field \"preprocess.input_size\" must be a whole number.");
+  CHECK(parse_error(card_with("\"mean\": [0.5, 0.5, 0.5]", "\"mean\": [0.5, 0.5]")) ==
+        "The model card field \"preprocess.mean\" must be a list of 3 numbers.");
+  CHECK(parse_error(card_with("\"std\": [0.5, 0.5, 0.5]", "\"std\": [0.5, null, 0.5]")) ==
+        "The model card field \"preprocess.std\" must be a list of 3 numbers.");
+  CHECK(parse_error(card_with("\"layout\": \"NCHW\"", "\"layout\": 4")) ==
+        "The model card field \"preprocess.layout\" must be a string.");
+  CHECK(parse_error(card_with("\"threshold\": 0.5", "\"threshold\": true")) ==
+        "The model card field \"threshold\" must be a number.");
+}
+
+TEST_CASE("out-of-range values", "[card][errors]") {
+  CHECK(parse_error(card_with("\"input_size\": 224", "\"input_size\": 0")) ==
+        "The model card field \"preprocess.input_size\" must be a whole number from 1 to 4096.");
+  CHECK(parse_error(card_with("\"layout\": \"NCHW\"", "\"layout\": \"NHWC\"")) ==
+        "The model card field \"preprocess.layout\" must be \"NCHW\" (the only layout the core produces).");
+  CHECK(parse_error(card_with("\"std\": [0.5, 0.5, 0.5]", "\"std\": [0.5, 0, 0.5]")) ==
+        "The model card field \"preprocess.std\" must be positive numbers.");
+  CHECK(parse_error(card_with("[0.5, 99.5]", "[99.5, 0.5]")) ==
+        "The model card field \"preprocess.window_percentiles\" must be two percentiles with 0 <= low < high <= 100.");
+  CHECK(parse_error(card_with("\"border_max_fraction\": 0.25", "\"border_max_fraction\": 0.5")) ==
+        "The model card field \"preprocess.border_max_fraction\" must be at least 0 and below 0.5.");
+  CHECK(parse_error(card_with("\"fit\": \"center_crop\"", "\"fit\": \"pad\"")) ==
+        "The model card field \"preprocess.fit\" must be \"center_crop\" (the only fit the core supports).");
+  CHECK(parse_error(card_with("\"kl_temperature\": 1.0", "\"kl_temperature\": -1")) ==
+        "The model card field \"calibration.kl_temperature\" must be a positive number.");
+  CHECK(parse_error(card_with("\"threshold\": 0.5", "\"threshold\": 1.5")) ==
+        "The model card field \"threshold\" must be a probability from 0 to 1.");
+}

@@ -1,0 +1,102 @@
+#include <cmath>
+
+#include "test_support.hpp"
+
+using namespace oac_test;
+
+TEST_CASE("interpret applies temperatures, threshold and the OOD limit", "[interpret]") {
+  oac::ModelSpec spec = product_spec();
+  const float flat[5] = {0, 0, 0, 0, 0};
+
+  oac::Prediction prediction = oac::interpret(0.0f, flat, 0.0f, spec);
+  CHECK(prediction.p_oa == 0.5f);
+  CHECK(prediction.oa);  // p >= threshold
+  for (float p : prediction.kl_probs) CHECK(p == Approx(0.2));
+  CHECK(prediction.kl_grade == 0);  // ties go to the lowest grade
+  CHECK(prediction.in_distribution);
+
+  SECTION("temperatures divide the logits") {
+    spec.calibration.oa_temperature = 2.0;
+    spec.calibration.kl_temperature = 2.0;
+    const float logits[5] = {0, 2, 4, 0, 0};
+    prediction = oac::interpret(2.0f, logits, 0.0f, spec);
+    CHECK(prediction.p_oa == Approx(1.0 / (1.0 + std::exp(-1.0))).epsilon(1e-6));
+    const double total = 3 + std::exp(1.0) + std::exp(2.0);
+    CHECK(prediction.kl_probs[1] == Approx(std::exp(1.0) / total).epsilon(1e-6));
+    CHECK(prediction.kl_probs[2] == Approx(std::exp(2.0) / total).epsilon(1e-6));
+    CHECK(prediction.kl_grade == 2);
+  }
+  SECTION("the threshold decides the verdict") {
+    spec.threshold = 0.8;
+    CHECK_FALSE(oac::interpret(1.0f, flat, 0.0f, spec).oa);  // p = 0.731
+    CHECK(oac::interpret(1.5f, flat, 0.0f, spec).oa);        // p = 0.818
+  }
+  SECTION("extreme logits stay finite") {
+    const float extreme[5] = {1000, -1000, 0, 0, 0};
+    prediction = oac::interpret(-1000.0f, extreme, 0.0f, spec);
+    CHECK(prediction.p_oa == 0.0f);
+    CHECK(prediction.kl_probs[0] == 1.0f);
+    CHECK(oac::interpret(1000.0f, extreme, 0.0f, spec).p_oa == 1.0f);
+  }
+  SECTION("OOD score above the threshold, or NaN, is out of distribution") {
+    spec.ood.threshold = 10.0;
+    CHECK(oac::interpret(0.0f, flat, 10.0f, spec).in_distribution);
+    CHECK_FALSE(oac::interpret(0.0f, flat, 10.5f, spec).in_distribution);
+    CHECK_FALSE(oac::interpret(0.0f, flat, std::nanf(""), spec).in_distribution);
+  }
+}
+
+namespace {
+
+std::array<uint8_t, 4> pixel(const std::vector<uint8_t>& rgba, int width, int x, int y) {
+  const size_t at = (static_cast<size_t>(y) * width + x) * 4;
+  return {rgba[at], rgba[at + 1], rgba[at + 2], rgba[at + 3]};
+}
+
+}  // namespace
+
+TEST_CASE("render_cam colours the normalised CAM over the crop", "[cam]") {
+  const oac::GrayImage crop{4, 2, std::vector<float>(8, 0.5f)};
+  const float cam[2] = {-3.0f, 5.0f};  // 2 x 1, normalised to 0 and 1
+
+  SECTION("full opacity shows the colour map, dark violet to yellow") {
+    const auto rgba = oac::render_cam(crop, cam, 2, 1, 1.0f);
+    REQUIRE(error_of(rgba).empty());
+    REQUIRE(rgba.value().size() == 4u * 2 * 4);
+    CHECK(pixel(rgba.value(), 4, 0, 0) == std::array<uint8_t, 4>{68, 1, 84, 255});
+    CHECK(pixel(rgba.value(), 4, 3, 1) == std::array<uint8_t, 4>{253, 231, 37, 255});
+    // Half-pixel-aligned bilinear upsampling: levels 0, 0.25, 0.75, 1 along a row; the
+    // map's green channel rises monotonically.
+    const auto quarter = pixel(rgba.value(), 4, 1, 0);
+    const auto three_quarters = pixel(rgba.value(), 4, 2, 0);
+    CHECK(quarter[1] > 1);
+    CHECK(three_quarters[1] > quarter[1]);
+    CHECK(three_quarters[1] < 231);
+    CHECK(pixel(rgba.value(), 4, 1, 0) == pixel(rgba.value(), 4, 1, 1));
+  }
+  SECTION("zero opacity shows the grey crop") {
+    const auto rgba = oac::render_cam(crop, cam, 2, 1, 0.0f);
+    REQUIRE(error_of(rgba).empty());
+    for (int x = 0; x < 4; ++x) CHECK(pixel(rgba.value(), 4, x, 0) == std::array<uint8_t, 4>{128, 128, 128, 255});
+  }
+  SECTION("half opacity blends") {
+    const auto rgba = oac::render_cam(crop, cam, 2, 1, 0.5f);
+    REQUIRE(error_of(rgba).empty());
+    // 127.5 * 0.5 + (68, 1, 84) * 0.5, rounded.
+    CHECK(pixel(rgba.value(), 4, 0, 0) == std::array<uint8_t, 4>{98, 64, 106, 255});
+  }
+  SECTION("a flat or NaN CAM shows no activation") {
+    const float flat[4] = {2, 2, 2, 2};
+    const float with_nan[2] = {std::nanf(""), 1.0f};
+    for (const auto& rgba : {oac::render_cam(crop, flat, 2, 2, 1.0f), oac::render_cam(crop, with_nan, 2, 1, 1.0f)}) {
+      REQUIRE(error_of(rgba).empty());
+      CHECK(pixel(rgba.value(), 4, 0, 0) == std::array<uint8_t, 4>{68, 1, 84, 255});
+    }
+  }
+  SECTION("empty inputs are errors") {
+    CHECK(error_of(oac::render_cam(crop, cam, 0, 1, 0.5f)) == "The class-activation map is empty.");
+    CHECK(error_of(oac::render_cam(crop, nullptr, 2, 1, 0.5f)) == "The class-activation map is empty.");
+    CHECK(error_of(oac::render_cam(oac::GrayImage{}, cam, 2, 1, 0.5f)) ==
+          "The crop to draw the heatmap on is empty or inconsistent.");
+  }
+}
