@@ -1,7 +1,7 @@
 // Finds the model the app and the CLI run, with its card, and checks the model file against the
 // card's sha256/bytes. Used by tools/build_web.mjs and tools/classify.mjs, so both always pick the
-// same model: the trained models/<model_file> when it exists, else the untrained placeholder that
-// tools/export_onnx.py --untrained writes under build/placeholder/.
+// same model: the trained models/<model_file> when it exists, else the newest untrained placeholder
+// written by tools/export_onnx.py --untrained (to build/placeholder/, or its default build/models/).
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_CARD_PATH = path.join(REPO_ROOT, 'models', 'oa-inceptionv3.json');
 export const PLACEHOLDER_DIR = path.join(REPO_ROOT, 'build', 'placeholder');
+// Where `export_onnx.py --untrained` writes without --out; only its *-untrained.onnx files count.
+const EXPORT_DEFAULT_DIR = path.join(REPO_ROOT, 'build', 'models');
 
 export class ModelNotFoundError extends Error {}
 
@@ -43,14 +45,17 @@ export async function sha256OfFile(filePath) {
   return { sha256: hash.digest('hex'), bytes };
 }
 
-/** The newest .onnx under build/placeholder/, or null. */
+/** The newest placeholder .onnx, or null. */
 async function newestPlaceholder() {
-  const names = await readdir(PLACEHOLDER_DIR).catch(() => []);
   const candidates = [];
-  for (const name of names.filter((n) => n.endsWith('.onnx'))) {
-    const filePath = path.join(PLACEHOLDER_DIR, name);
-    candidates.push({ filePath, mtime: (await stat(filePath)).mtimeMs });
-  }
+  const collect = async (dir, accepts) => {
+    for (const name of (await readdir(dir).catch(() => [])).filter(accepts)) {
+      const filePath = path.join(dir, name);
+      candidates.push({ filePath, mtime: (await stat(filePath)).mtimeMs });
+    }
+  };
+  await collect(PLACEHOLDER_DIR, (name) => name.endsWith('.onnx'));
+  await collect(EXPORT_DEFAULT_DIR, (name) => name.endsWith('-untrained.onnx'));
   candidates.sort((a, b) => b.mtime - a.mtime);
   return candidates[0]?.filePath ?? null;
 }
@@ -84,7 +89,7 @@ async function chooseModel(requested) {
   if (!placeholder) {
     throw new ModelNotFoundError(`no model: neither ${path.relative(REPO_ROOT, trainedPath)} nor an untrained `
       + `placeholder in ${path.relative(REPO_ROOT, PLACEHOLDER_DIR)}/ exists `
-      + '(make one with: python tools/export_onnx.py --untrained --out build/placeholder/...)');
+      + '(make one with: tools/oac export --untrained --out build/placeholder/oa-inceptionv3-untrained.onnx)');
   }
   const cardPath = await cardForOnnx(placeholder);
   const placeholderCard = await readCard(cardPath);
