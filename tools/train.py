@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 import oac_core
 from inception import OAInceptionV3, pretrained_oa_model
-from metrics import auc_binary, quadratic_weighted_kappa
+from metrics import auc, quadratic_weighted_kappa
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,6 +58,7 @@ class Config:
     checkpoint_every_steps: int = 50
     max_minutes: float = 0.0           # 0: no time budget
     train_subset: int = 0              # 0: all; >0: a seeded subset (for ablations)
+    val_subset: int = 0                # likewise for validation
     ood_components: int = 128
     ood_fit_images: int = 2000
     seed: int = 1234
@@ -262,12 +263,12 @@ def validation_score(model, knees, spec):
     out = predict(model, knees.planes[mask], spec)
     oa, kl = knees.oa[mask], knees.kl[mask]
     known = ~np.isnan(oa)
-    auc = auc_binary(oa[known], out["oa_logit"][known])
+    oa_auc = auc(oa[known], out["oa_logit"][known])
     graded = kl >= 0
     kl_pred = out["kl_logits"].argmax(1)
     kappa = quadratic_weighted_kappa(kl[graded], kl_pred[graded], 5) if graded.any() else 0.0
     kl_acc = float((kl_pred[graded] == kl[graded]).mean()) if graded.any() else 0.0
-    return {"auc": float(auc), "qwk": float(kappa), "kl_acc": kl_acc, "score": float(auc + kappa)}
+    return {"auc": float(oa_auc), "qwk": float(kappa), "kl_acc": kl_acc, "score": float(oa_auc + kappa)}
 
 
 def fit_ood(model, knees, spec, config):
@@ -301,6 +302,10 @@ def main():
     train_idx = np.flatnonzero(knees.split == "train")
     if config.train_subset:
         train_idx = np.sort(np.random.default_rng(config.seed).choice(train_idx, config.train_subset, replace=False))
+    if config.val_subset:
+        val_idx = np.flatnonzero(knees.split == "val")
+        dropped = np.setdiff1d(val_idx, np.random.default_rng(config.seed).choice(val_idx, config.val_subset, replace=False))
+        knees.split[dropped] = ""
     log(f"config {json.dumps(asdict(config))}")
     log(f"knees: train {len(train_idx)}, val {(knees.split == 'val').sum()}")
 
