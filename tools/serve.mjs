@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // A small static server for trying the web app on this machine (loopback only). It sends the
 // headers a production host should send: COOP/COEP (cross-origin isolation → threaded WASM), the
-// CSP, and correct MIME types. It can serve the app under a sub-path to prove all URLs are relative.
+// CSP, and correct MIME types. It can serve the app under a sub-path to prove all URLs are relative,
+// and can leave the security headers out to behave like a static host without header control.
 //
-//   node tools/serve.mjs [--port P] [--root DIR] [--prefix /sub/path/]
+//   node tools/serve.mjs [--port P] [--root DIR] [--prefix /sub/path/] [--plain-host]
 
 import { createServer } from 'node:http';
 import { createReadStream } from 'node:fs';
@@ -41,19 +42,21 @@ export function normalisePrefix(prefix) {
 /**
  * Starts the server. Resolves to { url, port, close() } once it listens.
  * onRequest({ method, path, headers, bodyBytes }) sees every request (tests record them).
+ * plainHost: send no security headers, like a static host that cannot set any.
  */
 export async function startServer({ root = DEFAULT_ROOT, port = DEFAULT_PORT, host = '127.0.0.1',
-  prefix = '/', onRequest = null } = {}) {
+  prefix = '/', onRequest = null, plainHost = false } = {}) {
   const rootDir = path.resolve(root);
   const urlPrefix = normalisePrefix(prefix);
+  const headers = plainHost ? {} : SECURITY_HEADERS;
 
   const server = createServer((request, response) => {
     let bodyBytes = 0;
     request.on('data', (chunk) => { bodyBytes += chunk.length; });
     request.on('end', () => {
       onRequest?.({ method: request.method, path: request.url, headers: request.headers, bodyBytes });
-      respond(request, response, rootDir, urlPrefix).catch((error) => {
-        if (!response.headersSent) sendText(response, 500, `Internal error: ${error.message}`);
+      respond(request, response, rootDir, urlPrefix, headers).catch((error) => {
+        if (!response.headersSent) sendText(response, headers, 500, `Internal error: ${error.message}`);
         else response.destroy();
       });
     });
@@ -80,31 +83,31 @@ export async function startServer({ root = DEFAULT_ROOT, port = DEFAULT_PORT, ho
   };
 }
 
-async function respond(request, response, rootDir, urlPrefix) {
+async function respond(request, response, rootDir, urlPrefix, headers) {
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     response.setHeader('Allow', 'GET, HEAD');
-    sendText(response, 405, 'Only GET and HEAD are supported.');
+    sendText(response, headers, 405, 'Only GET and HEAD are supported.');
     return;
   }
   let pathname;
   try {
     pathname = decodeURIComponent(new URL(request.url, 'http://localhost').pathname);
   } catch {
-    sendText(response, 400, 'Malformed URL.');
+    sendText(response, headers, 400, 'Malformed URL.');
     return;
   }
   if (`${pathname}/` === urlPrefix) {
-    response.writeHead(301, { ...SECURITY_HEADERS, Location: urlPrefix });
+    response.writeHead(301, { ...headers, Location: urlPrefix });
     response.end();
     return;
   }
   if (!pathname.startsWith(urlPrefix) || pathname.includes('\0')) {
-    sendText(response, 404, 'Not found.');
+    sendText(response, headers, 404, 'Not found.');
     return;
   }
   let filePath = path.resolve(rootDir, `.${pathname.slice(urlPrefix.length - 1)}`);
   if (filePath !== rootDir && !filePath.startsWith(rootDir + path.sep)) {
-    sendText(response, 404, 'Not found.');
+    sendText(response, headers, 404, 'Not found.');
     return;
   }
   let info = await stat(filePath).catch(() => null);
@@ -113,11 +116,11 @@ async function respond(request, response, rootDir, urlPrefix) {
     info = await stat(filePath).catch(() => null);
   }
   if (!info?.isFile()) {
-    sendText(response, 404, 'Not found.');
+    sendText(response, headers, 404, 'Not found.');
     return;
   }
   response.writeHead(200, {
-    ...SECURITY_HEADERS,
+    ...headers,
     'Content-Type': MIME_TYPES[path.extname(filePath).toLowerCase()] ?? 'application/octet-stream',
     'Content-Length': info.size,
     // Always revalidate: the service worker owns offline caching, not the HTTP cache.
@@ -130,17 +133,21 @@ async function respond(request, response, rootDir, urlPrefix) {
   createReadStream(filePath).on('error', () => response.destroy()).pipe(response);
 }
 
-function sendText(response, status, text) {
-  response.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': 'text/plain; charset=utf-8' });
+function sendText(response, headers, status, text) {
+  response.writeHead(status, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' });
   response.end(`${text}\n`);
 }
 
 function parseArguments(argv) {
-  const options = { root: DEFAULT_ROOT, port: DEFAULT_PORT, prefix: '/' };
+  const options = { root: DEFAULT_ROOT, port: DEFAULT_PORT, prefix: '/', plainHost: false };
   for (let i = 0; i < argv.length; i += 1) {
     const flag = argv[i];
     const value = argv[i + 1];
     if (flag === '--help' || flag === '-h') return { help: true };
+    if (flag === '--plain-host') {
+      options.plainHost = true;
+      continue;
+    }
     if (!['--port', '--root', '--prefix'].includes(flag)) throw new Error(`unknown option ${flag}`);
     if (value === undefined) throw new Error(`${flag} needs a value`);
     i += 1;
@@ -158,8 +165,9 @@ function parseArguments(argv) {
   return options;
 }
 
-const USAGE = 'usage: node tools/serve.mjs [--port P] [--root DIR] [--prefix /sub/path/]\n'
-  + `  Serves DIR (default web/dist) on http://127.0.0.1:P (default ${DEFAULT_PORT}) with COOP/COEP + CSP.\n`;
+const USAGE = 'usage: node tools/serve.mjs [--port P] [--root DIR] [--prefix /sub/path/] [--plain-host]\n'
+  + `  Serves DIR (default web/dist) on http://127.0.0.1:P (default ${DEFAULT_PORT}) with COOP/COEP + CSP.\n`
+  + '  --plain-host leaves those headers out, like a static host without header control.\n';
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   let options;

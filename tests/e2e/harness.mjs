@@ -54,10 +54,13 @@ export function requirePrerequisites() {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing (apt-get install chromium, or set OAC_CHROMIUM)`);
 }
 
-/** Serves `root` on a free loopback port; `requests` collects what the server saw. */
-export async function serveApp({ root = DIST, prefix = APP_PREFIX } = {}) {
+/**
+ * Serves `root` on a free loopback port; `requests` collects what the server saw. plainHost: no
+ * security headers, like a static host without header control.
+ */
+export async function serveApp({ root = DIST, prefix = APP_PREFIX, plainHost = false } = {}) {
   const requests = [];
-  const server = await startServer({ root, port: 0, prefix, onRequest: (request) => requests.push(request) });
+  const server = await startServer({ root, port: 0, prefix, plainHost, onRequest: (request) => requests.push(request) });
   return { ...server, origin: new URL(server.url).origin, requests };
 }
 
