@@ -10,7 +10,7 @@ import { copyFile, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crc32, deflateSync } from 'node:zlib';
-import { locateModel, REPO_ROOT } from './model_locator.mjs';
+import { CORE_MODULE_FILES, WASM_CORE_DIR, locateModel, REPO_ROOT } from './artifacts.mjs';
 import { META_CONTENT_SECURITY_POLICY, SECURITY_HEADERS } from './web_policy.mjs';
 
 const WEB_SOURCE = path.join(REPO_ROOT, 'web');
@@ -18,8 +18,6 @@ export const DEFAULT_DIST = path.join(WEB_SOURCE, 'dist');
 const ORT_DIST = path.join(REPO_ROOT, 'node_modules', 'onnxruntime-web', 'dist');
 // The WASM-only ES module build; it loads the threaded SIMD .mjs/.wasm pair from ort.env.wasm.wasmPaths.
 const ORT_FILES = ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
-const CORE_DIR = process.env.OAC_CORE_DIR ? path.resolve(process.env.OAC_CORE_DIR) : path.join(REPO_ROOT, 'build', 'wasm');
-const CORE_FILES = ['oac_core.mjs', 'oac_core.wasm'];
 const PAGE_FILES = ['index.html', 'styles.css', 'app.js', 'worker.js', 'engine.js', 'manifest.webmanifest', 'icons/icon.svg'];
 const ICON_SIZES = [192, 512];
 const SERVICE_WORKER = 'sw.js';
@@ -138,7 +136,7 @@ export async function buildWeb({ out = DEFAULT_DIST, model = '' } = {}) {
   const started = Date.now();
   const located = await locateModel(model);
   for (const file of ORT_FILES) await requireFile(path.join(ORT_DIST, file), 'run npm ci');
-  for (const file of CORE_FILES) await requireFile(path.join(CORE_DIR, file), 'build the WASM core first: tools/oac build');
+  for (const file of CORE_MODULE_FILES) await requireFile(path.join(WASM_CORE_DIR, file), 'build the WASM core first: tools/oac build');
   for (const file of [...PAGE_FILES, SERVICE_WORKER]) await requireFile(path.join(WEB_SOURCE, file));
 
   const dist = path.resolve(out);
@@ -150,7 +148,7 @@ export async function buildWeb({ out = DEFAULT_DIST, model = '' } = {}) {
 
   for (const file of PAGE_FILES) await copyFile(path.join(WEB_SOURCE, file), path.join(dist, file));
   for (const file of ORT_FILES) await copyFile(path.join(ORT_DIST, file), path.join(dist, 'ort', file));
-  for (const file of CORE_FILES) await copyFile(path.join(CORE_DIR, file), path.join(dist, 'core', file));
+  for (const file of CORE_MODULE_FILES) await copyFile(path.join(WASM_CORE_DIR, file), path.join(dist, 'core', file));
   const modelFile = `model/${located.card.model_file}`;
   await copyFile(located.modelPath, path.join(dist, modelFile));
   await writeFile(path.join(dist, 'model', 'card.json'), `${located.cardText}\n`);

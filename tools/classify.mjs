@@ -8,11 +8,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import ort from 'onnxruntime-node';
 import { DEFAULT_KNEES_PER_RUN, KneeClassifier } from '../web/engine.js';
-import { locateModel, REPO_ROOT } from './model_locator.mjs';
-
-export const CORE_MODULE_PATH = process.env.OAC_CORE_MODULE
-  ? path.resolve(process.env.OAC_CORE_MODULE)
-  : path.join(REPO_ROOT, 'build', 'wasm', 'oac_core.mjs');
+import { CORE_MODULE_FILES, WASM_CORE_DIR, locateModel, REPO_ROOT } from './artifacts.mjs';
 
 const USAGE = `usage: tools/oac classify [--model CARD_OR_ONNX] [--files-from LIST] [--batch N] [--quiet] FILE...
 
@@ -101,18 +97,20 @@ async function readImageFile(file) {
   }
 }
 
-export async function loadCoreModule(modulePath = CORE_MODULE_PATH) {
-  if (!(await stat(modulePath).catch(() => null))?.isFile()) {
-    throw new Error(`the WASM core is not built: ${path.relative(REPO_ROOT, modulePath)} is missing`);
+async function loadCoreModule() {
+  const [modulePath, wasmPath] = CORE_MODULE_FILES.map((file) => path.join(WASM_CORE_DIR, file));
+  for (const file of [modulePath, wasmPath]) {
+    if (!(await stat(file).catch(() => null))?.isFile()) {
+      throw new Error(`the WASM core is not built: ${path.relative(REPO_ROOT, file)} is missing (tools/oac build)`);
+    }
   }
   const { default: createCoreModule } = await import(pathToFileURL(modulePath).href);
-  // Handing over the .wasm bytes spares the module from locating and loading them in Node.
-  const wasmBinary = await readFile(modulePath.replace(/\.m?js$/, '.wasm'));
-  return createCoreModule({ wasmBinary });
+  // Node's fetch() cannot read file URLs, so the module gets its .wasm bytes handed over.
+  return createCoreModule({ wasmBinary: await readFile(wasmPath) });
 }
 
 /** Creates the engine the CLI (and its tests) classify with. */
-export async function createCliClassifier({ model = '', kneesPerRun = DEFAULT_KNEES_PER_RUN } = {}) {
+async function createCliClassifier({ model = '', kneesPerRun = DEFAULT_KNEES_PER_RUN } = {}) {
   const located = await locateModel(model);
   const [coreModule, modelBytes] = await Promise.all([loadCoreModule(), readFile(located.modelPath)]);
   const classifier = await KneeClassifier.create({

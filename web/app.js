@@ -1,6 +1,8 @@
 // The page: input, results and the service worker. All classification runs in worker.js; this
 // module only moves files there and draws what comes back, so the page stays responsive.
 
+import { failedFileResult } from './engine.js';
+
 const KL_GRADE_NAMES = ['none', 'doubtful', 'minimal', 'moderate', 'severe'];
 const SIDE_LABELS = { single: 'single', left: 'left half', right: 'right half' };
 const KNEE_TITLES = { single: 'Knee', left: 'Knee on the left half of the image', right: 'Knee on the right half of the image' };
@@ -221,10 +223,11 @@ async function checkFiles(fileList) {
     if (files.length > 1) announce(`Checking ${index + 1} of ${files.length}…`);
     else announce(document.body.dataset.modelReady === 'true' ? 'Checking…' : 'Waiting for the model…');
     entry.status = 'working';
+    render(entry);
     await classifyEntry(entry);
     if (selection !== state.selection) return;
     forgetOldViews();
-    render();
+    render(entry);
     if (files.length === 1) announceEntry(entry);
   }
   if (files.length > 1) {
@@ -237,18 +240,18 @@ async function checkFiles(fileList) {
 async function classifyEntry(entry) {
   let buffer;
   if (entry.file.size > MAX_FILE_BYTES) {
-    entry.summary = { file: entry.name, ok: false, error: `the file is too large (${megabytes(entry.file.size)}); `
-      + `the limit is ${megabytes(MAX_FILE_BYTES)}` };
+    entry.summary = failedFileResult(entry.name, `the file is too large (${megabytes(entry.file.size)}); `
+      + `the limit is ${megabytes(MAX_FILE_BYTES)}`);
   } else {
     try {
       buffer = await entry.file.arrayBuffer();
     } catch {
-      entry.summary = { file: entry.name, ok: false, error: 'the file could not be read from this device' };
+      entry.summary = failedFileResult(entry.name, 'the file could not be read from this device');
     }
   }
   if (buffer) {
     const reply = await request('classify', { name: entry.name, buffer }, [buffer]);
-    entry.summary = reply.error ? { file: entry.name, ok: false, error: reply.error } : reply.summary;
+    entry.summary = reply.error ? failedFileResult(entry.name, reply.error) : reply.summary;
     entry.views = reply.views ?? null;
     entry.milliseconds = reply.milliseconds;
   }
@@ -312,11 +315,12 @@ function sortedRows() {
   });
 }
 
-function render() {
+/** Redraws the table, and the detail view unless only another file than the shown one changed. */
+function render(changedEntry = null) {
   const batch = state.entries.length > 1;
   elements.batch.hidden = !batch;
   if (batch) renderTable();
-  renderDetail();
+  if (!changedEntry || changedEntry.id === state.selectedId) renderDetail();
 }
 
 function renderTable() {

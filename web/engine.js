@@ -15,7 +15,7 @@ export const KL_GRADE_COUNT = 5;
 export const DEFAULT_KNEES_PER_RUN = 16;
 
 /** Session options both runtimes use. */
-export function sessionOptions(executionProviders) {
+function sessionOptions(executionProviders) {
   return { executionProviders, graphOptimizationLevel: 'all' };
 }
 
@@ -57,15 +57,14 @@ export class KneeClassifier {
       core.delete();
       throw new Error(`the model could not be loaded: ${errorMessage(error)}`);
     }
-    return new KneeClassifier({ ort, session, core, card, kneesPerRun });
+    return new KneeClassifier({ ort, session, core, inputSize: card.preprocess.input_size, kneesPerRun });
   }
 
-  constructor({ ort, session, core, card, kneesPerRun }) {
+  constructor({ ort, session, core, inputSize, kneesPerRun }) {
     this.ort = ort;
     this.session = session;
     this.core = core;
-    this.card = card;
-    this.inputSize = card.preprocess.input_size;
+    this.inputSize = inputSize;
     this.kneesPerRun = kneesPerRun;
   }
 
@@ -150,12 +149,13 @@ export class KneeClassifier {
   }
 
   /**
-   * Classifies one image with everything the page shows. Returns { ok: false, error } or
-   * { ok: true, summary (as fileResult), views: [{ side, width, height, crop, camRgba }] }.
+   * Classifies one image with everything the page shows. Returns { summary } (a fileResult, or a
+   * failedFileResult when the image cannot be read) and, on success, views: one per knee,
+   * { side, width, height, crop (grey floats), camRgba (heatmap colours, RGBA bytes) }.
    */
   async classifyImage(file, bytes) {
     const prepared = this.prepare(bytes);
-    if (!prepared.ok) return { ok: false, summary: failedFileResult(file, prepared.error) };
+    if (!prepared.ok) return { summary: failedFileResult(file, prepared.error) };
     const raw = await this.infer(prepared.knees.map((knee) => knee.tensor), { withCam: true });
     // Crops and CAMs come first: they read the core's prepared knees, which interpret() may not keep.
     const views = prepared.knees.map((knee, i) => ({
@@ -166,7 +166,7 @@ export class KneeClassifier {
       camRgba: this.renderCam(i, raw[i].cam, 1),
     }));
     const knees = prepared.knees.map((knee, i) => this.interpret(knee.side, raw[i]));
-    return { ok: true, summary: fileResult(file, knees), views };
+    return { summary: fileResult(file, knees), views };
   }
 
   /**

@@ -7,7 +7,7 @@
 
 import * as ort from './ort/ort.wasm.min.mjs';
 import createCoreModule from './core/oac_core.mjs';
-import { KneeClassifier } from './engine.js';
+import { KneeClassifier, failedFileResult } from './engine.js';
 
 // The worker owns this cache; the service worker leaves it alone (its caches are "oac-shell-*").
 const MODEL_CACHE = 'oac-model';
@@ -200,7 +200,7 @@ async function classify({ name, buffer }) {
   try {
     engine = await classifier();
   } catch {
-    return { summary: { file: name, ok: false, error: 'the model is not available (see the Model section)' } };
+    return { summary: failedFileResult(name, 'the model is not available (see the Model section)') };
   }
   const started = performance.now();
   const { summary, views = [] } = await engine.classifyImage(name, new Uint8Array(buffer));

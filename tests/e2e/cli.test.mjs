@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { locateModel } from '../../tools/model_locator.mjs';
+import { locateModel } from '../../tools/artifacts.mjs';
 import { BATCH_OF_TEN, CLI_MODEL, SAMPLES, runCli } from './harness.mjs';
 
 const classify = (args, options = {}) => runCli(args, { model: CLI_MODEL, ...options });

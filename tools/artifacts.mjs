@@ -1,7 +1,8 @@
-// Finds the model the app and the CLI run, with its card, and checks the model file against the
-// card's sha256/bytes. Used by tools/build_web.mjs and tools/classify.mjs, so both always pick the
-// same model: the trained models/<model_file> when it exists, else the newest untrained placeholder
-// written by tools/export_onnx.py --untrained (to build/placeholder/, or its default build/models/).
+// Finds what the web build and the CLI run, so both always use the same files: the WASM core
+// (build/wasm, or OAC_WASM_BUILD_DIR) and the model with its card. The model is the trained
+// models/<model_file> when it exists, else the newest untrained placeholder written by
+// tools/export_onnx.py --untrained (to build/placeholder/, or its default build/models/); the
+// model file is checked against the card's sha256/bytes.
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -10,6 +11,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const WASM_CORE_DIR = process.env.OAC_WASM_BUILD_DIR
+  ? path.resolve(process.env.OAC_WASM_BUILD_DIR)
+  : path.join(REPO_ROOT, 'build', 'wasm');
+/** The Emscripten ES module; its .wasm sits beside it. */
+export const CORE_MODULE_FILES = ['oac_core.mjs', 'oac_core.wasm'];
 export const DEFAULT_CARD_PATH = path.join(REPO_ROOT, 'models', 'oa-inceptionv3.json');
 export const PLACEHOLDER_DIR = path.join(REPO_ROOT, 'build', 'placeholder');
 // Where `export_onnx.py --untrained` writes without --out; only its *-untrained.onnx files count.
