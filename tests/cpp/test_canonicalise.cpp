@@ -173,3 +173,35 @@ TEST_CASE("centre crop of an odd margin keeps the extra column on the right", "[
   CHECK(at(knee.image, 0, 0) == Approx(1.0 / 14));
   CHECK(at(knee.image, 1, 1) == Approx(12.0 / 14));
 }
+
+TEST_CASE("each half of a bilateral image crops like that knee on its own", "[canonicalise]") {
+  // Two 60 x 40 textured knees (each holding 0 and 255, so every window is the same) with a
+  // 16-column black gap: 136 x 40, aspect 3.4. The split takes the gap's first column; the
+  // rest of the gap is a border of the right half and must not shift its centre crop.
+  auto knee = [](int seed) {
+    std::vector<uint16_t> pixels;
+    for (int y = 0; y < 40; ++y)
+      for (int x = 0; x < 60; ++x) pixels.push_back(static_cast<uint16_t>((x * 37 + y * 91 + seed) % 256));
+    pixels[0] = 0;
+    pixels[1] = 255;
+    return pixels;
+  };
+  const std::vector<uint16_t> left = knee(3);
+  const std::vector<uint16_t> right = knee(101);
+  std::vector<uint16_t> both;
+  for (int y = 0; y < 40; ++y) {
+    both.insert(both.end(), left.begin() + y * 60, left.begin() + (y + 1) * 60);
+    both.insert(both.end(), 16, 0);
+    both.insert(both.end(), right.begin() + y * 60, right.begin() + (y + 1) * 60);
+  }
+  oac::PreprocessSpec spec = product_spec().preprocess;
+  spec.window_percentiles = {0, 100};
+
+  const auto knees = oac::canonicalise(grey_raw(136, 40, both), spec);
+  REQUIRE(error_of(knees).empty());
+  REQUIRE(knees.value().size() == 2);
+  const oac::Knee alone_left = only_knee(oac::canonicalise(grey_raw(60, 40, left), spec));
+  const oac::Knee alone_right = only_knee(oac::canonicalise(grey_raw(60, 40, right), spec));
+  CHECK(knees.value()[0].image.pixels == alone_left.image.pixels);
+  CHECK(knees.value()[1].image.pixels == alone_right.image.pixels);
+}

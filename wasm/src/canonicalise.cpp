@@ -129,10 +129,14 @@ Result<std::vector<Knee>> canonicalise(const RawImage& raw, const PreprocessSpec
   const bool bilateral =
       image.width >= 3 && static_cast<double>(image.width) / image.height >= spec.bilateral_min_aspect;
   if (bilateral) {
-    // The darkest column is the gap between the knees and belongs to neither.
+    // The darkest column is the gap between the knees and belongs to neither. The split makes
+    // new edges, so each half loses its share of a black gap like any other border; otherwise
+    // the gap would shift that knee's centre crop away from how the knee crops on its own.
     const int gap = darkest_middle_column(image);
-    knees.push_back({"left", centre_square(crop(image, 0, 0, gap, image.height))});
-    knees.push_back({"right", centre_square(crop(image, gap + 1, 0, image.width - gap - 1, image.height))});
+    const GrayImage left = crop(image, 0, 0, gap, image.height);
+    const GrayImage right = crop(image, gap + 1, 0, image.width - gap - 1, image.height);
+    knees.push_back({"left", centre_square(crop_uniform_borders(left, spec.border_tolerance, spec.border_max_fraction))});
+    knees.push_back({"right", centre_square(crop_uniform_borders(right, spec.border_tolerance, spec.border_max_fraction))});
   } else {
     knees.push_back({"single", centre_square(image)});
   }
