@@ -1,0 +1,72 @@
+#!/usr/bin/python3
+"""Render the readable model card (models/<name>.md) from the card JSON, the single source of truth.
+
+usage: tools/oac card [--card models/oa-inceptionv3.json]
+"""
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bullet_table(mapping):
+    return "\n".join(f"- **{key}**: {value}" for key, value in mapping.items())
+
+
+def metric_lines(metrics):
+    lines = []
+    for name, value in metrics.items():
+        if isinstance(value, dict):
+            lines.append(f"- **{name}**: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                                     for k, v in value.items() if not isinstance(v, (dict, list))))
+        elif isinstance(value, float):
+            lines.append(f"- **{name}**: {value:.4g}")
+        else:
+            lines.append(f"- **{name}**: {value}")
+    return "\n".join(lines)
+
+
+def render(card):
+    p = card["preprocess"]
+    sections = [
+        f"# Model card: {card['name']} {card['version']}",
+        "_Generated from `" + card["name"] + ".json` by `tools/oac card`; edit the JSON, not this file._",
+        "**Not a medical device.** " + card.get("intended_use", ""),
+        card.get("description", ""),
+        "## Files\n" + bullet_table({"model": f"`{card['model_file']}`", "bytes": card.get("bytes"),
+                                      "sha256": f"`{card.get('sha256')}`"}),
+        "## Preprocessing (read by the C++ core, the page, the CLI and training)\n" + bullet_table({
+            "input": f"{p['layout']} float32 [N,3,{p['input_size']},{p['input_size']}], grey replicated to 3 channels",
+            "normalisation": f"(v - {p['mean']}) / {p['std']} on the [0,1] windowed image",
+            "window": f"percentiles {p['window_percentiles']} map to 0 and 1",
+            "borders": f"uniform rows/columns within {p['border_tolerance']} of black or white, at most {p['border_max_fraction']} per side",
+            "two knees": f"width/height >= {p['bilateral_min_aspect']} splits into left and right",
+            "fit": p["fit"]}),
+        "## Outputs\n" + bullet_table(card["outputs"]),
+        "## Labels\n" + bullet_table(card.get("labels", {})),
+        "## Calibration and gates\n" + bullet_table({
+            "temperatures": card["calibration"],
+            "threshold on calibrated P(OA)": f"{card['threshold']} ({card.get('threshold_rule', 'rule not recorded')})",
+            "out-of-distribution threshold": f"{card['ood']['threshold']} ({card['ood'].get('rule', 'rule not recorded')})"}),
+    ]
+    if card.get("training"):
+        sections.append("## Training\n" + bullet_table(card["training"]))
+    if card.get("metrics"):
+        sections.append("## Metrics (held-out clean test unless named; see REPORT.md for intervals)\n" + metric_lines(card["metrics"]))
+    sections += ["## Data\n" + bullet_table(card.get("data", {})), "## Credits\n" + bullet_table(card.get("credits", {}))]
+    return "\n\n".join(s for s in sections if s) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--card", type=Path, default=ROOT / "models" / "oa-inceptionv3.json")
+    args = parser.parse_args()
+    card = json.loads(args.card.read_text())
+    out = args.card.with_suffix(".md")
+    out.write_text(render(card))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
