@@ -93,6 +93,18 @@ describe('tools/oac classify', { timeout: 10 * 60_000 }, () => {
     assert.match(batched.stderr, /classify: 18 files in [\d.]+ s/);
   });
 
+  it('flags knees as out of distribution when the OOD score is above the card\'s threshold', async () => {
+    const located = await locateModel(CLI_MODEL);
+    const strictCard = path.join(scratch, 'strict.json');
+    writeFileSync(strictCard, JSON.stringify({ ...located.card, model_file: located.modelPath, ood: { threshold: -1 } }));
+    const run = await classify([SAMPLES.single, SAMPLES.bilateral], { model: strictCard });
+    assert.equal(run.code, 0, 'an out-of-distribution image still has a result');
+    for (const result of run.results) {
+      assert.equal(result.in_distribution, false);
+      assert.ok(result.knees.every((knee) => knee.in_distribution === false));
+    }
+  });
+
   it('refuses a model that does not match its card, and a missing one', async () => {
     const located = await locateModel(CLI_MODEL);
     const wrongCard = path.join(scratch, 'wrong.json');

@@ -3,7 +3,7 @@
 // request, the CLI, and sample X-rays from the shared datasets.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,6 +101,40 @@ export async function launchBrowser({ viewport = { width: 1280, height: 900 } } 
       await context.close();
       rmSync(userDataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * A copy of the built app in a temporary folder: files are hard links (cheap, the model is big),
+ * except those `changes` rewrites, which get fresh files so the original build stays untouched.
+ */
+export function copyOfApp(changes = {}) {
+  const root = mkdtempSync(path.join(tmpdir(), 'oac-e2e-app-'));
+  const copy = (relative) => {
+    const source = path.join(DIST, relative);
+    const target = path.join(root, relative);
+    for (const entry of readdirSync(source, { withFileTypes: true })) {
+      const child = path.join(relative, entry.name);
+      if (entry.isDirectory()) {
+        mkdirSync(path.join(root, child), { recursive: true });
+        copy(child);
+      } else if (changes[child]) {
+        writeFileSync(path.join(target, entry.name), changes[child](readFileSync(path.join(source, entry.name))));
+      } else {
+        linkSync(path.join(source, entry.name), path.join(target, entry.name));
+      }
+    }
+  };
+  copy('');
+  return {
+    root,
+    rewrite(relative, change) {
+      const file = path.join(root, relative);
+      const content = change(readFileSync(file));
+      rmSync(file); // break the hard link before writing
+      writeFileSync(file, content);
+    },
+    remove: () => rmSync(root, { recursive: true, force: true }),
   };
 }
 

@@ -2,47 +2,14 @@
 // and a new deployment is offered as an update.
 
 import assert from 'node:assert/strict';
-import { linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DIST, SAMPLES, SLOW_MS, launchBrowser, openApp, requirePrerequisites, serveApp, waitForResults } from './harness.mjs';
+import {
+  DIST, SAMPLES, SLOW_MS, copyOfApp, launchBrowser, openApp, requirePrerequisites, serveApp, waitForResults,
+} from './harness.mjs';
 
 const card = () => JSON.parse(readFileSync(path.join(DIST, 'model', 'card.json'), 'utf8'));
-
-/**
- * A copy of the built app in a temporary folder: files are hard links (cheap, the model is big),
- * except those `changes` rewrites, which get fresh files so the original build stays untouched.
- */
-function copyOfApp(changes = {}) {
-  const root = mkdtempSync(path.join(tmpdir(), 'oac-e2e-app-'));
-  const copy = (relative) => {
-    const source = path.join(DIST, relative);
-    const target = path.join(root, relative);
-    for (const entry of readdirSync(source, { withFileTypes: true })) {
-      const child = path.join(relative, entry.name);
-      if (entry.isDirectory()) {
-        mkdirSync(path.join(root, child), { recursive: true });
-        copy(child);
-      } else if (changes[child]) {
-        writeFileSync(path.join(target, entry.name), changes[child](readFileSync(path.join(source, entry.name))));
-      } else {
-        linkSync(path.join(source, entry.name), path.join(target, entry.name));
-      }
-    }
-  };
-  copy('');
-  return {
-    root,
-    rewrite(relative, change) {
-      const file = path.join(root, relative);
-      const content = change(readFileSync(file));
-      rmSync(file); // break the hard link before writing
-      writeFileSync(file, content);
-    },
-    remove: () => rmSync(root, { recursive: true, force: true }),
-  };
-}
 
 describe('model lifecycle', { timeout: 10 * 60_000 }, () => {
   before(requirePrerequisites);
