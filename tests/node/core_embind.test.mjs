@@ -1,0 +1,129 @@
+// The Embind surface of build/wasm/oac_core.mjs as the web worker and the CLI use it.
+// run: OAC_WASM_BUILD_DIR=build/wasm node --test tests/node/core_embind.test.mjs
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import zlib from 'node:zlib';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const wasmDir = process.env.OAC_WASM_BUILD_DIR || path.join(root, 'build/wasm');
+const card = fs.readFileSync(path.join(root, 'models/oa-inceptionv3.json'), 'utf8');
+const { default: createOacCore } = await import(pathToFileURL(path.join(wasmDir, 'oac_core.mjs')).href);
+// Node 20's fetch() cannot read file URLs, so the binary is handed over directly.
+const oac = await createOacCore({ wasmBinary: fs.readFileSync(path.join(wasmDir, 'oac_core.wasm')) });
+
+function crc32(bytes) {
+  let crc = ~0;
+  for (const byte of bytes) {
+    crc ^= byte;
+    for (let bit = 0; bit < 8; bit++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
+  }
+  return ~crc >>> 0;
+}
+
+function chunk(type, body) {
+  const out = Buffer.alloc(12 + body.length);
+  out.writeUInt32BE(body.length, 0);
+  out.write(type, 4, 'latin1');
+  body.copy(out, 8);
+  out.writeUInt32BE(crc32(out.subarray(4, 8 + body.length)), 8 + body.length);
+  return out;
+}
+
+// 8-bit grey PNG of a bright diamond on a textured background (contrast, no uniform borders).
+function kneePng(width, height) {
+  const rows = [];
+  for (let y = 0; y < height; y++) {
+    const row = Buffer.alloc(width + 1);  // filter byte 0, then samples
+    for (let x = 0; x < width; x++) {
+      const distance = Math.abs(x - width / 2) + Math.abs(y - height / 2);
+      row[x + 1] = 40 + Math.max(0, 120 - distance) + ((x * 7 + y * 3) % 5);
+    }
+    rows.push(row);
+  }
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8;  // bit depth; colour type 0 (grey) and the rest stay 0
+  return new Uint8Array(Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header), chunk('IDAT', zlib.deflateSync(Buffer.concat(rows))), chunk('IEND', Buffer.alloc(0)),
+  ]));
+}
+
+test('prepare returns knees and heap views of tensor and crop', () => {
+  const core = new oac.Core(card);
+  const result = core.prepare(kneePng(120, 100));
+  assert.equal(result.ok, true);
+  assert.equal(result.error, '');
+  assert.deepEqual(result.knees, [{ side: 'single', width: 100, height: 100 }]);
+  const tensor = core.tensor(0);
+  assert.ok(tensor instanceof Float32Array);
+  assert.equal(tensor.length, 3 * 224 * 224);
+  assert.ok(tensor.every((value) => value >= -1 && value <= 1));
+  assert.equal(core.crop(0).length, 100 * 100);
+  assert.equal(core.tensor(1).length, 0);
+  core.delete();
+});
+
+test('a wide image gives left and right knees; ArrayBuffer input works', () => {
+  const core = new oac.Core(card);
+  const png = kneePng(400, 100);
+  const result = core.prepare(png.buffer.slice(png.byteOffset, png.byteOffset + png.byteLength));
+  assert.equal(result.ok, true);
+  assert.deepEqual(result.knees.map((knee) => knee.side), ['left', 'right']);
+  assert.equal(core.tensor(1).length, 3 * 224 * 224);
+  core.delete();
+});
+
+test('errors come back as values and the core keeps working', () => {
+  const core = new oac.Core(card);
+  const png = kneePng(64, 64);
+  assert.deepEqual(core.prepare(new Uint8Array(0)), { ok: false, error: 'The file is empty.', knees: [] });
+  assert.equal(core.tensor(0).length, 0);
+  assert.equal(core.prepare(png.subarray(0, png.length - 20)).error,
+    'The PNG file is truncated: it ends before the image data is complete.');
+  assert.equal(core.prepare(new TextEncoder().encode('GIF89a')).error, 'The file is not a PNG, JPEG or BMP image.');
+  assert.equal(core.prepare('not bytes').error, 'prepare() needs the file contents as a Uint8Array or ArrayBuffer.');
+  assert.equal(core.prepare(png).ok, true);
+  core.delete();
+});
+
+test('a bad card is reported by every call', () => {
+  const core = new oac.Core('{"preprocess": {}}');
+  const message = 'The model card has no "preprocess.input_size" field.';
+  assert.equal(core.prepare(kneePng(64, 64)).error, message);
+  const prediction = core.interpret(0, new Float32Array(5), 0);
+  assert.equal(prediction.ok, false);
+  assert.equal(prediction.error, message);
+  core.delete();
+});
+
+test('interpret calibrates the outputs', () => {
+  const core = new oac.Core(card);
+  const prediction = core.interpret(0, new Float32Array([0, 0, 3, 0, 0]), 1e31);
+  assert.equal(prediction.ok, true);
+  assert.equal(prediction.pOa, 0.5);
+  assert.equal(prediction.oa, true);
+  assert.equal(prediction.klGrade, 2);
+  assert.equal(prediction.klProbs.length, 5);
+  assert.ok(Math.abs(prediction.klProbs.reduce((a, b) => a + b) - 1) < 1e-6);
+  assert.equal(prediction.inDistribution, false);
+  assert.equal(core.interpret(0, [1, 2], 0).error, 'interpret() needs exactly 5 KL logits.');
+  core.delete();
+});
+
+test('renderCam returns an RGBA view of the crop, or an empty one', () => {
+  const core = new oac.Core(card);
+  core.prepare(kneePng(120, 100));
+  const cam = new Float32Array(8 * 8).map((_, i) => i);
+  const rgba = core.renderCam(0, cam, 8, 8, 0.5);
+  assert.ok(rgba instanceof Uint8Array);
+  assert.equal(rgba.length, 100 * 100 * 4);
+  assert.equal(rgba[3], 255);
+  assert.equal(core.renderCam(1, cam, 8, 8, 0.5).length, 0);
+  assert.equal(core.renderCam(0, cam, 4, 4, 0.5).length, 0);
+  core.delete();
+});
