@@ -4,24 +4,30 @@ Graph contract (wasm/README.md): input `image` float32 [N,3,S,S] (dynamic N); ou
 `kl_logits` [N,5], `features` [N,2048], `cam` [N,h,w], `ood_score` [N] = ||(features - mean) @ projection||_2
 (the projection already whitens, so this is a Mahalanobis distance in a PCA subspace).
 
-BatchNorms are folded into the convolutions. With `--weights int8` (default) every backbone
-convolution weight is stored as int8 per output channel (symmetric, scale = max|w_c| / 127) and
-expanded at load time by a DequantizeLinear (opset 13) feeding an ordinary fp32 Conv: activations
-stay fp32, the file shrinks 4x (~22 MB instead of ~87 MB). The heads, the CAM and the OOD projection
-are small and stay fp32.
+BatchNorms are folded into the convolutions. With `--weights int8` (default) every backbone convolution
+weight is stored in one byte per value and rebuilt as fp32 when the model loads, feeding an ordinary fp32
+Conv (activations stay fp32; ~22 MB instead of ~87 MB):
+  - weights with at most 256 distinct values (nsfwjs ships uint8-quantised weights, so every layer that
+    training left frozen) are stored exactly: uint8 indices into a value table, times the folded BatchNorm
+    gain (Cast, Gather, Mul);
+  - the others as symmetric int8 per output channel (scale = max|w_o| / 127) through DequantizeLinear
+    (opset 13); their biases are then corrected on real knee images (`--calibration-images`) so that each
+    channel's mean output matches the fp32 model's, which roughly halves the error int8 adds.
+The heads, the CAM and the OOD projection are small and stay fp32.
 
 Checkpoint format (tools/train.py):
   {"model": OAInceptionV3 state dict, "config": {"input_size": S, "dropout": p, ...},
    "ood": {"mean": float32[2048], "projection": float32[2048,k]}}
 
 usage:
-  export_onnx.py CHECKPOINT --out MODEL.onnx [--card CARD.json] [--weights int8|fp32] [--compare-fp32]
+  export_onnx.py CHECKPOINT --out MODEL.onnx [--card CARD.json] [--weights int8|fp32] [--compare-fp32 IMAGES]
   export_onnx.py --untrained [--input-size S] [--out MODEL.onnx] [--card CARD.json] ...
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -49,6 +55,7 @@ UNTRAINED_NAME = "oa-inceptionv3-untrained"
 UNTRAINED_OUT = ROOT / "build" / "models" / f"{UNTRAINED_NAME}.onnx"
 UNTRAINED_OOD_DIMENSIONS = 16
 CARD_FILE_FIELDS = ("model_file", "sha256", "bytes")
+DEFAULT_CALIBRATION_IMAGES = 32
 
 
 class DeployedModel(nn.Module):
@@ -98,83 +105,170 @@ def untrained_placeholder(seed: int = 0) -> tuple[OAInceptionV3, torch.Tensor, t
     return model, torch.zeros(FEATURE_CHANNELS), projection
 
 
+def batch_norm_gain(norm: nn.BatchNorm2d) -> torch.Tensor:
+    """Per-channel factor 1/sqrt(var + eps) that folding multiplies into the preceding convolution (float32)."""
+    return torch.rsqrt(norm.running_var + norm.eps).detach()
+
+
 def fold_batch_norms(model: OAInceptionV3) -> OAInceptionV3:
-    """An eval-mode copy whose convolutions carry their BatchNorm (w * g, beta - mean * g with g = 1/sqrt(var + eps))."""
+    """An eval-mode copy whose convolutions carry their BatchNorm: weight * g, bias beta - mean * g.
+
+    Folding is done in float32 so that a weight rebuilt in the graph as (stored weight) * g is bit-identical.
+    """
     folded = copy.deepcopy(model).eval()
     layers = folded.backbone.layers
     for layer in folded.backbone.graph.values():
         if layer.kind != "batch_normalization":
             continue
         conv, norm = layers[layer.inputs[0]], layers[layer.name]
-        gain = torch.rsqrt(norm.running_var.double() + norm.eps)
+        gain = batch_norm_gain(norm)
         fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=True)
         with torch.no_grad():
-            fused.weight.copy_(conv.weight.double() * gain[:, None, None, None])
-            fused.bias.copy_(norm.bias.double() - norm.running_mean.double() * gain)
+            fused.weight.copy_(conv.weight * gain[:, None, None, None])
+            fused.bias.copy_(norm.bias - norm.running_mean * gain)
         layers[layer.inputs[0]] = fused
         layers[layer.name] = nn.Identity()
     return folded
 
 
-def quantize_per_output_channel(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+@dataclasses.dataclass
+class Int8Weight:
+    """Folded weight ~ q * scale[o]: symmetric int8 per output channel, expanded by DequantizeLinear."""
+    q: torch.Tensor
+    scale: torch.Tensor
+
+
+@dataclasses.dataclass
+class TableWeight:
+    """Folded weight == table[indices] * gain[o] exactly: for weights with at most 256 distinct values, as
+    nsfwjs's (uint8-quantised per tensor) are for every layer that training left frozen."""
+    indices: torch.Tensor
+    table: torch.Tensor
+    gain: torch.Tensor
+
+
+def quantize_per_output_channel(weight: torch.Tensor) -> Int8Weight:
     """Symmetric int8 per output channel: weight ~ q * scale[o], q in [-127, 127] (zero point 0)."""
     flat = weight.detach().reshape(weight.shape[0], -1)
     scale = flat.abs().amax(dim=1) / 127.0
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     q = torch.round(flat / scale[:, None]).clamp(-127, 127).to(torch.int8)
-    return q.reshape(weight.shape), scale
+    return Int8Weight(q.reshape(weight.shape), scale)
 
 
-def prepare_for_export(model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.Tensor,
-                       weights: str) -> tuple[DeployedModel, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
-    """The module the ONNX graph computes, and the int8 codes of its backbone convolution weights.
+def compact_weight(weight: torch.Tensor, gain: torch.Tensor) -> Int8Weight | TableWeight:
+    """One byte per value for a convolution whose unfolded weight is `weight` and BatchNorm gain `gain`."""
+    table, indices = torch.unique(weight.detach(), return_inverse=True)
+    if len(table) <= 256:
+        return TableWeight(indices.to(torch.uint8), table, gain)
+    return quantize_per_output_channel(weight.detach() * gain[:, None, None, None])
 
-    With int8 weights the module's convolutions already hold the dequantised values (q * scale), so
-    running it in PyTorch gives what ONNX Runtime gives, up to float summation order.
+
+def expand(stored: Int8Weight | TableWeight) -> torch.Tensor:
+    """The float32 weight the ONNX graph rebuilds from `stored` (same float32 operations, so the same bits)."""
+    if isinstance(stored, TableWeight):
+        return stored.table[stored.indices.long()] * stored.gain[:, None, None, None]
+    return stored.q.float() * stored.scale[:, None, None, None]
+
+
+def correct_biases(deployed: DeployedModel, reference: DeployedModel, calibration: torch.Tensor) -> None:
+    """Empirical bias correction (Nagel et al., "Data-Free Quantization", 2019): shift each convolution's bias
+    so that its per-channel mean output on `calibration` equals the reference's. Done in graph order in one
+    pass, so each layer also absorbs the mean shift inherited from the quantised layers below it; int8
+    weight noise otherwise accumulates a systematic drift through the 94 convolutions of ReLU features.
+    """
+    targets: dict[str, torch.Tensor] = {}
+
+    def record(name):
+        return lambda module, inputs, output: targets.__setitem__(name, output.mean(dim=(0, 2, 3)))
+
+    def shift(name):
+        def hook(module, inputs, output):
+            correction = targets[name] - output.mean(dim=(0, 2, 3))
+            module.bias += correction
+            return output + correction[None, :, None, None]
+        return hook
+
+    for model, make_hook in ((reference, record), (deployed, shift)):
+        convs = [(name, module) for name, module in model.model.backbone.layers.items() if isinstance(module, nn.Conv2d)]
+        handles = [module.register_forward_hook(make_hook(name)) for name, module in convs]
+        with torch.no_grad():
+            model(calibration)
+        for handle in handles:
+            handle.remove()
+
+
+def prepare_for_export(model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.Tensor, weights: str,
+                       calibration: torch.Tensor | None = None) -> tuple[DeployedModel, dict[str, Int8Weight | TableWeight]]:
+    """The module the ONNX graph computes, and the one-byte storage of its backbone convolution weights.
+
+    With int8 weights the module's convolutions already hold the expanded weights (and, given calibration
+    images, corrected biases), so running it in PyTorch gives what ONNX Runtime gives, up to float
+    summation order.
     """
     if weights not in ("int8", "fp32"):
         raise ValueError(f"weights must be int8 or fp32, not {weights!r}")
-    deployed = DeployedModel(fold_batch_norms(model), ood_mean, ood_projection).eval()
-    quantized = {}
-    if weights == "int8":
-        for name, module in deployed.model.backbone.layers.items():
-            if isinstance(module, nn.Conv2d):
-                q, scale = quantize_per_output_channel(module.weight)
-                with torch.no_grad():
-                    module.weight.copy_(q.float() * scale[:, None, None, None])
-                quantized[f"model.backbone.layers.{name}.weight"] = (q, scale)
-    return deployed, quantized
+    reference = DeployedModel(fold_batch_norms(model), ood_mean, ood_projection).eval()
+    if weights == "fp32":
+        return reference, {}
+    deployed = copy.deepcopy(reference)
+    stored = {}
+    for layer in model.backbone.graph.values():
+        if layer.kind != "batch_normalization":
+            continue
+        conv_name = layer.inputs[0]
+        compact = compact_weight(model.backbone.layers[conv_name].weight, batch_norm_gain(model.backbone.layers[layer.name]))
+        with torch.no_grad():
+            deployed.model.backbone.layers[conv_name].weight.copy_(expand(compact))
+        stored[f"model.backbone.layers.{conv_name}.weight"] = compact
+    if calibration is not None:
+        correct_biases(deployed, reference, calibration)
+    return deployed, stored
 
 
-def store_weights_as_int8(model_proto: onnx.ModelProto, quantized: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """Replace each quantised Conv weight initializer W by int8 codes + scales and a DequantizeLinear producing W."""
+def store_compact_weights(model_proto: onnx.ModelProto, stored: dict[str, Int8Weight | TableWeight]) -> None:
+    """Replace each Conv weight initializer W named in `stored` by its one-byte form and the nodes that rebuild W:
+    DequantizeLinear(q, scale, 0, axis=0) for Int8Weight, Mul(Gather(table, Cast(indices)), gain) for TableWeight."""
     graph = model_proto.graph
     initializers = {initializer.name: initializer for initializer in graph.initializer}
-    remaining = dict(quantized)
-    dequantize_nodes = []
+    remaining = dict(stored)
+    expand_nodes = []
     for node in graph.node:
         name = node.input[1] if node.op_type == "Conv" else None
         if name not in remaining:
             continue
-        q, scale = remaining.pop(name)
+        compact = remaining.pop(name)
         graph.initializer.remove(initializers[name])
-        graph.initializer.extend([
-            numpy_helper.from_array(q.numpy(), f"{name}.int8"),
-            numpy_helper.from_array(scale.numpy().astype(np.float32), f"{name}.scale"),
-            numpy_helper.from_array(np.zeros(len(scale), np.int8), f"{name}.zero_point"),
-        ])
-        dequantize_nodes.append(helper.make_node("DequantizeLinear", [f"{name}.int8", f"{name}.scale", f"{name}.zero_point"],
+        if isinstance(compact, Int8Weight):
+            graph.initializer.extend([
+                numpy_helper.from_array(compact.q.numpy(), f"{name}.int8"),
+                numpy_helper.from_array(compact.scale.numpy(), f"{name}.scale"),
+                numpy_helper.from_array(np.zeros(len(compact.scale), np.int8), f"{name}.zero_point"),
+            ])
+            expand_nodes.append(helper.make_node("DequantizeLinear", [f"{name}.int8", f"{name}.scale", f"{name}.zero_point"],
                                                  [name], name=f"{name}.dequantize", axis=0))
+        else:
+            graph.initializer.extend([
+                numpy_helper.from_array(compact.indices.numpy(), f"{name}.indices"),
+                numpy_helper.from_array(compact.table.numpy(), f"{name}.table"),
+                numpy_helper.from_array(compact.gain.numpy().reshape(-1, 1, 1, 1), f"{name}.gain"),
+            ])
+            expand_nodes += [
+                helper.make_node("Cast", [f"{name}.indices"], [f"{name}.indices_int32"], name=f"{name}.cast", to=onnx.TensorProto.INT32),
+                helper.make_node("Gather", [f"{name}.table", f"{name}.indices_int32"], [f"{name}.unfolded"], name=f"{name}.gather", axis=0),
+                helper.make_node("Mul", [f"{name}.unfolded", f"{name}.gain"], [name], name=f"{name}.fold"),
+            ]
     if remaining:
-        raise ValueError(f"{len(remaining)} quantised weights are not Conv weights in the exported graph, e.g. {next(iter(remaining))}")
-    nodes = dequantize_nodes + list(graph.node)  # initializer-only nodes first keeps the graph topologically sorted
+        raise ValueError(f"{len(remaining)} compacted weights are not Conv weights in the exported graph, e.g. {next(iter(remaining))}")
+    nodes = expand_nodes + list(graph.node)  # initializer-only nodes first keeps the graph topologically sorted
     del graph.node[:]
     graph.node.extend(nodes)
 
 
 def export(model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.Tensor, input_size: int, out: Path,
-           weights: str = "int8", name: str = "oa-inceptionv3", untrained: bool = False) -> Path:
-    deployed, quantized = prepare_for_export(model, ood_mean, ood_projection, weights)
+           weights: str = "int8", calibration: torch.Tensor | None = None, name: str = "oa-inceptionv3",
+           untrained: bool = False) -> Path:
+    deployed, stored = prepare_for_export(model, ood_mean, ood_projection, weights, calibration)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         traced = Path(scratch) / "traced.onnx"
@@ -184,12 +278,12 @@ def export(model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.T
                               input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
                               dynamic_axes={n: {0: "N"} for n in (INPUT_NAME, *OUTPUT_NAMES)})
         model_proto = onnx.load(str(traced))
-    if quantized:
-        store_weights_as_int8(model_proto, quantized)
+    store_compact_weights(model_proto, stored)
     model_proto.graph.name = name
     model_proto.doc_string = ("UNTRAINED PLACEHOLDER: random weights, predictions are meaningless. " if untrained else "") + \
         "Knee osteoarthritis classifier: Keras InceptionV3 (Szegedy et al. 2016) with OA and KL heads; provenance and credits are in the model card."
-    metadata = {"name": name, "untrained": str(untrained).lower(), "input_size": str(input_size), "weights": weights}
+    metadata = {"name": name, "untrained": str(untrained).lower(), "input_size": str(input_size), "weights": weights,
+                "bias_correction_images": str(0 if calibration is None else len(calibration))}
     for key, value in metadata.items():
         model_proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model_proto)
@@ -236,19 +330,21 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 def compare_int8_with_fp32(model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.Tensor,
                            input_size: int, int8_file: Path, images: int) -> dict[str, float]:
-    """How far the int8-weight export is from an fp32 export, both run by onnxruntime-node on real knees."""
-    inputs = knee_batch(input_size, images)
+    """How far the int8 export is from an fp32 export, both run by onnxruntime-node on real knees that
+    bias correction did not see."""
+    inputs = knee_batch(input_size, images, held_out=True)
     with tempfile.TemporaryDirectory() as scratch:
         fp32_file = export(model, ood_mean, ood_projection, input_size, Path(scratch) / "fp32.onnx", weights="fp32")
         reference = run_onnx("node", fp32_file, inputs)
     int8 = run_onnx("node", int8_file, inputs)
+    features_error = np.linalg.norm(int8["features"] - reference["features"], axis=1) / np.linalg.norm(reference["features"], axis=1)
     return {
         "images": len(inputs),
         "max_abs_oa_logit": float(np.abs(int8["oa_logit"] - reference["oa_logit"]).max()),
         "max_abs_p_oa": float(np.abs(sigmoid(int8["oa_logit"]) - sigmoid(reference["oa_logit"])).max()),
         "max_abs_kl_prob": float(np.abs(softmax(int8["kl_logits"]) - softmax(reference["kl_logits"])).max()),
-        "max_rel_features": float(np.abs(int8["features"] - reference["features"]).max() / np.abs(reference["features"]).max()),
-        "max_rel_ood_score": float(np.abs(int8["ood_score"] - reference["ood_score"]).max() / np.abs(reference["ood_score"]).max()),
+        "max_relative_l2_features": float(features_error.max()),
+        "max_relative_ood_score": float((np.abs(int8["ood_score"] - reference["ood_score"]) / reference["ood_score"]).max()),
     }
 
 
@@ -261,8 +357,11 @@ def main() -> None:
     parser.add_argument("--card", type=Path, help="model card whose model_file, sha256 and bytes are updated")
     parser.add_argument("--weights", choices=("int8", "fp32"), default="int8", help="convolution weight storage (default int8)")
     parser.add_argument("--input-size", type=int, help="image side for --untrained (default: the card's, else 224)")
+    parser.add_argument("--calibration-images", type=int, default=DEFAULT_CALIBRATION_IMAGES, metavar="N",
+                        help=f"real knee images for int8 bias correction (default {DEFAULT_CALIBRATION_IMAGES}; 0 turns it off; "
+                             "images come from $OAC_DATASETS)")
     parser.add_argument("--compare-fp32", type=int, metavar="IMAGES", default=0,
-                        help="also measure the int8 export against an fp32 export on this many real knee images")
+                        help="also measure the int8 export against an fp32 export on this many other real knee images")
     args = parser.parse_args()
 
     card = json.loads(args.card.read_text()) if args.card else None
@@ -281,18 +380,22 @@ def main() -> None:
     if card_size is not None and card_size != input_size:
         raise SystemExit(f"export_onnx: the model takes {input_size}x{input_size} images but {args.card} says "
                          f"preprocess.input_size = {card_size}; fix one of them")
+    if args.compare_fp32 and args.weights != "int8":
+        parser.error("--compare-fp32 compares an int8 export with fp32; drop --weights fp32")
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    export(model, ood_mean, ood_projection, input_size, out, weights=args.weights, name=name, untrained=args.untrained)
+    calibration = None
+    if args.weights == "int8" and args.calibration_images > 0:
+        calibration = torch.from_numpy(knee_batch(input_size, args.calibration_images))
+    export(model, ood_mean, ood_projection, input_size, out, args.weights, calibration, name, untrained=args.untrained)
     size = out.stat().st_size
     print(f"exported {name} ({args.weights} weights, {input_size}x{input_size}) -> {out}: {size} bytes ({size / 2**20:.1f} MiB)")
     if args.card:
         update_card(args.card, out)
         print(f"updated {', '.join(CARD_FILE_FIELDS)} in {args.card}")
     if args.compare_fp32:
-        if args.weights != "int8":
-            parser.error("--compare-fp32 compares an int8 export with fp32; drop --weights fp32")
-        print("int8 vs fp32 (onnxruntime-node):", json.dumps(compare_int8_with_fp32(model, ood_mean, ood_projection, input_size, out, args.compare_fp32)))
+        comparison = compare_int8_with_fp32(model, ood_mean, ood_projection, input_size, out, args.compare_fp32)
+        print("int8 vs fp32 (onnxruntime-node):", json.dumps(comparison))
 
 
 if __name__ == "__main__":
