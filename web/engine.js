@@ -179,10 +179,18 @@ export class KneeClassifier {
     let pendingKnees = 0;
     const flush = async () => {
       const prepared = pending.filter((entry) => entry.knees);
-      const raw = await this.infer(prepared.flatMap((entry) => entry.knees.map((knee) => knee.tensor)));
+      let raw = [];
+      let runError = null;
+      try {
+        raw = await this.infer(prepared.flatMap((entry) => entry.knees.map((knee) => knee.tensor)));
+      } catch (error) {
+        // One bad run fails the files of this batch only; the next batch starts afresh.
+        runError = `the model could not run on this image (${errorMessage(error)})`;
+      }
       let next = 0;
       const results = pending.map((entry) => {
         if (!entry.knees) return failedFileResult(entry.file, entry.error);
+        if (runError) return failedFileResult(entry.file, runError);
         const knees = entry.knees.map((knee) => this.interpret(knee.side, raw[next++]));
         return fileResult(entry.file, knees);
       });
