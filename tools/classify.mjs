@@ -97,7 +97,7 @@ async function readImageFile(file) {
   }
 }
 
-async function loadCoreModule() {
+export async function loadCoreModule() {
   const [modulePath, wasmPath] = CORE_MODULE_FILES.map((file) => path.join(WASM_CORE_DIR, file));
   for (const file of [modulePath, wasmPath]) {
     if (!(await stat(file).catch(() => null))?.isFile()) {

@@ -14,9 +14,9 @@ export const KL_GRADE_COUNT = 5;
 /** Knees per session.run in batch mode: large enough for throughput, small enough for memory. */
 export const DEFAULT_KNEES_PER_RUN = 16;
 
-/** Session options both runtimes use. */
-function sessionOptions(executionProviders) {
-  return { executionProviders, graphOptimizationLevel: 'all' };
+/** Session options both runtimes use; `overrides` lets tools/bench.mjs compare alternatives. */
+function sessionOptions(executionProviders, overrides) {
+  return { executionProviders, graphOptimizationLevel: 'all', ...overrides };
 }
 
 /** Embind hands back JS arrays, typed arrays or registered vectors; all become number arrays. */
@@ -41,7 +41,7 @@ export class KneeClassifier {
    * @param modelBytes  the ONNX model (Uint8Array)
    */
   static async create({ ort, coreModule, cardText, modelBytes, executionProviders,
-    kneesPerRun = DEFAULT_KNEES_PER_RUN }) {
+    kneesPerRun = DEFAULT_KNEES_PER_RUN, sessionOptionOverrides = {} }) {
     const card = JSON.parse(cardText);
     const core = new coreModule.Core(cardText);
     // The core reports a bad card on every call; asking once now fails before the model loads.
@@ -52,7 +52,7 @@ export class KneeClassifier {
     }
     let session;
     try {
-      session = await ort.InferenceSession.create(modelBytes, sessionOptions(executionProviders));
+      session = await ort.InferenceSession.create(modelBytes, sessionOptions(executionProviders, sessionOptionOverrides));
     } catch (error) {
       core.delete();
       throw new Error(`the model could not be loaded: ${errorMessage(error)}`);
@@ -151,12 +151,16 @@ export class KneeClassifier {
   /**
    * Classifies one image with everything the page shows. Returns { summary } (a fileResult, or a
    * failedFileResult when the image cannot be read) and, on success, views: one per knee,
-   * { side, width, height, crop (grey floats), camRgba (heatmap colours, RGBA bytes) }.
+   * { side, width, height, crop (grey floats), camRgba (heatmap colours, RGBA bytes) }, and timings:
+   * milliseconds spent in { prepare (decode to tensors), inference (session.run), views }.
    */
   async classifyImage(file, bytes) {
+    const started = performance.now();
     const prepared = this.prepare(bytes);
     if (!prepared.ok) return { summary: failedFileResult(file, prepared.error) };
+    const prepareEnded = performance.now();
     const raw = await this.infer(prepared.knees.map((knee) => knee.tensor), { withCam: true });
+    const inferenceEnded = performance.now();
     // Crops and CAMs come first: they read the core's prepared knees, which interpret() may not keep.
     const views = prepared.knees.map((knee, i) => ({
       side: knee.side,
@@ -166,7 +170,12 @@ export class KneeClassifier {
       camRgba: this.renderCam(i, raw[i].cam, 1),
     }));
     const knees = prepared.knees.map((knee, i) => this.interpret(knee.side, raw[i]));
-    return { summary: fileResult(file, knees), views };
+    const timings = {
+      prepare: prepareEnded - started,
+      inference: inferenceEnded - prepareEnded,
+      views: performance.now() - inferenceEnded,
+    };
+    return { summary: fileResult(file, knees), views, timings };
   }
 
   /**

@@ -203,7 +203,7 @@ async function classify({ name, buffer }) {
     return { summary: failedFileResult(name, 'the model is not available (see the Model section)') };
   }
   const started = performance.now();
-  const { summary, views = [] } = await engine.classifyImage(name, new Uint8Array(buffer));
+  const { summary, views = [], timings } = await engine.classifyImage(name, new Uint8Array(buffer));
   const milliseconds = performance.now() - started;
   const images = views.map((view) => ({
     side: view.side,
@@ -216,6 +216,7 @@ async function classify({ name, buffer }) {
     summary,
     views: images,
     milliseconds,
+    timings,
     transfer: images.flatMap((image) => [image.cropRgba.buffer, image.camRgba.buffer]),
   };
 }

@@ -1,0 +1,489 @@
+#!/usr/bin/env node
+// `tools/oac bench`: one side-by-side speed benchmark on this machine, written to DIR/results.json and
+// DIR/RESULTS.md (default bench/). It measures
+//   - bare inference of the shipped model, its static int8 quantisation (tools/quantize_onnx.py) and a
+//     299-px export: onnxruntime-node, onnxruntime-web (WASM) in Node with 1 and 2 threads, graph
+//     optimisation levels, and the same model in headless Chromium inside the app's worker;
+//   - accuracy of the int8 model against the shipped one in onnxruntime-web (AUC, max |delta P(OA)|);
+//   - in the built app, per model: cold and warm start, bytes served, end-to-end time per image (224-px
+//     PNG, 640x161 RGB PNG, 2048x2048 16-bit PNG) with the glue overhead around inference, the C++ core's
+//     preprocessing against a canvas + JavaScript baseline, peak memory and batch throughput.
+// Inputs come from the shared datasets; the 2048x2048 16-bit file is derived from one of them into
+// bench/tmp/, with everything else the benchmark builds (models, app copies).
+
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DATASETS, SAMPLES, parseCsvLine } from '../tests/e2e/harness.mjs';
+import { REPO_ROOT, locateModel } from './artifacts.mjs';
+import { measureApp } from './bench_browser.mjs';
+import { summarize } from './bench_inference.mjs';
+import { buildWeb } from './build_web.mjs';
+
+const PYTHON = '/usr/bin/python3';
+const TMP = path.join(REPO_ROOT, 'bench', 'tmp');
+const SPLIT = path.join(REPO_ROOT, 'models', 'data', 'split.csv');
+// Folding the exporter's DequantizeLinear weights into fp32 constants when the session loads: ONNX Runtime
+// keeps them as per-run nodes by default (to preserve QDQ groups), which only a QDQ model needs.
+const FOLD_WEIGHTS = { extra: { session: { disable_quant_qdq: '1' } } };
+const OPTIMIZATION_LEVELS = ['disabled', 'basic', 'extended', 'all'];
+
+const SETTINGS = {
+  full: { warmup: 2, repeats: 15, browserRepeats: 10, warmStarts: 3, batchFiles: 100, accuracyFiles: 300, calibrationImages: 64 },
+  quick: { warmup: 1, repeats: 2, browserRepeats: 2, warmStarts: 1, batchFiles: 4, accuracyFiles: 8, calibrationImages: 4 },
+};
+
+const TARGETS = {
+  endToEndPerKneeMs: 150,
+  glueOverhead: 0.10,
+  preprocessingSpeedup: 2,
+  coldStartMs: 3000,
+  modelTransferBytes: 25e6,
+  memoryPerModelByte: 3,
+};
+
+const USAGE = `usage: tools/oac bench [--quick] [--out DIR] [--model CARD_OR_ONNX]
+
+Benchmarks inference (onnxruntime-node, onnxruntime-web in Node and in Chromium), the int8 fast path
+and its accuracy, and the web app end to end (start, per-image latency, preprocessing, memory,
+throughput). Writes DIR/results.json and DIR/RESULTS.md (default DIR: bench/).
+
+  --quick               a tiny setting (few repeats and files) that only proves the benchmark runs
+  --out DIR             where results.json and RESULTS.md go (default bench/)
+  --model CARD_OR_ONNX  the model to measure (default: the shipped one, as the app builds it)
+`;
+
+class UsageError extends Error {}
+
+function parseArguments(argv) {
+  const options = { quick: false, out: path.join(REPO_ROOT, 'bench'), model: '' };
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') return { help: true };
+    if (arg === '--quick') {
+      options.quick = true;
+    } else if (arg === '--out' || arg === '--model') {
+      if (argv[i + 1] === undefined) throw new UsageError(`${arg} needs a value`);
+      options[arg.slice(2)] = arg === '--out' ? path.resolve(argv[i + 1]) : argv[i + 1];
+      i += 1;
+    } else {
+      throw new UsageError(`unknown option ${arg}`);
+    }
+  }
+  return options;
+}
+
+const log = (message) => process.stderr.write(`bench: ${message}\n`);
+
+function run(command, args, { env = {} } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const stdout = [];
+    child.stdout.on('data', (chunk) => stdout.push(chunk));
+    child.on('error', (error) => reject(new Error(`${command} could not start: ${error.message}`)));
+    child.on('close', (code) => {
+      if (code === 0) resolve(Buffer.concat(stdout).toString('utf8'));
+      else reject(new Error(`${path.basename(command)} ${args.slice(0, 2).join(' ')} failed (exit ${code})`));
+    });
+  });
+}
+
+const PYTHON_ENV = {
+  PYTHONPATH: [path.join(process.env.OAC_NATIVE_BUILD_DIR ?? path.join(REPO_ROOT, 'build', 'native'), 'python'),
+    path.join(REPO_ROOT, 'tools')].join(path.delimiter),
+  OAC_DATASETS: DATASETS,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+
+/** A 2048x2048 16-bit grey PNG derived from a real knee (upsampled, with sensor-like noise). */
+async function largeSixteenBitImage() {
+  const file = path.join(TMP, 'knee-2048x2048-16bit.png');
+  if (!existsSync(file)) {
+    log('deriving the 2048x2048 16-bit PNG with ImageMagick');
+    await run('convert', [SAMPLES.single, '-colorspace', 'Gray', '-filter', 'Lanczos', '-resize', '2048x2048!',
+      '-depth', '16', '-attenuate', '0.3', '+noise', 'Gaussian',
+      '-define', 'png:color-type=0', '-define', 'png:bit-depth=16', file]).catch((error) => {
+      throw new Error(`${error.message}; ImageMagick's convert is needed (apt-get install imagemagick)`);
+    });
+  }
+  return file;
+}
+
+/** `count` rows spread evenly over `rows` (in manifest order), so a small sample covers every source. */
+function spread(rows, count) {
+  if (rows.length < count) throw new Error(`the split has only ${rows.length} suitable rows, ${count} are needed`);
+  return Array.from({ length: count }, (_, i) => rows[Math.floor((i * rows.length) / count)]);
+}
+
+function validationRows() {
+  const [header, ...lines] = readFileSync(SPLIT, 'utf8').split(/\r?\n/).filter(Boolean);
+  const columns = parseCsvLine(header);
+  return lines.map((line) => Object.fromEntries(parseCsvLine(line).map((value, i) => [columns[i], value])))
+    .filter((row) => row.split === 'val')
+    .map((row) => ({ ...row, file: path.join(DATASETS, row.path) }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Models
+
+/** The shipped model's static int8 quantisation, made once per source model and setting. */
+async function int8Model(shipped, calibrationImages) {
+  const stem = `${path.basename(shipped.modelPath, '.onnx')}-${shipped.card.sha256.slice(0, 12)}-int8-${calibrationImages}`;
+  const out = path.join(TMP, `${stem}.onnx`);
+  if (!existsSync(out) || !existsSync(path.join(TMP, `${stem}.json`))) {
+    log(`quantising ${path.relative(REPO_ROOT, shipped.modelPath)} (${calibrationImages} calibration images)`);
+    await run(PYTHON, ['tools/quantize_onnx.py', shipped.modelPath, '--out', out, '--card', shipped.cardPath,
+      '--calibration-images', String(calibrationImages)], { env: PYTHON_ENV });
+  }
+  return path.join(TMP, `${stem}.json`);
+}
+
+/** An untrained 299-px export: inference speed does not depend on the weights, only on the shape. */
+async function model299(shipped) {
+  const out = path.join(TMP, 'untrained-299.onnx');
+  const card = path.join(TMP, 'untrained-299.json');
+  if (!existsSync(out) || !existsSync(card)) {
+    log('exporting a 299-px model for comparison');
+    const text = JSON.parse(await readFile(shipped.cardPath, 'utf8'));
+    text.preprocess.input_size = 299;
+    Object.assign(text, { model_file: null, sha256: null, bytes: null, untrained: true });
+    await writeFile(card, `${JSON.stringify(text, null, 2)}\n`);
+    await run(PYTHON, ['tools/export_onnx.py', '--untrained', '--input-size', '299', '--weights', 'fp32', '--out', out,
+      '--card', card], { env: PYTHON_ENV });
+  }
+  return card;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements
+
+async function nodeJob(job) {
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'oac-bench-'));
+  try {
+    const jobFile = path.join(scratch, 'job.json');
+    await writeFile(jobFile, JSON.stringify(job));
+    return JSON.parse(await run(process.execPath, [path.join(REPO_ROOT, 'tools', 'bench_inference.mjs'), jobFile]));
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+async function measureInference({ models, sample, settings, quick }) {
+  const timing = (id, model, sessionOptions = {}) => ({ id, model, sessionOptions });
+  const common = [timing('shipped', models.shipped), timing('int8', models.int8)];
+  if (models.size299) common.push(timing('shipped-299', models.size299));
+  const levels = quick ? [] : ['shipped', 'int8'].flatMap((id) => OPTIMIZATION_LEVELS.filter((level) => level !== 'all')
+    .map((level) => timing(`${id}@${level}`, models[id], { graphOptimizationLevel: level })));
+  const jobs = [
+    { runtime: 'node', threads: os.cpus().length, timings: [...common, timing('shipped-folded', models.shipped, FOLD_WEIGHTS)] },
+    { runtime: 'web', threads: 1, timings: common },
+    { runtime: 'web', threads: 2, timings: [...common, timing('shipped-folded', models.shipped, FOLD_WEIGHTS), ...levels] },
+  ];
+  const results = [];
+  for (const job of jobs) {
+    log(`inference: ${job.runtime}, ${job.threads} thread(s)`);
+    results.push(await nodeJob({ ...job, sample, warmup: settings.warmup, repeats: settings.repeats }));
+  }
+  return results;
+}
+
+async function measureAccuracy({ models, settings }) {
+  const rows = validationRows().filter((row) => row.kl_grade !== '1' && existsSync(row.file));
+  const files = spread(rows, settings.accuracyFiles).map((row) => ({ file: row.file, positive: row.label === '1' }));
+  log(`accuracy: ${files.length} validation images, shipped vs int8 in onnxruntime-web`);
+  const { accuracy } = await nodeJob({
+    runtime: 'web', threads: 2,
+    accuracy: { files, models: [{ id: 'shipped', model: models.shipped }, { id: 'int8', model: models.int8 }] },
+  });
+  return { files: files.length, positives: files.filter((entry) => entry.positive).length, labels: 'KL>=2 vs KL0 (KL1 left out)', models: accuracy };
+}
+
+async function measureBrowser({ id, model, images, batchFiles, settings }) {
+  const dist = path.join(TMP, `app-${id}`);
+  log(`browser (${id}): building the app into ${path.relative(REPO_ROOT, dist)}`);
+  const built = await buildWeb({ out: dist, model });
+  const located = await locateModel(model);
+  const measured = await measureApp({
+    dist,
+    modelFile: located.card.model_file,
+    modelBytes: located.card.bytes,
+    images,
+    batchFiles,
+    warmup: settings.warmup,
+    repeats: settings.browserRepeats,
+    warmStarts: settings.warmStarts,
+    log: (message) => log(`${message} (${id})`),
+  });
+  return { id, appBytes: built.totalBytes, ...measured };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Summaries
+
+function summarizeBrowser(raw, images) {
+  const endToEnd = Object.fromEntries(Object.entries(raw.endToEnd).map(([label, runs]) => {
+    const { knees } = runs[0];
+    return [label, {
+      file: path.basename(images[label]),
+      knees,
+      endToEndMs: summarize(runs.map((r) => r.endToEnd)),
+      perKneeMs: summarize(runs.map((r) => r.endToEnd / knees)),
+      inferenceMs: summarize(runs.map((r) => r.timings.inference)),
+      prepareMs: summarize(runs.map((r) => r.timings.prepare)),
+      viewsMs: summarize(runs.map((r) => r.timings.views)),
+      workerMs: summarize(runs.map((r) => r.workerMs)),
+      glueOverhead: summarize(runs.map((r) => (r.endToEnd - r.timings.inference) / r.timings.inference)),
+    }];
+  }));
+  const preprocessing = Object.fromEntries(Object.entries(raw.preprocessing).map(([label, times]) => {
+    const core = summarize(times.core);
+    const javascript = summarize(times.javascript);
+    return [label, { coreMs: core, javascriptMs: javascript, speedup: javascript.median / core.median }];
+  }));
+  const { renderer, rendererAtEnd, baseline, modelBytes } = raw.memory;
+  const workerPeakMiB = renderer && baseline ? renderer.peakMiB - baseline.peakMiB : null;
+  return {
+    id: raw.id,
+    appBytes: raw.appBytes,
+    start: {
+      coldMs: raw.start.coldMs,
+      warmMs: summarize(raw.start.warmMs),
+      coldBytes: raw.start.coldBytes,
+      warmBytes: raw.start.warmBytes,
+      device: raw.start.device,
+      userAgent: raw.start.userAgent,
+    },
+    endToEnd,
+    preprocessing,
+    memory: {
+      rendererPeakMiB: renderer?.peakMiB ?? null,
+      rendererPeakAtEndMiB: rendererAtEnd?.peakMiB ?? null,
+      baselineRendererPeakMiB: baseline?.peakMiB ?? null,
+      workerPeakMiB,
+      modelMiB: modelBytes / 2 ** 20,
+      workerPeakPerModelSize: workerPeakMiB === null ? null : workerPeakMiB / (modelBytes / 2 ** 20),
+    },
+    batch: raw.batch,
+  };
+}
+
+function targetChecks(browser, fastest) {
+  const app = browser.find((entry) => entry.id === fastest) ?? browser[0];
+  const labels = Object.keys(app.endToEnd);
+  const single = app.endToEnd[labels[0]];
+  const large = app.preprocessing[labels[labels.length - 1]];
+  const worstGlue = Math.max(...labels.map((label) => app.endToEnd[label].glueOverhead.median));
+  const checks = [
+    ['warm end-to-end per knee (224-px PNG)', single.perKneeMs.median, `<= ${TARGETS.endToEndPerKneeMs} ms`, (v) => v <= TARGETS.endToEndPerKneeMs, 'ms'],
+    ['glue overhead (worst image)', worstGlue, `<= ${TARGETS.glueOverhead * 100}% of inference`, (v) => v <= TARGETS.glueOverhead, '%'],
+    ['C++ WASM preprocessing speed-up over JS (2048x2048 16-bit)', large.speedup, `>= ${TARGETS.preprocessingSpeedup}x`, (v) => v >= TARGETS.preprocessingSpeedup, 'x'],
+    ['cold start on loopback', app.start.coldMs, `<= ${TARGETS.coldStartMs} ms`, (v) => v <= TARGETS.coldStartMs, 'ms'],
+    ['model bytes transferred (cold)', app.start.coldBytes.model, '<= 25 MB', (v) => v <= TARGETS.modelTransferBytes, 'bytes'],
+    ['peak worker memory / model file', app.memory.workerPeakPerModelSize, `<= ${TARGETS.memoryPerModelByte}x`, (v) => v !== null && v <= TARGETS.memoryPerModelByte, 'x'],
+  ];
+  return { app: app.id, checks: checks.map(([name, value, target, met, unit]) => ({ name, value, unit, target, met: met(value) })) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// RESULTS.md
+
+const ms = (value) => (value === null || value === undefined ? '—' : `${value.toFixed(value < 10 ? 1 : 0)}`);
+const range = (s) => (s ? `${ms(s.median)} (${ms(s.min)}–${ms(s.max)})` : '—');
+const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+const formatValue = ({ value, unit }) => {
+  if (value === null || value === undefined) return '—';
+  if (unit === '%') return `${(value * 100).toFixed(1)}%`;
+  if (unit === 'x') return `${value.toFixed(2)}x`;
+  if (unit === 'bytes') return mb(value);
+  return `${ms(value)} ms`;
+};
+
+function table(header, rows) {
+  return [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
+}
+
+function renderMarkdown(results) {
+  const { machine, inference, accuracy, browser, targets } = results;
+  const nativeMedian = inference.find((job) => job.runtime === 'node')?.timings.find((t) => t.id === 'shipped')?.ms.median;
+  const lines = [
+    '# Benchmark results',
+    '',
+    `Written by \`tools/oac bench${results.quick ? ' --quick' : ''}\` on ${results.date}. All figures in one run on one machine: `
+      + `${machine.cpu}, ${machine.cores} logical cores, ${machine.memoryGiB.toFixed(0)} GiB; Node ${machine.node}, `
+      + `onnxruntime-node/web ${machine.onnxruntime}, ${machine.browser}. Times are medians (min–max) over repeated runs.`,
+    '',
+  ];
+  if (results.underLoad) {
+    lines.push(`**Taken under load** (load average ${machine.loadAverage.start.map((v) => v.toFixed(1)).join(', ')} at the start, `
+      + `${machine.loadAverage.end.map((v) => v.toFixed(1)).join(', ')} at the end, on ${machine.cores} cores): other work shared the CPUs, `
+      + 'so every time is pessimistic and ratios are rough.', '');
+  }
+  if (results.quick) lines.push('**Quick setting**: few repeats and files; this only proves the benchmark runs.', '');
+  if (results.models.shipped.untrained) lines.push('The shipped model is the **untrained placeholder**, so AUC figures are meaningless; speeds are not.', '');
+
+  lines.push('## Targets', '', `Measured on the app built with the \`${targets.app}\` model.`, '',
+    table(['target', 'measured', 'goal', 'met'], targets.checks.map((check) => [check.name, formatValue(check), check.target, check.met ? 'yes' : '**no**'])), '');
+
+  lines.push('## Models', '', table(['id', 'file', 'size', 'compute'], Object.entries(results.models).map(([id, model]) => [
+    id, `\`${model.file}\``, mb(model.bytes), model.compute])), '');
+
+  const webTwoThreads = inference.find((job) => job.runtime === 'web' && job.threads === 2);
+  lines.push('## The fast path: speed next to accuracy', '',
+    table(['model', 'onnxruntime-web 2 threads, ms', 'in the app\'s worker, ms', 'end to end (224-px PNG), ms', 'AUC', 'max |delta P(OA)|'],
+      ['shipped', 'int8'].map((id) => {
+        const app = browser.find((entry) => entry.id === id);
+        const single = app ? Object.values(app.endToEnd)[0] : null;
+        const scored = accuracy.models.find((model) => model.id === id);
+        return [id, range(webTwoThreads?.timings.find((t) => t.id === id)?.ms), range(single?.inferenceMs), range(single?.endToEndMs),
+          scored?.auc?.toFixed(4) ?? '—', scored ? scored.maxAbsDeltaPOa.toFixed(4) : '—'];
+      })), '');
+
+  const ids = [...new Set(inference.flatMap((job) => job.timings.map((t) => t.id)))].filter((id) => !id.includes('@'));
+  lines.push('## Bare inference (one knee, batch 1, logits + OOD score + CAM)', '',
+    `Milliseconds per \`session.run\` through the product's engine; ratio = time / onnxruntime-node's for the shipped model (${ms(nativeMedian)} ms).`, '',
+    table(['runtime', ...ids.map((id) => `${id} ms`), ...ids.map((id) => `${id} ratio`)], [
+      ...inference.map((job) => {
+        const byId = Object.fromEntries(job.timings.map((t) => [t.id, t]));
+        const label = job.runtime === 'node' ? `onnxruntime-node, ${job.threads} threads` : `onnxruntime-web WASM in Node, ${job.threads} thread${job.threads > 1 ? 's' : ''}`;
+        return [label, ...ids.map((id) => range(byId[id]?.ms)), ...ids.map((id) => (byId[id] ? `${(byId[id].ms.median / nativeMedian).toFixed(1)}x` : '—'))];
+      }),
+      ...browser.map((app) => {
+        const inWorker = Object.values(app.endToEnd)[0].inferenceMs;
+        const cells = ids.map((id) => (id === app.id ? range(inWorker) : '—'));
+        const ratios = ids.map((id) => (id === app.id ? `${(inWorker.median / nativeMedian).toFixed(1)}x` : '—'));
+        return [`Chromium, app worker (${app.start.device.threads} threads), \`${app.id}\` app`, ...cells, ...ratios];
+      }),
+    ]), '');
+  lines.push('Session creation (ms) — paid once, because the worker and the CLI keep one session for every image:', '',
+    table(['runtime', ...ids], inference.map((job) => [`${job.runtime}, ${job.threads} thread${job.threads > 1 ? 's' : ''}`,
+      ...ids.map((id) => ms(job.timings.find((t) => t.id === id)?.createMs))])), '');
+  const levelJob = inference.find((job) => job.timings.some((t) => t.id.includes('@')));
+  if (levelJob) {
+    const byId = Object.fromEntries(levelJob.timings.map((t) => [t.id, t]));
+    lines.push(`## Graph optimisation level (onnxruntime-web in Node, ${levelJob.threads} threads)`, '',
+      table(['model', ...OPTIMIZATION_LEVELS.map((level) => `${level} ms`), 'session create at "all"'], ['shipped', 'int8'].map((id) => [id,
+        ...OPTIMIZATION_LEVELS.map((level) => range(byId[level === 'all' ? id : `${id}@${level}`]?.ms)), `${ms(byId[id]?.createMs)} ms`])), '');
+  }
+
+  lines.push('## Accuracy of the int8 fast path (onnxruntime-web)', '',
+    `${accuracy.files} validation images from models/data/split.csv (${accuracy.positives} positive; ${accuracy.labels}); `
+      + 'P(OA) per image (its highest knee), delta against the shipped model.', '',
+    table(['model', 'AUC', 'max |delta P(OA)|', 'mean |delta P(OA)|', 'images/s (batch 16, 2 threads)'], accuracy.models.map((model) => [
+      model.id, model.auc?.toFixed(4) ?? '—', model.maxAbsDeltaPOa.toFixed(4), model.meanAbsDeltaPOa.toFixed(4), model.imagesPerSecond.toFixed(1)])), '');
+
+  for (const app of browser) {
+    lines.push(`## The app in headless Chromium: \`${app.id}\` model`, '',
+      `Built app ${mb(app.appBytes)}; worker: ${app.start.device.threads} ONNX Runtime threads, cross-origin isolated ${app.start.device.isolated}, SIMD ${app.start.device.simd}.`, '',
+      table(['start', 'until ready', 'bytes served', 'model bytes'], [
+        ['cold (empty profile)', `${ms(app.start.coldMs)} ms`, mb(app.start.coldBytes.total), mb(app.start.coldBytes.model)],
+        [`warm (reload, ${app.start.warmMs.n}x)`, `${range(app.start.warmMs)} ms`, mb(app.start.warmBytes.total), mb(app.start.warmBytes.model)],
+      ]), '',
+      'End to end: from a dropped File to the verdict and heatmap drawn; the worker\'s breakdown is from the same runs. '
+        + 'Glue overhead = (end-to-end − inference) / inference.', '',
+      table(['image', 'knees', 'end-to-end ms', 'per knee ms', 'inference ms', 'prepare ms', 'views ms', 'glue overhead'],
+        Object.entries(app.endToEnd).map(([label, e]) => [label, e.knees, range(e.endToEndMs), range(e.perKneeMs), range(e.inferenceMs),
+          range(e.prepareMs), range(e.viewsMs), `${(e.glueOverhead.median * 100).toFixed(0)}%`])), '',
+      'Preprocessing in the page, file to tensor: the C++ core in WASM (decode, window, crop, antialiased resize) against '
+        + 'createImageBitmap + canvas drawImage/getImageData + a JavaScript normalisation loop.', '',
+      table(['image', 'C++ core ms', 'JavaScript ms', 'core speed-up'], Object.entries(app.preprocessing).map(([label, p]) => [
+        label, range(p.coreMs), range(p.javascriptMs), `${p.speedup.toFixed(2)}x`])), '',
+      table(['memory', 'MiB'], [
+        ['renderer process peak after start and the end-to-end runs (page + worker + ORT threads)', ms(app.memory.rendererPeakMiB)],
+        ['renderer process peak at the end (also the page\'s own preprocessing comparison and the batch)', ms(app.memory.rendererPeakAtEndMiB)],
+        ['same renderer with the model blocked (baseline)', ms(app.memory.baselineRendererPeakMiB)],
+        ['worker peak attributable to the model (difference)', ms(app.memory.workerPeakMiB)],
+        ['model file', app.memory.modelMiB.toFixed(1)],
+      ]), '',
+      `Batch: ${app.batch.files} files through the page's file input in ${app.batch.seconds.toFixed(1)} s = `
+        + `**${app.batch.imagesPerSecond.toFixed(1)} images/s**.`, '');
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function describeModel(cardOrOnnx, compute) {
+  const located = await locateModel(cardOrOnnx);
+  return { file: path.relative(REPO_ROOT, located.modelPath), bytes: located.card.bytes, untrained: located.untrained, compute };
+}
+
+async function main(argv) {
+  const options = parseArguments(argv);
+  if (options.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const settings = SETTINGS[options.quick ? 'quick' : 'full'];
+  const loadAtStart = os.loadavg();
+  await mkdir(TMP, { recursive: true });
+
+  const shipped = await locateModel(options.model);
+  const models = {
+    // Its .onnx path finds the same card again (the one beside it, else the repository's).
+    shipped: options.model || shipped.modelPath,
+    int8: await int8Model(shipped, settings.calibrationImages),
+    size299: options.quick ? null : await model299(shipped),
+  };
+
+  const images = {
+    '224-px PNG (8-bit grey)': SAMPLES.single,
+    '640x161 RGB PNG (two knees)': SAMPLES.bilateral,
+    '2048x2048 16-bit PNG': await largeSixteenBitImage(),
+  };
+  const batchFiles = spread(validationRows().filter((row) => existsSync(row.file)), settings.batchFiles).map((row) => row.file);
+
+  const inference = await measureInference({ models, sample: SAMPLES.single, settings, quick: options.quick });
+  const accuracy = await measureAccuracy({ models, settings });
+  const browserRaw = [];
+  for (const id of ['shipped', 'int8']) {
+    browserRaw.push(await measureBrowser({ id, model: models[id], images, batchFiles, settings }));
+  }
+  const browser = browserRaw.map((raw) => summarizeBrowser(raw, images));
+  const fastest = browser.reduce((best, app) => (Object.values(app.endToEnd)[0].endToEndMs.median
+    < Object.values(best.endToEnd)[0].endToEndMs.median ? app : best)).id;
+
+  const loadAtEnd = os.loadavg();
+  const cores = os.cpus().length;
+  const packageVersion = (name) => JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules', name, 'package.json'), 'utf8')).version;
+  const results = {
+    date: new Date().toISOString(),
+    quick: options.quick,
+    underLoad: Math.max(loadAtStart[0], loadAtEnd[0]) > cores * 0.5 + 1,
+    machine: {
+      cpu: os.cpus()[0]?.model ?? 'unknown CPU',
+      cores,
+      memoryGiB: os.totalmem() / 2 ** 30,
+      node: process.version,
+      onnxruntime: packageVersion('onnxruntime-web'),
+      browser: browser[0]?.start.userAgent.match(/(Headless)?Chrome\/[\d.]+/)?.[0] ?? 'Chromium',
+      loadAverage: { start: loadAtStart, end: loadAtEnd },
+    },
+    settings,
+    models: {
+      shipped: await describeModel(models.shipped, 'fp32 (weights stored in one byte, expanded when loaded)'),
+      int8: await describeModel(models.int8, 'int8 QDQ (QLinearConv), static calibration'),
+      ...(models.size299 ? { 'shipped-299': await describeModel(models.size299, 'fp32, 299 px, untrained (speed only)') } : {}),
+    },
+    inference,
+    accuracy,
+    browser,
+    targets: targetChecks(browser, fastest),
+  };
+  await mkdir(options.out, { recursive: true });
+  await writeFile(path.join(options.out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  await writeFile(path.join(options.out, 'RESULTS.md'), renderMarkdown(results));
+  log(`wrote ${path.join(options.out, 'results.json')} and RESULTS.md`);
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).catch((error) => {
+    if (error instanceof UsageError) process.stderr.write(`bench: ${error.message}\n\n${USAGE}`);
+    else process.stderr.write(`bench: ${error.message}\n`);
+    process.exitCode = 1;
+  });
+}
