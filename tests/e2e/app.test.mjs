@@ -7,13 +7,13 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  BATCH_OF_TEN, SAMPLES, SLOW_MS, launchBrowser, openApp, parseCsvLine, requirePrerequisites, runCli, screenshot, serveApp,
-  shownKnees, waitForResults,
+  BATCH_OF_TEN, SAMPLES, SLOW_MS, SUITE_MS, launchBrowser, openApp, parseCsvLine, requirePrerequisites, runCli,
+  screenshot, serveApp, shownKnees, waitForResults,
 } from './harness.mjs';
 
 const TOLERANCE = 1e-4;
 
-describe('web app', { timeout: 15 * 60_000 }, () => {
+describe('web app', { timeout: SUITE_MS }, () => {
   let server;
   let browser;
   let page;

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  BATCH_OF_TEN, SAMPLES, SLOW_MS, copyOfApp, launchBrowser, openApp, requirePrerequisites, serveApp, shownKnees,
+  BATCH_OF_TEN, SAMPLES, SLOW_MS, SUITE_MS, copyOfApp, launchBrowser, openApp, requirePrerequisites, serveApp, shownKnees,
   waitForResults,
 } from './harness.mjs';
 
@@ -17,7 +17,7 @@ const withCard = (edit) => ({
   },
 });
 
-describe('model card', { timeout: 10 * 60_000 }, () => {
+describe('model card', { timeout: SUITE_MS }, () => {
   let browser;
   const cleanups = [];
 

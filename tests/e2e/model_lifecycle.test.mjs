@@ -6,12 +6,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  DIST, SAMPLES, SLOW_MS, copyOfApp, launchBrowser, openApp, requirePrerequisites, serveApp, waitForResults,
+  DIST, SAMPLES, SLOW_MS, SUITE_MS, copyOfApp, launchBrowser, openApp, requirePrerequisites, serveApp, waitForResults,
 } from './harness.mjs';
 
 const card = () => JSON.parse(readFileSync(path.join(DIST, 'model', 'card.json'), 'utf8'));
 
-describe('model lifecycle', { timeout: 10 * 60_000 }, () => {
+describe('model lifecycle', { timeout: SUITE_MS }, () => {
   before(requirePrerequisites);
 
   it('refuses a corrupted model with a clear message and stays usable', { timeout: SLOW_MS }, async () => {

@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { SAMPLES, SLOW_MS, launchBrowser, requirePrerequisites, serveApp, shownKnees, waitForResults } from './harness.mjs';
+import { SAMPLES, SLOW_MS, SUITE_MS, launchBrowser, requirePrerequisites, serveApp, shownKnees, waitForResults } from './harness.mjs';
 
-describe('plain static host', { timeout: 5 * 60_000 }, () => {
+describe('plain static host', { timeout: SUITE_MS }, () => {
   let server;
   let browser;
 
