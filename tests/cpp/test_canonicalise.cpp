@@ -6,7 +6,7 @@ namespace {
 
 // Percentiles at the extremes, no border cropping, never bilateral: isolates the step under test.
 oac::PreprocessSpec plain_spec() {
-  oac::PreprocessSpec spec = product_spec().preprocess;
+  oac::PreprocessSpec spec = test_spec().preprocess;
   spec.window_percentiles = {0, 100};
   spec.border_max_fraction = 0;
   spec.bilateral_min_aspect = 1000;
@@ -67,12 +67,12 @@ TEST_CASE("percentile window maps 8-bit and 16-bit sources to the same scale", "
 }
 
 TEST_CASE("a flat image is blank", "[canonicalise][errors]") {
-  const auto knees = oac::canonicalise(grey_raw(4, 4, std::vector<uint16_t>(16, 77)), product_spec().preprocess);
+  const auto knees = oac::canonicalise(grey_raw(4, 4, std::vector<uint16_t>(16, 77)), test_spec().preprocess);
   CHECK(error_of(knees) == "The image is blank: it has no contrast to show a knee.");
 }
 
 TEST_CASE("inconsistent raw images are rejected", "[canonicalise][errors]") {
-  const oac::PreprocessSpec spec = product_spec().preprocess;
+  const oac::PreprocessSpec spec = test_spec().preprocess;
   CHECK(error_of(oac::canonicalise(oac::RawImage{}, spec)) == "The image has no pixels.");
   CHECK(error_of(oac::canonicalise(oac::RawImage{1, 1, 5, 8, {1, 2, 3, 4, 5}}, spec)) ==
         "The image must have 1 to 4 channels.");
@@ -127,7 +127,7 @@ TEST_CASE("bilateral image splits at the dark gap into left and right knees", "[
       pixels.push_back(static_cast<uint16_t>(value));
     }
   }
-  const oac::PreprocessSpec spec = product_spec().preprocess;
+  const oac::PreprocessSpec spec = test_spec().preprocess;
   const auto knees = oac::canonicalise(grey_raw(kWidth, kHeight, pixels), spec);
   REQUIRE(error_of(knees).empty());
   REQUIRE(knees.value().size() == 2);
@@ -194,7 +194,7 @@ TEST_CASE("each half of a bilateral image crops like that knee on its own", "[ca
     both.insert(both.end(), 16, 0);
     both.insert(both.end(), right.begin() + y * 60, right.begin() + (y + 1) * 60);
   }
-  oac::PreprocessSpec spec = product_spec().preprocess;
+  oac::PreprocessSpec spec = test_spec().preprocess;
   spec.window_percentiles = {0, 100};
 
   const auto knees = oac::canonicalise(grey_raw(136, 40, both), spec);

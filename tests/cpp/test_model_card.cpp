@@ -4,9 +4,9 @@ using namespace oac_test;
 
 namespace {
 
-// The product card with the first occurrence of `from` replaced by `to`.
+// The test card with the first occurrence of `from` replaced by `to`.
 std::string card_with(const std::string& from, const std::string& to) {
-  std::string text = fixtures::model_card;
+  std::string text = kTestCard;
   const size_t at = text.find(from);
   REQUIRE(at != std::string::npos);
   return text.replace(at, from.size(), to);
@@ -17,10 +17,16 @@ std::string parse_error(const std::string& text) { return error_of(oac::parse_mo
 }  // namespace
 
 TEST_CASE("the product card parses", "[card]") {
-  const oac::ModelSpec spec = product_spec();
+  CHECK(error_of(oac::parse_model_card(fixtures::model_card)).empty());
+}
+
+TEST_CASE("every field is read", "[card]") {
+  const oac::ModelSpec spec = test_spec();
   const oac::PreprocessSpec& pre = spec.preprocess;
   CHECK(pre.input_size == 224);
   CHECK(pre.layout == "NCHW");
+  CHECK(pre.mean == std::array<double, 3>{0.5, 0.5, 0.5});
+  CHECK(pre.stddev == std::array<double, 3>{0.5, 0.5, 0.5});
   CHECK(pre.window_percentiles == std::array<double, 2>{0.5, 99.5});
   CHECK(pre.border_tolerance == 0.02);
   CHECK(pre.border_max_fraction == 0.25);
@@ -43,10 +49,9 @@ TEST_CASE("invalid cards name the problem", "[card][errors]") {
   CHECK(parse_error("") == "The model card is not valid JSON: unexpected end of text, expected a value at line 1, column 1.");
   CHECK(parse_error("{\n  \"preprocess\": {,}\n}") ==
         "The model card is not valid JSON: expected a quoted member name at line 2, column 18.");
-  CHECK(parse_error(fixtures::model_card + "x") ==
+  CHECK(parse_error(kTestCard + "\nx") ==
         "The model card is not valid JSON: unexpected text after the end of the document at line " +
-            std::to_string(1 + std::count(fixtures::model_card.begin(), fixtures::model_card.end(), '\n')) +
-            ", column 1.");
+            std::to_string(2 + std::count(kTestCard.begin(), kTestCard.end(), '\n')) + ", column 1.");
   CHECK(parse_error("[1, 2]") == "The model card must be a JSON object.");
   CHECK(parse_error(std::string(1000, '[')) ==
         "The model card is not valid JSON: values are nested too deeply at line 1, column 66.");
@@ -58,7 +63,7 @@ TEST_CASE("invalid cards name the problem", "[card][errors]") {
 TEST_CASE("missing and ill-typed fields", "[card][errors]") {
   CHECK(parse_error("{}") == "The model card has no \"preprocess.input_size\" field.");
   CHECK(parse_error(card_with("\"mean\"", "\"average\"")) == "The model card has no \"preprocess.mean\" field.");
-  CHECK(parse_error(card_with("\"ood\": { \"threshold\": 1e30 }", "\"ood\": 3")) ==
+  CHECK(parse_error(card_with("\"ood\": {\"threshold\": 1e30}", "\"ood\": 3")) ==
         "The model card has no \"ood.threshold\" field.");
   CHECK(parse_error(card_with("\"input_size\": 224", "\"input_size\": \"224\"")) ==
         "The model card field \"preprocess.input_size\" must be a number.");

@@ -5,7 +5,7 @@
 using namespace oac_test;
 
 TEST_CASE("interpret applies temperatures, threshold and the OOD limit", "[interpret]") {
-  oac::ModelSpec spec = product_spec();
+  oac::ModelSpec spec = test_spec();
   const float flat[5] = {0, 0, 0, 0, 0};
 
   oac::Prediction prediction = oac::interpret(0.0f, flat, 0.0f, spec);

@@ -20,11 +20,27 @@ std::string error_of(const oac::Result<T>& result) {
   return result ? std::string() : result.error().message;
 }
 
-inline oac::ModelSpec product_spec() {
-  oac::Result<oac::ModelSpec> spec = oac::parse_model_card(fixtures::model_card);
+// A fixed card for tests of behaviour, so that recalibrating or retuning the product card
+// (models/oa-inceptionv3.json, fixtures::model_card) never breaks them.
+inline const std::string kTestCard = R"({
+  "preprocess": {
+    "input_size": 224, "layout": "NCHW", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
+    "window_percentiles": [0.5, 99.5], "border_tolerance": 0.02, "border_max_fraction": 0.25,
+    "bilateral_min_aspect": 2.4, "fit": "center_crop"
+  },
+  "calibration": {"oa_temperature": 1.0, "kl_temperature": 1.0},
+  "threshold": 0.5,
+  "ood": {"threshold": 1e30}
+})";
+
+inline oac::ModelSpec spec_from(const std::string& card) {
+  oac::Result<oac::ModelSpec> spec = oac::parse_model_card(card);
   REQUIRE(error_of(spec).empty());
   return spec.value();
 }
+
+inline oac::ModelSpec test_spec() { return spec_from(kTestCard); }
+inline oac::ModelSpec product_spec() { return spec_from(fixtures::model_card); }
 
 inline oac::RawImage grey_raw(int width, int height, const std::vector<uint16_t>& values, int bit_depth = 8) {
   return oac::RawImage{width, height, 1, bit_depth, values};

@@ -10,6 +10,8 @@ import zlib from 'node:zlib';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const wasmDir = process.env.OAC_WASM_BUILD_DIR || path.join(root, 'build/wasm');
 const card = fs.readFileSync(path.join(root, 'models/oa-inceptionv3.json'), 'utf8');
+const { preprocess, threshold } = JSON.parse(card);
+const tensorLength = 3 * preprocess.input_size * preprocess.input_size;
 const { default: createOacCore } = await import(pathToFileURL(path.join(wasmDir, 'oac_core.mjs')).href);
 // Node 20's fetch() cannot read file URLs, so the binary is handed over directly.
 const oac = await createOacCore({ wasmBinary: fs.readFileSync(path.join(wasmDir, 'oac_core.wasm')) });
@@ -61,8 +63,13 @@ test('prepare returns knees and heap views of tensor and crop', () => {
   assert.deepEqual(result.knees, [{ side: 'single', width: 100, height: 100 }]);
   const tensor = core.tensor(0);
   assert.ok(tensor instanceof Float32Array);
-  assert.equal(tensor.length, 3 * 224 * 224);
-  assert.ok(tensor.every((value) => value >= -1 && value <= 1));
+  assert.equal(tensor.length, tensorLength);
+  // Crop values lie in [0, 1], so channel c lies between (0 - mean) / std and (1 - mean) / std.
+  preprocess.mean.forEach((mean, channel) => {
+    const plane = tensor.subarray(channel * tensorLength / 3, (channel + 1) * tensorLength / 3);
+    const [low, high] = [-mean / preprocess.std[channel], (1 - mean) / preprocess.std[channel]];
+    assert.ok(plane.every((value) => value >= low - 1e-6 && value <= high + 1e-6));
+  });
   assert.equal(core.crop(0).length, 100 * 100);
   assert.equal(core.tensor(1).length, 0);
   core.delete();
@@ -74,7 +81,7 @@ test('a wide image gives left and right knees; ArrayBuffer input works', () => {
   const result = core.prepare(png.buffer.slice(png.byteOffset, png.byteOffset + png.byteLength));
   assert.equal(result.ok, true);
   assert.deepEqual(result.knees.map((knee) => knee.side), ['left', 'right']);
-  assert.equal(core.tensor(1).length, 3 * 224 * 224);
+  assert.equal(core.tensor(1).length, tensorLength);
   core.delete();
 });
 
@@ -105,8 +112,8 @@ test('interpret calibrates the outputs', () => {
   const core = new oac.Core(card);
   const prediction = core.interpret(0, new Float32Array([0, 0, 3, 0, 0]), 1e31);
   assert.equal(prediction.ok, true);
-  assert.equal(prediction.pOa, 0.5);
-  assert.equal(prediction.oa, true);
+  assert.equal(prediction.pOa, 0.5);  // logit 0 whatever the temperature
+  assert.equal(prediction.oa, 0.5 >= threshold);
   assert.equal(prediction.klGrade, 2);
   assert.equal(prediction.klProbs.length, 5);
   assert.ok(Math.abs(prediction.klProbs.reduce((a, b) => a + b) - 1) < 1e-6);

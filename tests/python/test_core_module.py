@@ -1,6 +1,7 @@
 """The oac_core Python module: the surface training, audit and evaluation code relies on."""
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -33,15 +34,21 @@ def knee_like(width, height):
 
 
 def test_parse_model_card_reads_the_card(spec):
-    assert spec.preprocess.input_size == 224
-    assert spec.preprocess.layout == "NCHW"
-    assert spec.preprocess.mean == [0.5, 0.5, 0.5]
-    assert spec.preprocess.std == [0.5, 0.5, 0.5]
-    assert spec.preprocess.window_percentiles == [0.5, 99.5]
-    assert spec.preprocess.fit == "center_crop"
-    assert spec.calibration.oa_temperature == 1.0
-    assert spec.threshold == 0.5
-    assert spec.ood.threshold == 1e30
+    card = json.loads(CARD.read_text())
+    pre = card["preprocess"]
+    assert spec.preprocess.input_size == pre["input_size"]
+    assert spec.preprocess.layout == pre["layout"]
+    assert spec.preprocess.mean == pre["mean"]
+    assert spec.preprocess.std == pre["std"]
+    assert spec.preprocess.window_percentiles == pre["window_percentiles"]
+    assert spec.preprocess.border_tolerance == pre["border_tolerance"]
+    assert spec.preprocess.border_max_fraction == pre["border_max_fraction"]
+    assert spec.preprocess.bilateral_min_aspect == pre["bilateral_min_aspect"]
+    assert spec.preprocess.fit == pre["fit"]
+    assert spec.calibration.oa_temperature == card["calibration"]["oa_temperature"]
+    assert spec.calibration.kl_temperature == card["calibration"]["kl_temperature"]
+    assert spec.threshold == card["threshold"]
+    assert spec.ood.threshold == card["ood"]["threshold"]
 
 
 def test_parse_model_card_errors_are_value_errors(oac_core):
@@ -104,15 +111,21 @@ def test_bad_files_raise_value_errors_with_the_core_message(oac_core, spec):
         oac_core.prepare(good, spec, max_pixels=100)
     with pytest.raises(ValueError, match=r"^The image is blank"):
         oac_core.prepare(png_bytes(np.full((8, 8), 9, np.uint8)), spec)
-    assert oac_core.prepare(good, spec)[0]["tensor"].shape == (3, 224, 224)
+    size = spec.preprocess.input_size
+    assert oac_core.prepare(good, spec)[0]["tensor"].shape == (3, size, size)
 
 
 def test_interpret(oac_core, spec):
+    spec.threshold = 0.5
+    spec.calibration.oa_temperature = 2.0
+    spec.ood.threshold = 2.0
     result = oac_core.interpret(0.0, np.array([0, 0, 3, 0, 0], np.float32), 2.0, spec)
     assert result["p_oa"] == 0.5 and result["oa"] is True
+    assert oac_core.interpret(2.0, np.zeros(5, np.float32), 0.0, spec)["p_oa"] == pytest.approx(1 / (1 + np.exp(-1)))
     assert result["kl_grade"] == 2
     assert sum(result["kl_probs"]) == pytest.approx(1.0)
     assert result["in_distribution"] is True
+    assert oac_core.interpret(0.0, np.zeros(5, np.float32), 2.5, spec)["in_distribution"] is False
     with pytest.raises(ValueError, match="exactly 5"):
         oac_core.interpret(0.0, [0, 0, 0], 0.0, spec)
 
