@@ -126,35 +126,63 @@ def exact_duplicate_section(inventory: knee_data.Inventory) -> dict:
     }
 
 
+PEAK_BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.01)
+
+
+def pair_kind(contents: list[knee_data.Content], pair: knee_data.KneePair) -> str:
+    a, b = contents[pair.a], contents[pair.b]
+    if a.source == b.source == "oai224":
+        return "oai224, same patient" if a.patient == b.patient else "oai224, different patients"
+    return " + ".join(sorted({str(a.source), str(b.source)}))
+
+
 def near_duplicate_section(inventory: knee_data.Inventory) -> dict:
     contents = inventory.contents
-    threshold = knee_data.NEAR_DUPLICATE_MAX_BITS
     pairs = inventory.near_duplicates
-    wider = knee_data.find_near_duplicates(contents, 2 * threshold)
-    pair_bits = Counter(p.bits for p in wider)
+    peaks_by_kind = defaultdict(list)
+    for pair in inventory.knee_pairs:
+        peaks_by_kind[pair_kind(contents, pair)].append(pair.peak)
+    histogram = {kind: np.histogram(peaks, bins=PEAK_BINS)[0].tolist() for kind, peaks in sorted(peaks_by_kind.items())}
+    null = np.array(peaks_by_kind.get("oai224, different patients", []))
 
-    owners, hashes = knee_data.knee_hash_table(contents)
-    oai = np.array([contents[o].patient is not None and contents[o].source == "oai224" for o in owners], dtype=bool)
-    nearest = np.zeros(0, dtype=np.int32)
+    owners, hashes, _, _ = knee_data.knee_table(contents)
+    oai = np.array([contents[o].source == "oai224" and contents[o].patient is not None for o in owners], dtype=bool)
+    nearest_bits = np.zeros(0, dtype=np.int32)
     if oai.any():
         patient_codes = np.unique([contents[o].patient for o in owners[oai]], return_inverse=True)[1]
-        nearest = knee_data.nearest_other_group(hashes[oai], patient_codes)
+        nearest_bits = knee_data.nearest_other_group(hashes[oai], patient_codes)
+    duplicate_bits = np.array([p.bits for p in pairs if not p.mirrored])
 
+    same_knee = [p for p in inventory.knee_pairs
+                 if knee_data.SAME_KNEE_MIN_PEAK <= p.peak < knee_data.SAME_RADIOGRAPH_MIN_PEAK
+                 and contents[p.a].patient is None and contents[p.b].patient is None]
     clusters = Counter(inventory.cluster)
     multi = {cid: n for cid, n in clusters.items() if n > 1}
     return {
-        "hash": f"DCT pHash: core canonical knee crop resized to {knee_data.PHASH_SIZE}x{knee_data.PHASH_SIZE} "
-                f"by oac_core.prepare, lowest {knee_data.PHASH_FREQS}x{knee_data.PHASH_FREQS} DCT coefficients "
-                f"without DC vs their median = {knee_data.PHASH_BITS} bits; each knee of a bilateral image "
-                "hashed separately; also compared mirrored",
-        "max_bits": threshold,
-        "pairs_by_bits_up_to_twice_threshold": {str(b): pair_bits[b] for b in range(2 * threshold + 1)},
-        "oai224_nearest_other_patient_bits": {
-            "knees": int(len(nearest)),
-            "min": int(nearest.min()) if len(nearest) else None,
-            "percentile_0_1": float(np.percentile(nearest, 0.1)) if len(nearest) else None,
-            "median": float(np.median(nearest)) if len(nearest) else None,
-            "at_or_below_threshold": int((nearest <= threshold).sum()),
+        "method": f"each canonical knee crop (oac_core.prepare, viewed at {knee_data.VIEW_SIZE}x{knee_data.VIEW_SIZE}; "
+                  "both knees of a bilateral image separately) gets a 63-bit DCT pHash (8x8 lowest frequencies of "
+                  f"its 32x32 block mean, DC dropped, bits = coefficient > median); its "
+                  f"{knee_data.CANDIDATES_PER_KNEE} nearest knees by Hamming distance, as is and mirrored, are "
+                  "compared by the peak of their phase correlation (Hann-windowed, 1 = identical up to a shift). "
+                  "A mirrored match between the two knees of one OAI patient is the other knee, not a copy, "
+                  "and is not counted",
+        "same_radiograph_min_peak": knee_data.SAME_RADIOGRAPH_MIN_PEAK,
+        "same_knee_min_peak": knee_data.SAME_KNEE_MIN_PEAK,
+        "compared_pairs": len(inventory.knee_pairs),
+        "peak_bins": list(PEAK_BINS),
+        "peak_histogram_by_kind": histogram,
+        "oai224_different_patients_peak": {
+            "pairs": int(len(null)),
+            "max": round(float(null.max()), 4) if len(null) else None,
+            "percentile_99_9": round(float(np.percentile(null, 99.9)), 4) if len(null) else None,
+            "at_or_above_threshold": int((null >= knee_data.SAME_RADIOGRAPH_MIN_PEAK).sum()),
+        },
+        "phash_bits": {
+            "oai224_nearest_other_patient": {"knees": int(len(nearest_bits)),
+                                             "min": int(nearest_bits.min()) if len(nearest_bits) else None,
+                                             "median": float(np.median(nearest_bits)) if len(nearest_bits) else None},
+            "near_duplicates": {"max": int(duplicate_bits.max()) if len(duplicate_bits) else None,
+                                "median": float(np.median(duplicate_bits)) if len(duplicate_bits) else None},
         },
         "pairs": len(pairs),
         "mirrored_pairs": sum(1 for p in pairs if p.mirrored),
@@ -164,8 +192,11 @@ def near_duplicate_section(inventory: knee_data.Inventory) -> dict:
                                     for p in pairs).most_common()),
         "clusters_with_several_contents": len(multi),
         "cluster_sizes": dict(sorted(Counter(multi.values()).items())),
-        "list": [{"a": contents[p.a].path, "b": contents[p.b].path, "bits": p.bits, "mirrored": p.mirrored}
-                 for p in pairs],
+        "same_knee_pairs": len(same_knee),
+        "list": [{"a": contents[p.a].path, "b": contents[p.b].path, "peak": round(p.peak, 3), "bits": p.bits,
+                  "mirrored": p.mirrored} for p in pairs],
+        "same_knee_list": [{"a": contents[p.a].path, "b": contents[p.b].path, "peak": round(p.peak, 3)}
+                           for p in same_knee],
     }
 
 
@@ -232,14 +263,20 @@ def group_section(inventory: knee_data.Inventory) -> dict:
 
 def table(header: list[str], rows: list[list]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
     return lines + [""]
+
+
+def seed_folders_by_source(report: dict) -> dict[str, dict[str, int]]:
+    folders = defaultdict(dict)
+    for row in report["confounding"]["seed_files"]:
+        folders[row["source"]][f"{row['seed_split']}/{row['seed_label']}"] = row["files"]
+    return folders
 
 
 def render_markdown(report: dict) -> str:
     src, dup, near, bad, pat = (report["sources"], report["exact_duplicates"], report["near_duplicates"],
                                 report["contradictions"], report["patients"])
-    nearest = near["oai224_nearest_other_patient_bits"]
     out = ["# Data audit", "",
            "Generated by `tools/oac audit` (tools/audit.py); machine-readable twin: `audit.json`. "
            "`tools/oac split` writes the leak-free manifest `split.csv` from the same inventory.", "",
@@ -248,14 +285,17 @@ def render_markdown(report: dict) -> str:
            "## Key findings", ""]
     out += [f"- Exact duplicates: {dup['groups']} contents stored {dup['files_in_groups']} times "
             f"({dup['redundant_files']} redundant files).",
-            f"- Near-duplicates (pHash <= {near['max_bits']} of 63 bits, different bytes): {near['pairs']} pairs "
-            f"({near['mirrored_pairs']} mirrored), {near['clusters_with_several_contents']} clusters of >1 content.",
+            f"- Near-duplicates (same radiograph, different bytes; phase-correlation peak >= "
+            f"{near['same_radiograph_min_peak']}): {near['pairs']} pairs ({near['mirrored_pairs']} mirrored), "
+            f"{near['clusters_with_several_contents']} clusters of >1 content; {near['same_knee_pairs']} more "
+            "second-collection pairs possibly of the same knee (kept in one split group).",
             f"- Contradictory labels: {bad['clusters']} clusters, {bad['dropped_files']} files "
             f"({bad['dropped_contents']} contents) dropped from the split.",
             f"- OAI patients: {pat['oai_patients']}; shared between seed splits: " +
             ", ".join(f"{k} {v['patients']}" for k, v in pat["seed_split_leaks"].items()) + ".",
-            "- Source and label are confounded in the seed dataset (table below): the second collection is "
-            "all `Osteoarthritis` in train/Valid and its G0 images are only in `test/Normal`.", "",
+            "- Source and label are confounded in the seed dataset (files per seed folder): " +
+            "; ".join(f"{source} in " + ", ".join(f"{folder} {n}" for folder, n in folders.items())
+                      for source, folders in seed_folders_by_source(report).items()) + ".", "",
             "## Label policy", "", report["label_policy"], "",
             "## Sources", "", "Classified by file name **and** PNG header; a file whose name and format "
             "disagree is 'unrecognised' and kept out of the split.", ""]
@@ -292,18 +332,33 @@ def render_markdown(report: dict) -> str:
     out += ["## Exact duplicates (sha256)", ""]
     out += table(["where the copies are", "contents"], [[k, v] for k, v in dup["by_location"].items()])
 
-    out += ["## Near-duplicates (perceptual hash)", "", near["hash"] + ".", "",
-            f"**Threshold: <= {near['max_bits']} differing bits of 63.** Why: knees of *different* OAI "
-            f"patients cannot be the same radiograph; over {nearest['knees']} oai224 knees the nearest "
-            f"other-patient knee is at min {nearest['min']}, 0.1th percentile {nearest['percentile_0_1']}, "
-            f"median {nearest['median']} bits ({nearest['at_or_below_threshold']} at or below the threshold). "
-            "Re-encodings of one radiograph land at a few bits; the histogram of all content pairs up to "
-            "twice the threshold shows where the gap is:", ""]
-    bits = near["pairs_by_bits_up_to_twice_threshold"]
-    out += table(["bits"] + list(bits), [["pairs"] + list(bits.values())])
+    null = near["oai224_different_patients_peak"]
+    bits = near["phash_bits"]
+    out += ["## Near-duplicates", "", "Method: " + near["method"] + ".", "",
+            f"**Same radiograph: phase-correlation peak >= {near['same_radiograph_min_peak']}.** Why: knees of "
+            f"*different* OAI patients cannot be the same radiograph; over {null['pairs']} such compared pairs "
+            f"(each knee's closest pHash neighbours, so the hardest cases) the peak reaches at most {null['max']} "
+            f"(99.9th percentile {null['percentile_99_9']}; "
+            f"{null['at_or_above_threshold']} at or above the threshold). Identical or re-encoded images score ~1, "
+            "re-cropped copies 0.5-0.9.", "",
+            f"**Why no pHash Hamming threshold decides:** the nearest pHash of a different OAI patient is as close "
+            f"as {bits['oai224_nearest_other_patient']['min']} of 63 bits (median "
+            f"{bits['oai224_nearest_other_patient']['median']}), while confirmed near-duplicates lie up to "
+            f"{bits['near_duplicates']['max']} bits apart (median {bits['near_duplicates']['median']}): any "
+            "Hamming threshold either merges different patients or misses re-cropped copies. pHash only "
+            "retrieves the candidates.", "",
+            f"**Possibly the same knee: {near['same_knee_min_peak']} <= peak < {near['same_radiograph_min_peak']}** "
+            "between images without a patient id (second collection). Such pairs look like re-cropped or "
+            "re-scaled copies of one radiograph; they are kept in one split group (column `patient` = "
+            f"`knee:<id>`) but not treated as duplicates: {near['same_knee_pairs']} pairs.", "",
+            f"Compared pairs by kind and peak ({near['compared_pairs']} pairs):", ""]
+    edges = near["peak_bins"]
+    out += table(["kind"] + [f"{lo:g}-{min(hi, 1):g}" for lo, hi in zip(edges, edges[1:])],
+                 [[kind] + counts for kind, counts in near["peak_histogram_by_kind"].items()])
+    out += [f"Near-duplicate pairs: {near['pairs']} ({near['mirrored_pairs']} mirrored).", ""]
     out += table(["sources", "pairs"], [[k, v] for k, v in near["by_sources"].items()])
     out += table(["where the two contents are", "pairs"], [[k, v] for k, v in near["by_location"].items()])
-    out += [f"Cluster sizes (contents per near-duplicate cluster): "
+    out += [f"Clusters of several contents: {near['clusters_with_several_contents']}; sizes (contents: clusters) "
             + ", ".join(f"{k}: {v}" for k, v in near["cluster_sizes"].items()), ""]
 
     out += ["## Contradictory labels (dropped)", "", bad["rule"] + ".", ""]
@@ -323,6 +378,24 @@ def render_markdown(report: dict) -> str:
             f"- Split groups (patient ∪ duplicate cluster): {report['split_groups']['groups']} over "
             f"{report['split_groups']['usable_contents']} usable contents, largest {report['split_groups']['largest']}.",
             ""]
+    out += ["## The split manifest (`split.csv`, written by `tools/oac split`)", "",
+            "One row per unique content usable for training (recognised source, consistent labels). Columns: "
+            "`path` (relative to the datasets folder; the first copy of duplicated files), `sha256`, `source`, "
+            "`label` (1 = KL >= 2, empty = unknown), `kl_grade` (empty = unknown), `patient` (OAI participant id, "
+            "or `knee:<id>` for images without one: the possibly-same-knee group), `cluster` (same-radiograph "
+            "cluster), `split` (train/val/test), `seed_split` / `seed_label` (every seed folder the content was "
+            "filed in, `;`-separated, e.g. `Valid;test`; empty for kneeKL224-only images) for re-running the "
+            "original seed protocol.", "",
+            "Groups = union of patient and cluster; no group crosses splits. Each group belongs to the "
+            "source x label stratum most of its images are in; within a stratum, groups are ordered by a seeded "
+            "hash and cut at 70% / 85% of the stratum's images (train / val / test), so every stratum is split "
+            "about 70/15/15 and a re-run with more data moves only groups near the cuts. A source too small to "
+            "reach the test cut still gets its smallest group in test. kneeKL224's own train/val split is not "
+            "kept: it is patient-disjoint but has no test part and no second-collection images.", "",
+            "Caveats: the oai299 crops are all from `test/Osteoarthritis` (label 1, no KL grade), so within "
+            "that source label and source coincide -- report them separately rather than training on them "
+            "for the OA head if that matters. Second-collection images have no patient id; knees of one "
+            "person photographed in separate radiographs cannot be linked, only copies of one radiograph.", ""]
     if report["notes"] or report["decode_errors"]:
         out += ["## Notes", ""]
         out += [f"- {note}" for note in report["notes"]]
@@ -337,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
                                            "(default: $OAC_DATASETS, else <repo>/../shared/datasets)")
     parser.add_argument("--out", default=str(knee_data.REPO / "models" / "data"),
                         help="output folder for audit.md and audit.json (default: models/data)")
+    parser.add_argument("--cache", default=str(knee_data.CACHE_ROOT),
+                        help="folder for cached knee views, keyed by core build and card (default: models/cache)")
+    parser.add_argument("--no-cache", action="store_true", help="read every image through the core again")
     args = parser.parse_args(argv)
 
     datasets = knee_data.resolve_datasets_dir(args.datasets)
@@ -344,7 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         core = knee_data.load_core()
     except RuntimeError as error:
         sys.exit(f"error: {error}")
-    inventory = knee_data.build_inventory(datasets, core, progress=lambda m: print(m, file=sys.stderr))
+    inventory = knee_data.build_inventory(datasets, core, progress=lambda m: print(m, file=sys.stderr),
+                                          cache_root=None if args.no_cache else Path(args.cache))
     report = build_report(inventory)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

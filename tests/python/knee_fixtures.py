@@ -28,6 +28,7 @@ BILATERAL = f"{SEED}/test/Normal/NormalG0 (4).png"
 BILATERAL_HALF = f"{SEED}/train/Osteoarthritis/DoubtfulG1 (2).png"   # the right knee of BILATERAL, G1 vs G0
 MIRRORED = (f"{SEED}/train/Osteoarthritis/ModerateG3 (4).png", f"{SEED}/test/Osteoarthritis/ModerateG3 (5).png")
 LEAKED_PATIENT = "9000001"   # 9000001L in train/Normal, 9000001R in Valid/Osteoarthritis
+OTHER_KNEE = (f"{SEED}/train/Normal/9000002L.png", f"{KL}/train/2/9000002R.png")   # mirror images, KL0 vs KL2
 CROSS_DATASET_PATIENT = (f"{SEED}/train/Osteoarthritis/9000003R.png", f"{KL}/train/2/9000003L.png")
 OAI299 = f"{SEED}/test/Osteoarthritis/9000005_1.png"
 UNRECOGNISED = f"{SEED}/train/Normal/9000099L.png"   # OAI name but RGB 300x162
@@ -35,11 +36,11 @@ KL_ONLY_PATIENTS = 40
 
 
 def smooth_image(seed: int, height: int, width: int) -> np.ndarray:
-    """A smooth random field in [0, 1] that looks nothing like another seed's."""
+    """A smooth random field with fine texture in [0, 1] that looks nothing like another seed's."""
     rng = np.random.default_rng(seed)
     coarse = rng.random((max(height // 16, 4), max(width // 16, 4)))
     field = zoom(coarse, (height / coarse.shape[0], width / coarse.shape[1]), order=3)[:height, :width]
-    field = gaussian_filter(field, 2)
+    field = gaussian_filter(field, 2) + 0.3 * gaussian_filter(rng.random((height, width)), 1)   # bone texture
     return (field - field.min()) / (field.max() - field.min())
 
 
@@ -86,6 +87,9 @@ def make_datasets(root: Path) -> Path:
     save(datasets / UNRECOGNISED, smooth_image(8, 162, 300), "rgb")
     oai(f"{KL}/val/2/9000008L.png", 9, 2, kl_split="val")
     oai(CROSS_DATASET_PATIENT[1], 10, 2)
+    other_knee = datasets / OTHER_KNEE[1]
+    save(other_knee, smooth_image(3, 224, 224)[:, ::-1], "gray8")
+    kl_rows.append(("train", 2, other_knee.name, sha(other_knee), OTHER_KNEE[1]))
     for patient in range(KL_ONLY_PATIENTS):
         for side, offset in (("L", 0), ("R", 1)):
             grade = (patient + offset) % 5
@@ -131,27 +135,35 @@ def make_datasets(root: Path) -> Path:
     return datasets
 
 
-def planted_hashes(contents) -> None:
-    """Stand-in pHashes for tests of the grouping logic without the core: unrelated random bits per
-    content, except that the planted near-duplicates share a knee hash (one bit apart)."""
-    bits = 63
-    by_path = {f.path: c for c in contents for f in c.files}
+def planted_views(contents, size: int = 64) -> None:
+    """Stand-in knee views for tests of the grouping logic without the core: an unrelated textured
+    field per knee, except that each planted near-duplicate is its original shifted by 2 pixels
+    (or mirrored) -- what re-cropping does to a radiograph."""
+    margin = 4
+    fields = {}
+
+    def field(key: str) -> np.ndarray:
+        if key not in fields:
+            rng = np.random.default_rng(int(hashlib.sha256(key.encode()).hexdigest()[:8], 16))
+            fields[key] = gaussian_filter(rng.random((size + 2 * margin, size + 2 * margin)), 1.5)
+        return fields[key]
+
+    def view(key: str, shift: int = 0) -> np.ndarray:
+        return field(key)[margin:margin + size, margin + shift:margin + shift + size]
+
+    copies = {NEAR_DUPLICATE[1]: NEAR_DUPLICATE[0], NEAR_CONTRADICTION[1]: NEAR_CONTRADICTION[0]}
     for content in contents:
-        rng = np.random.default_rng(int(content.sha256[:8], 16))
-        knees = 2 if content.path == BILATERAL else 1
-        content.phashes = [rng.random(bits) < 0.5 for _ in range(knees)]
-        content.mirrored_phashes = [rng.random(bits) < 0.5 for _ in range(knees)]
-        content.knee_sides = ["left", "right"] if knees == 2 else ["single"]
-
-    def near(hash_bits):
-        copy = hash_bits.copy()
-        copy[0] = not copy[0]
-        return copy
-
-    for original, copy in (NEAR_DUPLICATE, NEAR_CONTRADICTION):
-        by_path[copy].phashes = [near(by_path[original].phashes[0])]
-    by_path[BILATERAL].phashes[1] = near(by_path[BILATERAL_HALF].phashes[0])
-    by_path[MIRRORED[1]].mirrored_phashes = [near(by_path[MIRRORED[0]].phashes[0])]
+        path = content.path
+        if path in copies:
+            content.add_knee("single", view(copies[path], shift=2))
+        elif path == BILATERAL:
+            content.add_knee("left", view(path))
+            content.add_knee("right", view(BILATERAL_HALF, shift=2))
+        elif path in (MIRRORED[1], OTHER_KNEE[1]):
+            original = MIRRORED[0] if path == MIRRORED[1] else OTHER_KNEE[0]
+            content.add_knee("single", view(original)[:, ::-1])
+        else:
+            content.add_knee("single", view(path))
 
 
 def sha(path: Path) -> str:

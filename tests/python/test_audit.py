@@ -37,7 +37,7 @@ def datasets(tmp_path_factory):
 def planted_inventory(datasets):
     files, manifest_rows = knee_data.scan_files(datasets)
     contents, notes = knee_data.group_contents(files, manifest_rows)
-    fx.planted_hashes(contents)
+    fx.planted_views(contents)
     return knee_data.link_inventory(datasets, files, contents, notes)
 
 
@@ -88,18 +88,31 @@ def test_phash_is_stable_under_noise_and_separates_images():
     h = knee_data.phash(image)
     assert h.shape == (knee_data.PHASH_BITS,)
     assert (h != knee_data.phash(noisy)).sum() <= 4
-    assert (h != knee_data.phash(other)).sum() > knee_data.NEAR_DUPLICATE_MAX_BITS
+    assert (h != knee_data.phash(other)).sum() > 16
 
 
-def test_hamming_pairs_match_brute_force():
-    hashes = np.random.default_rng(1).random((50, 63)) < 0.5
-    hashes[7] = hashes[3]
-    hashes[9, :] = hashes[3]
-    hashes[9, :5] = ~hashes[9, :5]
-    found = {(i, j, d) for i, j, d in knee_data.hamming_pairs(hashes, hashes, 6) if i < j}
-    brute = {(i, j, int((hashes[i] != hashes[j]).sum())) for i in range(50) for j in range(i + 1, 50)
-             if (hashes[i] != hashes[j]).sum() <= 6}
-    assert found == brute and (3, 7, 0) in found and (3, 9, 5) in found
+def test_nearest_candidates_match_brute_force():
+    hashes = np.random.default_rng(1).random((40, 63)) < 0.5
+    owners = np.arange(40)
+    owners[5] = 4                                   # two knees of one image are never candidates
+    rows, cols, bits = knee_data.nearest_candidates(hashes, hashes, owners, 3)
+    for i in range(40):
+        distance = (hashes[i] != hashes).sum(axis=1)
+        distance[owners == owners[i]] = 99
+        mine = sorted(bits[rows == i])
+        assert mine == sorted(distance)[:3]
+        assert not set(cols[rows == i]) & set(np.flatnonzero(owners == owners[i]))
+
+
+def test_phase_correlation_scores_shifted_copies_high_and_strangers_low():
+    rng = np.random.default_rng(2)
+    field = gaussian_filter(rng.random((72, 72)), 1.0)
+    views = np.array([field[4:68, 4:68], field[4:68, 7:71], field[4:68, 4:68][:, ::-1],
+                      gaussian_filter(rng.random((64, 64)), 1.0)], dtype=np.float32)
+    shifted, stranger = knee_data.phase_correlation_peaks(views, np.array([0, 0]), np.array([1, 3]), mirrored=False)
+    mirrored = knee_data.phase_correlation_peaks(views, np.array([0]), np.array([2]), mirrored=True)[0]
+    assert shifted > 0.6 and mirrored > 0.95
+    assert stranger < knee_data.SAME_KNEE_MIN_PEAK
 
 
 def test_scan_groups_identical_bytes_and_reads_grades(datasets):
@@ -124,12 +137,13 @@ def test_report_finds_planted_problems(planted_inventory):
     assert dup["by_location"]["Valid/Osteoarthritis + test/Osteoarthritis"] == 1
 
     pairs = pair_paths(report)
+    assert report["near_duplicates"]["same_knee_pairs"] == 0
     assert frozenset(fx.NEAR_DUPLICATE) in pairs
     assert frozenset(fx.NEAR_CONTRADICTION) in pairs
     assert frozenset((fx.BILATERAL, fx.BILATERAL_HALF)) in pairs
     assert frozenset(fx.MIRRORED) in pairs
     assert report["near_duplicates"]["mirrored_pairs"] == 1
-    assert len(pairs) == 4
+    assert len(pairs) == 4          # not OTHER_KNEE: a patient's mirrored other knee is no copy
 
     bad = report["contradictions"]
     dropped = {path for item in bad["list"] for path in item["files"]}
@@ -151,17 +165,49 @@ def test_report_finds_planted_problems(planted_inventory):
 
 def test_audit_end_to_end_through_the_core(datasets, tmp_path):
     core_or_skip()
-    assert audit.main(["--datasets", str(datasets), "--out", str(tmp_path)]) == 0
+    assert audit.main(["--datasets", str(datasets), "--out", str(tmp_path), "--no-cache"]) == 0
     report = json.loads((tmp_path / "audit.json").read_text())
-    # The core's canonical crops make a 16-bit re-encoding, a mirrored copy and one knee of a bilateral
-    # image near-duplicates of their originals, and nothing else.
+    # Through the core's canonical crops a 16-bit re-encoding, a mirrored copy and one knee of a
+    # bilateral image are near-duplicates of their originals, and nothing else is.
     assert pair_paths(report) == {frozenset(fx.NEAR_DUPLICATE), frozenset(fx.NEAR_CONTRADICTION),
                                   frozenset((fx.BILATERAL, fx.BILATERAL_HALF)), frozenset(fx.MIRRORED)}
     assert report["contradictions"]["clusters"] == 3
     assert report["sources"]["bilateral_contents"] == 1
     markdown = (tmp_path / "audit.md").read_text()
-    assert f"Threshold: <= {knee_data.NEAR_DUPLICATE_MAX_BITS} differing bits" in markdown
+    assert f"Same radiograph: phase-correlation peak >= {knee_data.SAME_RADIOGRAPH_MIN_PEAK}" in markdown
     assert fx.CONTRADICTION[0] in markdown
+
+
+def test_view_cache_returns_what_the_core_gave(datasets, tmp_path):
+    core = core_or_skip()
+    files, manifest_rows = knee_data.scan_files(datasets)
+    fresh, _ = knee_data.group_contents(files, manifest_rows)
+    again, _ = knee_data.group_contents(files, manifest_rows)
+    knee_data.hash_contents(fresh, datasets, core, cache_root=tmp_path)
+    assert len(list(tmp_path.glob("knee-views-*/*.npz"))) == len(fresh)
+    knee_data.hash_contents(again, datasets, core, cache_root=tmp_path)
+    for a, b in zip(fresh, again):
+        assert a.knee_sides == b.knee_sides and a.decode_error == b.decode_error
+        assert all(np.array_equal(x, y) for x, y in zip(a.views, b.views))
+
+
+def test_possibly_same_knee_joins_groups_without_dropping(datasets, monkeypatch):
+    files, manifest_rows = knee_data.scan_files(datasets)
+    contents, notes = knee_data.group_contents(files, manifest_rows)
+    by_path = {c.path: i for i, c in enumerate(contents)}
+    a = by_path[f"{fx.SEED}/test/Normal/NormalG0 (10).png"]
+    b = by_path[f"{fx.SEED}/train/Osteoarthritis/MildG2 (12).png"]
+    oai_a = by_path[f"{fx.SEED}/train/Normal/9000002L.png"]
+    oai_b = by_path[f"{fx.SEED}/Valid/Normal/9000004L.png"]
+    peak = (knee_data.SAME_KNEE_MIN_PEAK + knee_data.SAME_RADIOGRAPH_MIN_PEAK) / 2
+    pairs = [knee_data.KneePair(min(a, b), max(a, b), 20, peak, False),
+             knee_data.KneePair(min(oai_a, oai_b), max(oai_a, oai_b), 20, peak, False)]
+    monkeypatch.setattr(knee_data, "compare_knees", lambda contents: pairs)
+    inventory = knee_data.link_inventory(datasets, files, contents, notes)
+    assert inventory.group[a] == inventory.group[b] and inventory.patient[a] == inventory.patient[b]
+    assert inventory.cluster[a] != inventory.cluster[b]
+    assert not inventory.dropped(a) and not inventory.dropped(b)      # G0 vs G2, but not the same image
+    assert inventory.group[oai_a] != inventory.group[oai_b]           # OAI knees are grouped by patient id
 
 
 def test_missing_dataset_folder_is_a_clear_error(tmp_path):

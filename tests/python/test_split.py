@@ -28,7 +28,7 @@ def datasets(tmp_path_factory):
 def planted_inventory(datasets):
     files, manifest_rows = knee_data.scan_files(datasets)
     contents, notes = knee_data.group_contents(files, manifest_rows)
-    fx.planted_hashes(contents)
+    fx.planted_views(contents)
     return knee_data.link_inventory(datasets, files, contents, notes)
 
 
@@ -48,6 +48,7 @@ def test_groups_never_cross_splits(planted_inventory):
     assert where[fx.CROSS_DATASET_PATIENT[0]] == where[fx.CROSS_DATASET_PATIENT[1]]
     assert where[fx.NEAR_DUPLICATE[0]] == where[fx.NEAR_DUPLICATE[1]]
     assert where[fx.MIRRORED[0]] == where[fx.MIRRORED[1]]
+    assert where[fx.OTHER_KNEE[0]] == where[fx.OTHER_KNEE[1]]   # kept (KL0 vs KL2 is no conflict), one patient
 
 
 def test_one_row_per_content_and_contradictions_dropped(planted_inventory):
@@ -61,7 +62,7 @@ def test_one_row_per_content_and_contradictions_dropped(planted_inventory):
     assert len(rows) == total_files - 3 - 5 - 1   # 3 redundant copies, 5 contradictory contents, 1 unrecognised
     row = next(r for r in rows if r["path"] == fx.EXACT_DUPLICATE[0])
     assert row["seed_split"] == "Valid;test" and row["seed_label"] == "Osteoarthritis"
-    assert row["kl_grade"] == 3 and row["label"] == 1 and row["patient"] == f"cluster:{row['cluster']}"
+    assert row["kl_grade"] == 3 and row["label"] == 1 and row["patient"].startswith("knee:")
 
 
 def test_split_is_deterministic_and_seeded(planted_inventory):
@@ -119,7 +120,7 @@ def test_split_end_to_end_through_the_core(datasets, tmp_path):
         knee_data.load_core()
     except RuntimeError as error:
         pytest.skip(f"needs the C++ core's Python module: {error}")
-    assert split.main(["--datasets", str(datasets), "--out", str(tmp_path), "--seed", "3"]) == 0
+    assert split.main(["--datasets", str(datasets), "--out", str(tmp_path), "--seed", "3", "--no-cache"]) == 0
     with open(tmp_path / "split.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     split.check_invariants(rows)
