@@ -27,6 +27,12 @@ LABEL_POLICY = (
     "Osteoarthritis = KL2-4.")
 
 
+PATIENT_RULE = (
+    "OAI 7-digit participant id from the file name; left and right knee (L/R, _1/_2) are one patient. "
+    "Second-collection images have no id: images linked as the same radiograph or possibly the same knee "
+    "form one group (`knee:<id>`).")
+
+
 def folder_of(record: knee_data.FileRecord) -> str:
     return f"{record.seed_split}/{record.seed_label}" if record.seed_split else record.path.rsplit("/", 2)[0]
 
@@ -240,8 +246,7 @@ def patient_section(inventory: knee_data.Inventory) -> dict:
         shared = sorted(p for p, s in splits_of.items() if a in s and b in s)
         leaks[f"{a}/{b}"] = {"patients": len(shared), "list": shared}
     return {
-        "rule": "OAI 7-digit participant id from the file name; left and right knee (L/R, _1/_2) are one "
-                "patient. Second-collection images have no id: each duplicate cluster is its own group.",
+        "rule": PATIENT_RULE,
         "oai_patients": len(sources_of),
         "by_source": dict(Counter(s for ss in sources_of.values() for s in ss)),
         "seed_dataset_patients": len(splits_of),
@@ -340,7 +345,9 @@ def render_markdown(report: dict) -> str:
             f"(each knee's closest pHash neighbours, so the hardest cases) the peak reaches at most {null['max']} "
             f"(99.9th percentile {null['percentile_99_9']}; "
             f"{null['at_or_above_threshold']} at or above the threshold). Identical or re-encoded images score ~1, "
-            "re-cropped copies 0.5-0.9.", "",
+            "re-cropped copies 0.5-0.9. The margin over the different-patient maximum is small, which is why "
+            "second-collection pairs between the two thresholds are still grouped (below): a copy scoring just "
+            "under the threshold cannot cross splits; it only escapes the contradiction check.", "",
             f"**Why no pHash Hamming threshold decides:** the nearest pHash of a different OAI patient is as close "
             f"as {bits['oai224_nearest_other_patient']['min']} of 63 bits (median "
             f"{bits['oai224_nearest_other_patient']['median']}), while confirmed near-duplicates lie up to "
