@@ -11,8 +11,7 @@ Conv (activations stay fp32; ~22 MB instead of ~87 MB):
     training left frozen) are stored exactly: uint8 indices into a value table, times the folded BatchNorm
     gain (Cast, Gather, Mul);
   - the others as symmetric int8 per output channel (scale = max|w_o| / 127) through DequantizeLinear
-    (opset 13); their biases are then corrected on real knee images (`--calibration-images`) so that each
-    channel's mean output matches the fp32 model's, which roughly halves the error int8 adds.
+    (opset 13).
 The heads, the CAM and the OOD projection are small and stay fp32.
 
 Checkpoint format (tools/train.py):
@@ -55,7 +54,6 @@ UNTRAINED_NAME = "oa-inceptionv3-untrained"
 UNTRAINED_OUT = ROOT / "build" / "models" / f"{UNTRAINED_NAME}.onnx"
 UNTRAINED_OOD_DIMENSIONS = 16
 CARD_FILE_FIELDS = ("model_file", "sha256", "bytes")
-DEFAULT_CALIBRATION_IMAGES = 32
 
 
 class DeployedModel(nn.Module):
@@ -171,48 +169,19 @@ def expand(stored: Int8Weight | TableWeight) -> torch.Tensor:
     return stored.q.float() * stored.scale[:, None, None, None]
 
 
-def correct_biases(deployed: DeployedModel, reference: DeployedModel, calibration: torch.Tensor) -> None:
-    """Empirical bias correction (Nagel et al., "Data-Free Quantization", 2019): shift each convolution's bias
-    so that its per-channel mean output on `calibration` equals the reference's. Done in graph order in one
-    pass, so each layer also absorbs the mean shift inherited from the quantised layers below it; int8
-    weight noise otherwise accumulates a systematic drift through the 94 convolutions of ReLU features.
-    """
-    targets: dict[str, torch.Tensor] = {}
-
-    def record(name):
-        return lambda module, inputs, output: targets.__setitem__(name, output.mean(dim=(0, 2, 3)))
-
-    def shift(name):
-        def hook(module, inputs, output):
-            correction = targets[name] - output.mean(dim=(0, 2, 3))
-            module.bias += correction
-            return output + correction[None, :, None, None]
-        return hook
-
-    for model, make_hook in ((reference, record), (deployed, shift)):
-        convs = [(name, module) for name, module in model.model.backbone.layers.items() if isinstance(module, nn.Conv2d)]
-        handles = [module.register_forward_hook(make_hook(name)) for name, module in convs]
-        with torch.no_grad():
-            model(calibration)
-        for handle in handles:
-            handle.remove()
-
-
-def prepare_for_export(model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.Tensor, weights: str,
-                       calibration: torch.Tensor | None = None) -> tuple[DeployedModel, dict[str, Int8Weight | TableWeight]]:
+def prepare_for_export(model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.Tensor,
+                       weights: str) -> tuple[DeployedModel, dict[str, Int8Weight | TableWeight]]:
     """The module the ONNX graph computes, and the one-byte storage of its backbone convolution weights.
 
-    With int8 weights the module's convolutions already hold the expanded weights (and, given calibration
-    images, corrected biases), so running it in PyTorch gives what ONNX Runtime gives, up to float
-    summation order.
+    With int8 weights the module's convolutions already hold the expanded weights, so running it in
+    PyTorch gives what ONNX Runtime gives, up to float summation order.
     """
     if weights not in ("int8", "fp32"):
         raise ValueError(f"weights must be int8 or fp32, not {weights!r}")
-    reference = DeployedModel(fold_batch_norms(model), ood_mean, ood_projection).eval()
-    if weights == "fp32":
-        return reference, {}
-    deployed = copy.deepcopy(reference)
+    deployed = DeployedModel(fold_batch_norms(model), ood_mean, ood_projection).eval()
     stored = {}
+    if weights == "fp32":
+        return deployed, stored
     for layer in model.backbone.graph.values():
         if layer.kind != "batch_normalization":
             continue
@@ -221,8 +190,6 @@ def prepare_for_export(model: OAInceptionV3, ood_mean: torch.Tensor, ood_project
         with torch.no_grad():
             deployed.model.backbone.layers[conv_name].weight.copy_(expand(compact))
         stored[f"model.backbone.layers.{conv_name}.weight"] = compact
-    if calibration is not None:
-        correct_biases(deployed, reference, calibration)
     return deployed, stored
 
 
@@ -266,9 +233,8 @@ def store_compact_weights(model_proto: onnx.ModelProto, stored: dict[str, Int8We
 
 
 def export(model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.Tensor, input_size: int, out: Path,
-           weights: str = "int8", calibration: torch.Tensor | None = None, name: str = "oa-inceptionv3",
-           untrained: bool = False) -> Path:
-    deployed, stored = prepare_for_export(model, ood_mean, ood_projection, weights, calibration)
+           weights: str = "int8", name: str = "oa-inceptionv3", untrained: bool = False) -> Path:
+    deployed, stored = prepare_for_export(model, ood_mean, ood_projection, weights)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         traced = Path(scratch) / "traced.onnx"
@@ -282,8 +248,7 @@ def export(model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.T
     model_proto.graph.name = name
     model_proto.doc_string = ("UNTRAINED PLACEHOLDER: random weights, predictions are meaningless. " if untrained else "") + \
         "Knee osteoarthritis classifier: Keras InceptionV3 (Szegedy et al. 2016) with OA and KL heads; provenance and credits are in the model card."
-    metadata = {"name": name, "untrained": str(untrained).lower(), "input_size": str(input_size), "weights": weights,
-                "bias_correction_images": str(0 if calibration is None else len(calibration))}
+    metadata = {"name": name, "untrained": str(untrained).lower(), "input_size": str(input_size), "weights": weights}
     for key, value in metadata.items():
         model_proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model_proto)
@@ -330,9 +295,8 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 def compare_int8_with_fp32(model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.Tensor,
                            input_size: int, int8_file: Path, images: int) -> dict[str, float]:
-    """How far the int8 export is from an fp32 export, both run by onnxruntime-node on real knees that
-    bias correction did not see."""
-    inputs = knee_batch(input_size, images, held_out=True)
+    """How far the int8 export is from an fp32 export, both run by onnxruntime-node on real knees."""
+    inputs = knee_batch(input_size, images)
     with tempfile.TemporaryDirectory() as scratch:
         fp32_file = export(model, ood_mean, ood_projection, input_size, Path(scratch) / "fp32.onnx", weights="fp32")
         reference = run_onnx("node", fp32_file, inputs)
@@ -357,11 +321,8 @@ def main() -> None:
     parser.add_argument("--card", type=Path, help="model card whose model_file, sha256 and bytes are updated")
     parser.add_argument("--weights", choices=("int8", "fp32"), default="int8", help="convolution weight storage (default int8)")
     parser.add_argument("--input-size", type=int, help="image side for --untrained (default: the card's, else 224)")
-    parser.add_argument("--calibration-images", type=int, default=DEFAULT_CALIBRATION_IMAGES, metavar="N",
-                        help=f"real knee images for int8 bias correction (default {DEFAULT_CALIBRATION_IMAGES}; 0 turns it off; "
-                             "images come from $OAC_DATASETS)")
     parser.add_argument("--compare-fp32", type=int, metavar="IMAGES", default=0,
-                        help="also measure the int8 export against an fp32 export on this many other real knee images")
+                        help="also measure the int8 export against an fp32 export on this many real knee images ($OAC_DATASETS)")
     args = parser.parse_args()
 
     card = json.loads(args.card.read_text()) if args.card else None
@@ -384,10 +345,7 @@ def main() -> None:
         parser.error("--compare-fp32 compares an int8 export with fp32; drop --weights fp32")
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    calibration = None
-    if args.weights == "int8" and args.calibration_images > 0:
-        calibration = torch.from_numpy(knee_batch(input_size, args.calibration_images))
-    export(model, ood_mean, ood_projection, input_size, out, args.weights, calibration, name, untrained=args.untrained)
+    export(model, ood_mean, ood_projection, input_size, out, args.weights, name, untrained=args.untrained)
     size = out.stat().st_size
     print(f"exported {name} ({args.weights} weights, {input_size}x{input_size}) -> {out}: {size} bytes ({size / 2**20:.1f} MiB)")
     if args.card:

@@ -50,15 +50,13 @@ def synthetic_pattern(size: int) -> np.ndarray:
     return np.stack([red, green, blue]).astype(np.float32)
 
 
-def knee_batch(size: int, count: int, held_out: bool = False) -> np.ndarray:
-    """float32 [count,3,size,size]: radiographs spread evenly over the sorted original dataset (all splits and
-    sources). `held_out=True` picks the images halfway between, so the two selections never overlap."""
+def knee_batch(size: int, count: int) -> np.ndarray:
+    """float32 [count,3,size,size]: radiographs spread evenly over the sorted original dataset (all splits and sources)."""
     paths = sorted((datasets_dir() / "Osteoarthritis_Dataset").glob("*/*/*.png"))
-    if len(paths) < 2 * count:
-        raise FileNotFoundError(f"need {2 * count} knee images under {datasets_dir() / 'Osteoarthritis_Dataset'}, "
+    if len(paths) < count:
+        raise FileNotFoundError(f"need {count} knee images under {datasets_dir() / 'Osteoarthritis_Dataset'}, "
                                 f"found {len(paths)}; set OAC_DATASETS to the datasets folder")
-    offset = 0.5 if held_out else 0.0
-    return np.stack([knee_tensor(paths[int((i + offset) * len(paths) / count)], size) for i in range(count)])
+    return np.stack([knee_tensor(paths[i * len(paths) // count], size) for i in range(count)])
 
 
 def parity_inputs(size: int, knees: int = len(KNEE_SAMPLES)) -> np.ndarray:

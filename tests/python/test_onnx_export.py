@@ -3,11 +3,11 @@
 Uses the untrained placeholder (He-initialised, so activations are O(1)) at 224x224, batch 2 (one knee,
 one synthetic pattern), exported with one-byte weights as shipped: the stem and mixed0 are first snapped to
 256-value grids, as nsfwjs's frozen layers are, so both storage paths (value table, int8 DequantizeLinear)
-and bias correction are exercised. The PyTorch reference is the exact module that was exported (BatchNorm
-folded, weights already expanded, biases corrected), so the runtimes may differ from it only by float32
-summation order. Measured max|d| / max|output|: <= 3e-7 for oa_logit,
-kl_logits, features and ood_score, 2.4e-6 for cam (its 2048-term sum cancels). The bound, 5e-5 of each
-output's scale, leaves >= 20x headroom and is still ~100x below what int8 rounding alone changes.
+are exercised. The PyTorch reference is the exact module that was exported (BatchNorm folded, weights
+already expanded), so the runtimes may differ from it only by float32 summation order. Measured max|d| / max|output| over all
+pairs and runs: <= 3.4e-7 for features, <= 4.6e-7 for ood_score, <= 7.8e-7 for kl_logits, <= 2.5e-6 for
+oa_logit and <= 3.7e-6 for cam (the OA head's 2048-term sums cancel). The bound, 5e-5 of each output's
+scale, leaves >= 13x headroom and is still ~100x below what int8 rounding alone changes.
 """
 import json
 import os
@@ -60,10 +60,9 @@ def inputs():
 
 
 @pytest.fixture(scope="module")
-def exported(placeholder, inputs, tmp_path_factory):
+def exported(placeholder, tmp_path_factory):
     out = tmp_path_factory.mktemp("onnx") / "untrained.onnx"
-    return export_onnx.export(*placeholder, INPUT_SIZE, out, calibration=torch.from_numpy(inputs),
-                              name=export_onnx.UNTRAINED_NAME, untrained=True)
+    return export_onnx.export(*placeholder, INPUT_SIZE, out, name=export_onnx.UNTRAINED_NAME, untrained=True)
 
 
 def test_contract(exported):
@@ -111,18 +110,8 @@ def test_compact_weights():
     assert torch.equal(export_onnx.expand(table), on_grid * gain[:, None, None, None])
 
 
-def test_bias_correction_reduces_drift(placeholder, inputs):
-    image = torch.from_numpy(inputs)
-    reference, _ = export_onnx.prepare_for_export(*placeholder, "fp32")
-    plain, _ = export_onnx.prepare_for_export(*placeholder, "int8")
-    corrected, _ = export_onnx.prepare_for_export(*placeholder, "int8", calibration=image)
-    with torch.no_grad():
-        expected, drifted, restored = (model(image)[2] for model in (reference, plain, corrected))
-    assert (restored - expected).mean(0).abs().mean() < 0.5 * (drifted - expected).mean(0).abs().mean()
-
-
 def test_pytorch_onnxruntime_node_and_web_agree(placeholder, inputs, exported):
-    deployed, _ = export_onnx.prepare_for_export(*placeholder, "int8", calibration=torch.from_numpy(inputs))
+    deployed, _ = export_onnx.prepare_for_export(*placeholder, "int8")
     with torch.no_grad():
         results = {"pytorch": dict(zip(export_onnx.OUTPUT_NAMES, (t.numpy() for t in deployed(torch.from_numpy(inputs)))))}
     for backend in ("node", "web"):
