@@ -4,8 +4,9 @@ Uses the untrained placeholder (He-initialised, so activations are O(1)) at 224x
 one synthetic pattern), exported with one-byte weights as shipped: the stem and mixed0 are first snapped to
 256-value grids, as nsfwjs's frozen layers are, so both storage paths (value table, int8 DequantizeLinear)
 are exercised. The PyTorch reference is the exact module that was exported (BatchNorm folded, weights
-already expanded), so the runtimes may differ from it only by float32 summation order. Measured max|d| / max|output| over all
-pairs and runs: <= 3.4e-7 for features, <= 4.6e-7 for ood_score, <= 7.8e-7 for kl_logits, <= 2.5e-6 for
+already expanded), so the runtimes may differ from it only by float32 summation order.
+
+Measured max|d| / max|output| over all pairs and runs: <= 3.4e-7 for features, <= 4.6e-7 for ood_score, <= 7.8e-7 for kl_logits, <= 2.5e-6 for
 oa_logit and <= 3.7e-6 for cam (the OA head's 2048-term sums cancel). The bound, 5e-5 of each output's
 scale, leaves >= 13x headroom and is still ~100x below what int8 rounding alone changes.
 """
