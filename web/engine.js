@@ -75,7 +75,8 @@ export class KneeClassifier {
 
   /**
    * Decodes and canonicalises one image. Returns { ok: false, error } or
-   * { ok: true, knees: [{ side, width, height, tensor }] } with tensors copied out of the core's heap.
+   * { ok: true, knees: [{ side, width, height, tensor }], metadata } with tensors copied out of the core's
+   * heap; metadata holds the DICOM header's pixel_spacing_mm ([rows, columns]) and laterality, when present.
    * The core keeps the knees until the next prepare(), so crop()/renderCam() refer to this image.
    */
   prepare(bytes) {
@@ -93,7 +94,10 @@ export class KneeClassifier {
       tensor: this.core.tensor(i).slice(),
     }));
     if (knees.length === 0) return { ok: false, error: 'no knee was found in the image' };
-    return { ok: true, knees };
+    const metadata = {};
+    if (prepared.pixelSpacing) metadata.pixel_spacing_mm = Array.from(prepared.pixelSpacing);
+    if (prepared.laterality) metadata.laterality = prepared.laterality;
+    return { ok: true, knees, metadata };
   }
 
   /** The canonical crop of knee i of the last prepared image (grey floats in [0,1], a copy). */
@@ -175,7 +179,7 @@ export class KneeClassifier {
       inference: inferenceEnded - prepareEnded,
       views: performance.now() - inferenceEnded,
     };
-    return { summary: fileResult(file, knees), views, timings };
+    return { summary: fileResult(file, knees, prepared.metadata), views, timings };
   }
 
   /**
@@ -201,7 +205,7 @@ export class KneeClassifier {
         if (!entry.knees) return failedFileResult(entry.file, entry.error);
         if (runError) return failedFileResult(entry.file, runError);
         const knees = entry.knees.map((knee) => this.interpret(knee.side, raw[next++]));
-        return fileResult(entry.file, knees);
+        return fileResult(entry.file, knees, entry.metadata);
       });
       pending = [];
       pendingKnees = 0;
@@ -211,7 +215,7 @@ export class KneeClassifier {
       let entry;
       try {
         const prepared = this.prepare(await readBytes(file));
-        entry = prepared.ok ? { file, knees: prepared.knees } : { file, error: prepared.error };
+        entry = prepared.ok ? { file, knees: prepared.knees, metadata: prepared.metadata } : { file, error: prepared.error };
       } catch (error) {
         entry = { file, error: errorMessage(error) };
       }
@@ -249,10 +253,13 @@ function readOutputs(outputs, count, withCam) {
   });
 }
 
-/** A file's result: the knee with the highest P(OA) on top, every knee under `knees`. */
-export function fileResult(file, knees) {
+/**
+ * A file's result: the knee with the highest P(OA) on top, every knee under `knees`, then the file's
+ * metadata (pixel_spacing_mm, laterality) where its header had them.
+ */
+export function fileResult(file, knees, metadata = {}) {
   const top = knees.reduce((best, knee) => (knee.p_oa > best.p_oa ? knee : best));
-  return { file, ok: true, ...top, knees };
+  return { file, ok: true, ...top, knees, ...metadata };
 }
 
 export function failedFileResult(file, error) {

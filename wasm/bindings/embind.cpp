@@ -26,6 +26,8 @@ struct PrepareOutcome {
   bool ok = false;
   std::string error;
   val knees = val::array();  // KneeInfo objects
+  val pixelSpacing = val::null();  // [between rows, between columns] in mm, from DICOM; null when unknown
+  std::string laterality;          // "L", "R", "B", "U" from DICOM, or ""
 };
 
 struct InterpretOutcome {
@@ -87,6 +89,14 @@ class Core {
     knees_ = std::move(prepared).value();
     for (const oac::PreparedKnee& knee : knees_) {
       outcome.knees.call<void>("push", val(KneeInfo{knee.side, knee.crop.width, knee.crop.height}));
+    }
+    if (!knees_.empty()) {
+      const oac::ImageMetadata& metadata = knees_.front().metadata;
+      if (metadata.pixel_spacing_mm) {
+        outcome.pixelSpacing = val::array();
+        for (const double millimetres : *metadata.pixel_spacing_mm) outcome.pixelSpacing.call<void>("push", millimetres);
+      }
+      outcome.laterality = metadata.laterality;
     }
     outcome.ok = true;
     return outcome;
@@ -158,7 +168,9 @@ EMSCRIPTEN_BINDINGS(oac_core) {
   value_object<PrepareOutcome>("PrepareOutcome")
       .field("ok", &PrepareOutcome::ok)
       .field("error", &PrepareOutcome::error)
-      .field("knees", &PrepareOutcome::knees);
+      .field("knees", &PrepareOutcome::knees)
+      .field("pixelSpacing", &PrepareOutcome::pixelSpacing)
+      .field("laterality", &PrepareOutcome::laterality);
   value_object<InterpretOutcome>("InterpretOutcome")
       .field("ok", &InterpretOutcome::ok)
       .field("error", &InterpretOutcome::error)

@@ -53,6 +53,14 @@ std::string_view bytes_of(const py::buffer& data, py::buffer_info& info) {
   return {static_cast<const char*>(info.ptr), static_cast<size_t>(info.size)};
 }
 
+// "pixel_spacing_mm": (between rows, between columns) or None; "laterality": "L", "R", "B", "U" or "".
+void add_metadata(py::dict& out, const oac::ImageMetadata& metadata) {
+  out["pixel_spacing_mm"] = metadata.pixel_spacing_mm ? py::object(py::make_tuple((*metadata.pixel_spacing_mm)[0],
+                                                                                  (*metadata.pixel_spacing_mm)[1]))
+                                                      : py::object(py::none());
+  out["laterality"] = metadata.laterality;
+}
+
 py::dict raw_image_dict(oac::RawImage&& image) {
   py::dict out;
   out["width"] = image.width;
@@ -61,6 +69,7 @@ py::dict raw_image_dict(oac::RawImage&& image) {
   out["bit_depth"] = image.bit_depth;
   const std::vector<py::ssize_t> shape = {image.height, image.width, image.channels};
   out["pixels"] = to_numpy(std::move(image.samples), shape);
+  add_metadata(out, image.metadata);
   return out;
 }
 
@@ -124,7 +133,7 @@ PYBIND11_MODULE(oac_core, m) {
         return raw_image_dict(unwrap(std::move(raw)));
       },
       py::arg("data"), py::arg("max_pixels") = kDefaultMaxPixels, py::arg("max_bytes") = kDefaultMaxBytes,
-      "File bytes -> {width, height, channels, bit_depth, pixels: uint16[H,W,C]}.");
+      "File bytes -> {width, height, channels, bit_depth, pixels: uint16[H,W,C], pixel_spacing_mm, laterality}.");
 
   m.def(
       "canonicalise",
@@ -190,13 +199,15 @@ PYBIND11_MODULE(oac_core, m) {
           entry["side"] = knee.side;
           entry["crop"] = to_numpy(std::move(knee.crop));
           entry["tensor"] = to_numpy(std::move(knee.tensor), {3, size, size});
+          add_metadata(entry, knee.metadata);
           out.append(entry);
         }
         return out;
       },
       py::arg("data"), py::arg("spec"), py::arg("max_pixels") = kDefaultMaxPixels,
       py::arg("max_bytes") = kDefaultMaxBytes,
-      "File bytes -> [{side, crop: float32[H,W], tensor: float32[3,S,S]}] (one or two knees).");
+      "File bytes -> [{side, crop: float32[H,W], tensor: float32[3,S,S], pixel_spacing_mm, laterality}] "
+      "(one or two knees).");
 
   m.def(
       "interpret",

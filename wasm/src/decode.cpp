@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "decoders.hpp"
+#include "oac/dicom.hpp"
 #include "oac/image.hpp"
 
 namespace oac {
@@ -19,6 +20,19 @@ std::string describe_bytes(uint64_t bytes) {
   return text;
 }
 
+Error no_pixels() { return Error{"The image has no pixels: its header declares a width or height of 0."}; }
+
+Error too_many_pixels(uint64_t width, uint64_t height, const Limits& limits) {
+  const double megapixels = static_cast<double>(width) * static_cast<double>(height) / 1e6;
+  char text[320];
+  std::snprintf(text, sizeof text,
+                "The image declares %llu x %llu pixels (%.1f megapixels), more than the limit of %.1f megapixels; "
+                "the file is probably corrupt or a decompression bomb.",
+                static_cast<unsigned long long>(width), static_cast<unsigned long long>(height), megapixels,
+                static_cast<double>(limits.max_pixels) / 1e6);
+  return Error{text};
+}
+
 }  // namespace detail
 
 Result<RawImage> decode(const uint8_t* data, size_t size, const Limits& limits) {
@@ -27,7 +41,7 @@ Result<RawImage> decode(const uint8_t* data, size_t size, const Limits& limits) 
     return Error{"The file is too large (" + detail::describe_bytes(size) + "; the limit is " +
                  detail::describe_bytes(limits.max_bytes) + ")."};
   }
-  // DICOM (issue 6) will be recognised here by its "DICM" marker and get its own decoder.
+  if (looks_like_dicom(data, size)) return decode_dicom(data, size, limits);
   return detail::decode_with_stb(data, size, limits);
 }
 

@@ -13,6 +13,13 @@ namespace oac::detail {
 // PNG, JPEG and BMP through stb_image.
 Result<RawImage> decode_with_stb(const uint8_t* data, size_t size, const Limits& limits);
 
+// False when a Huffman table lists more than 256 codes, which stb_image 2.27 copies past its arrays.
+bool jpeg_huffman_tables_fit(const uint8_t* data, size_t size);
+
+// Errors for header dimensions, shared by every decoder so that they read the same.
+Error no_pixels();
+Error too_many_pixels(uint64_t width, uint64_t height, const Limits& limits);
+
 // "2.5 MB", "12.0 kB", "300 bytes".
 std::string describe_bytes(uint64_t bytes);
 

@@ -11,7 +11,7 @@ Result<std::vector<PreparedKnee>> prepare(const uint8_t* data, size_t size, cons
   std::vector<PreparedKnee> prepared;
   for (Knee& knee : knees.value()) {
     std::vector<float> tensor = to_tensor(knee.image, spec);
-    prepared.push_back({std::move(knee.side), std::move(knee.image), std::move(tensor)});
+    prepared.push_back({std::move(knee.side), std::move(knee.image), std::move(tensor), raw.value().metadata});
   }
   return prepared;
 }

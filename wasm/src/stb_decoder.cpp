@@ -113,19 +113,6 @@ Error undecodable(Format format, const char* detail) {
   return Error{"The " + name + " file is damaged or uses an unsupported variant (" + detail + ")."};
 }
 
-Error no_pixels() { return Error{"The image has no pixels: its header declares a width or height of 0."}; }
-
-Error too_many_pixels(uint64_t width, uint64_t height, const Limits& limits) {
-  const double megapixels = static_cast<double>(width) * static_cast<double>(height) / 1e6;
-  char text[320];
-  std::snprintf(text, sizeof text,
-                "The image declares %llu x %llu pixels (%.1f megapixels), more than the limit of %.1f megapixels; "
-                "the file is probably corrupt or a decompression bomb.",
-                static_cast<unsigned long long>(width), static_cast<unsigned long long>(height), megapixels,
-                static_cast<double>(limits.max_pixels) / 1e6);
-  return Error{text};
-}
-
 struct Dimensions {
   uint64_t width = 0;
   uint64_t height = 0;
@@ -206,6 +193,7 @@ Result<RawImage> decode_with_stb(const uint8_t* data, size_t size, const Limits&
   const auto [width, height] = declared.value();
   if (width == 0 || height == 0) return no_pixels();
   if (width * height > limits.max_pixels) return too_many_pixels(width, height, limits);
+  if (format == Format::jpeg && !jpeg_huffman_tables_fit(data, size)) return undecodable(format, "bad DHT header");
 
   bool sixteen_bit = false;
   {

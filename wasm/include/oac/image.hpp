@@ -1,12 +1,25 @@
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "oac/result.hpp"
 
 namespace oac {
+
+// What a file's header says about the acquisition beyond its pixels (DICOM files only).
+struct ImageMetadata {
+  // Millimetres between pixel centres: [0] between rows, [1] between columns. From Pixel
+  // Spacing, else Imager Pixel Spacing (measured at the detector), which is all that many
+  // projection radiographs carry.
+  std::optional<std::array<double, 2>> pixel_spacing_mm;
+  // "L", "R", "B" (both) or "U" (unpaired) from Image Laterality, else Laterality; "" if absent.
+  std::string laterality;
+};
 
 // A decoded file as stored: `bit_depth` is 8 or 16, samples are interleaved
 // (row-major, `channels` per pixel: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) and hold
@@ -17,6 +30,7 @@ struct RawImage {
   int channels = 0;
   int bit_depth = 0;
   std::vector<uint16_t> samples;
+  ImageMetadata metadata;
 };
 
 // Single-channel float image, row-major.
@@ -33,7 +47,8 @@ struct Limits {
   uint64_t max_bytes = 100'000'000;
 };
 
-// PNG (1-16 bit grey, grey+alpha, RGB, RGBA, palette), JPEG (baseline, progressive), BMP.
+// PNG (1-16 bit grey, grey+alpha, RGB, RGBA, palette), JPEG (baseline, progressive), BMP,
+// DICOM (oac/dicom.hpp).
 Result<RawImage> decode(const uint8_t* data, size_t size, const Limits& limits = {});
 
 }  // namespace oac

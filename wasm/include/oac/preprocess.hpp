@@ -31,6 +31,7 @@ struct PreparedKnee {
   std::string side;
   GrayImage crop;
   std::vector<float> tensor;
+  ImageMetadata metadata;  // the whole file's, shared by both knees of a bilateral image
 };
 
 // decode + canonicalise + to_tensor: what every consumer runs on a file.

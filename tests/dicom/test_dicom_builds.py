@@ -1,0 +1,195 @@
+"""DICOM in the Python build against DCMTK; tensors of every DICOM fixture bit-identical across the native,
+WebAssembly and Python builds; the Embind prepare result's metadata; and `tools/oac classify` on a DICOM
+against its source PNG.
+
+ctest (tests/dicom/CMakeLists.txt) generates the inputs first into OAC_DICOM_TEST_DIR: dicom_fixtures/
+(tests/dicom/make_dicom_fixtures.py) and bad_inputs/ (tools/bad_inputs.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+from core_build import CARD, NATIVE_BUILD, ROOT, WASM_BUILD, import_core  # noqa: E402
+
+TEST_DIR = Path(os.environ.get("OAC_DICOM_TEST_DIR") or NATIVE_BUILD / "tests" / "dicom")
+FIXTURES = TEST_DIR / "dicom_fixtures"
+BAD_INPUTS = TEST_DIR / "bad_inputs"
+
+
+def load(path: Path) -> dict:
+    if not path.exists():
+        pytest.skip(f"{path} missing: run ctest, which generates it first")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    return load(FIXTURES / "manifest.json")
+
+
+@pytest.fixture(scope="module")
+def core():
+    return import_core()
+
+
+def test_python_decodes_every_fixture_as_dcmtk_renders_it(manifest, core):
+    for case in manifest["cases"]:
+        decoded = core.decode((FIXTURES / case["file"]).read_bytes())
+        with Image.open(FIXTURES / case["reference"]) as reference_image:
+            reference = np.asarray(reference_image).astype(np.int64)
+        reference = reference.reshape(reference.shape[0], reference.shape[1], -1)
+        pixels = decoded["pixels"].astype(np.int64)
+        assert pixels.shape == reference.shape, case["name"]
+        assert (decoded["width"], decoded["height"], decoded["channels"], decoded["bit_depth"]) == (
+            case["width"], case["height"], case["channels"], case["bit_depth"]), case["name"]
+        assert np.abs(pixels - reference).max() <= case["tolerance"], case["name"]
+        spacing = decoded["pixel_spacing_mm"]
+        assert (list(spacing) if spacing else None) == case["pixel_spacing_mm"], case["name"]
+        assert decoded["laterality"] == case["laterality"], case["name"]
+
+
+def test_python_refuses_what_it_cannot_decode(manifest, core):
+    for case in manifest["refused"]:
+        with pytest.raises(ValueError) as raised:
+            core.decode((FIXTURES / case["file"]).read_bytes())
+        assert str(raised.value) == case["error"], case["name"]
+
+
+def test_python_prepare_carries_the_metadata(manifest, core):
+    spec = core.parse_model_card(CARD.read_text())
+    case = next((c for c in manifest["cases"] if c["pixel_spacing_mm"] and c["laterality"]), None)
+    if case is None:
+        pytest.skip("no fixture with spacing and laterality (datasets absent)")
+    knees = core.prepare((FIXTURES / case["file"]).read_bytes(), spec)
+    assert [list(knee["pixel_spacing_mm"]) for knee in knees] == [case["pixel_spacing_mm"]] * len(knees)
+    assert [knee["laterality"] for knee in knees] == [case["laterality"]] * len(knees)
+
+
+def test_bad_input_corpus_in_python(core):
+    expected = load(BAD_INPUTS / "expected.json")
+    control = expected["controls"][0]
+    control_bytes = (BAD_INPUTS / control["file"]).read_bytes()
+    control_pixels = core.decode(control_bytes)["pixels"]
+    for case in expected["cases"]:
+        data = (BAD_INPUTS / case["file"]).read_bytes()
+        if case["error"] is None:
+            decoded = core.decode(data)
+            assert {key: decoded[key] for key in case["decoded"]} == case["decoded"], case["file"]
+        else:
+            with pytest.raises(ValueError) as raised:
+                core.decode(data)
+            assert str(raised.value) == case["error"], case["file"]
+        assert np.array_equal(core.decode(control_bytes)["pixels"], control_pixels)
+
+
+def prepared_files(manifest, core) -> list[Path]:
+    """Every fixture prepare() accepts (a window can leave a small synthetic image blank)."""
+    spec = core.parse_model_card(CARD.read_text())
+    files = []
+    for case in manifest["cases"]:
+        path = FIXTURES / case["file"]
+        try:
+            core.prepare(path.read_bytes(), spec)
+        except ValueError:
+            continue
+        files.append(path)
+    return files
+
+
+def python_tensor_digests(core, files: list[Path]) -> list[str]:
+    spec = core.parse_model_card(CARD.read_text())
+    return [hashlib.sha256(b"".join(knee["tensor"].tobytes() for knee in core.prepare(path.read_bytes(), spec)))
+            .hexdigest() for path in files]
+
+
+def dumped_digests(command: list[str], output: Path, count: int) -> list[str]:
+    subprocess.run(command, check=True, timeout=600)
+    return [hashlib.sha256((output / f"{index}.f32").read_bytes()).hexdigest() for index in range(count)]
+
+
+def test_tensors_identical_in_native_wasm_and_python(manifest, core, tmp_path):
+    files = prepared_files(manifest, core)
+    assert len(files) >= 0.8 * len(manifest["cases"])
+    python = python_tensor_digests(core, files)
+    native_tool = NATIVE_BUILD / "tests" / "oac_prepare_dump"
+    native_out = tmp_path / "native"
+    native_out.mkdir()
+    assert dumped_digests([str(native_tool), str(CARD), str(native_out), *map(str, files)], native_out,
+                          len(files)) == python
+    if WASM_BUILD is None or not (WASM_BUILD / "oac_core.mjs").exists():
+        pytest.skip("the WebAssembly build is off or not built")
+    wasm_out = tmp_path / "wasm"
+    wasm_out.mkdir()
+    script = ROOT / "tests" / "python" / "wasm_prepare_dump.mjs"
+    assert dumped_digests([shutil.which("node"), str(script), str(WASM_BUILD), str(CARD), str(wasm_out),
+                           *map(str, files)], wasm_out, len(files)) == python
+
+
+EMBIND_PREPARE = """
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+const [wasmDir, cardPath, ...files] = process.argv.slice(1);
+const { default: createOacCore } = await import(pathToFileURL(path.join(wasmDir, 'oac_core.mjs')).href);
+const oac = await createOacCore({ wasmBinary: fs.readFileSync(path.join(wasmDir, 'oac_core.wasm')) });
+const core = new oac.Core(fs.readFileSync(cardPath, 'utf8'));
+const results = files.map((file) => {
+  const { ok, error, pixelSpacing, laterality, knees } = core.prepare(new Uint8Array(fs.readFileSync(file)));
+  return { ok, error, pixelSpacing, laterality, knees: knees.length };
+});
+core.delete();
+process.stdout.write(JSON.stringify(results));
+"""
+
+
+def test_embind_prepare_reports_spacing_laterality_and_errors(manifest):
+    if WASM_BUILD is None or not (WASM_BUILD / "oac_core.mjs").exists():
+        pytest.skip("the WebAssembly build is off or not built")
+    cases = [case for case in manifest["cases"] if not case["file"].endswith("-window.dcm")][:12]
+    refused = manifest["refused"][0]
+    files = [FIXTURES / case["file"] for case in cases] + [FIXTURES / refused["file"]]
+    run = subprocess.run([shutil.which("node"), "--input-type=module", "-e", EMBIND_PREPARE, str(WASM_BUILD),
+                          str(CARD), *map(str, files)], check=True, capture_output=True, text=True, timeout=300)
+    results = json.loads(run.stdout)
+    for case, result in zip(cases, results):
+        assert result["ok"], (case["name"], result["error"])
+        assert result["pixelSpacing"] == case["pixel_spacing_mm"], case["name"]
+        assert result["laterality"] == case["laterality"], case["name"]
+    assert results[-1] == {"ok": False, "error": refused["error"], "pixelSpacing": None, "laterality": "", "knees": 0}
+
+
+def classify(files: list[Path]) -> list[dict]:
+    run = subprocess.run([str(ROOT / "tools" / "oac"), "classify", "--quiet", *map(str, files)],
+                         capture_output=True, text=True, timeout=600)
+    if run.returncode == 1:
+        pytest.skip(f"tools/oac classify cannot run here: {run.stderr.strip()[:300]}")
+    return [json.loads(line) for line in run.stdout.splitlines()]
+
+
+def test_cli_classifies_a_dicom_exactly_like_its_source_png(manifest):
+    if WASM_BUILD is None or not (WASM_BUILD / "oac_core.mjs").exists():
+        pytest.skip("the WebAssembly build is off or not built")
+    cases = [case for case in manifest["cases"] if case["source_png"]
+             and case["name"].rsplit("-", 1)[-1] in ("export", "deflated", "rle", "big-endian", "grey16", "rgb8")]
+    if not cases:
+        pytest.skip("no dataset-derived DICOM fixtures (datasets absent)")
+    dicoms = classify([FIXTURES / case["file"] for case in cases])
+    pngs = classify([Path(case["source_png"]) for case in cases])
+    metadata_keys = {"file", "pixel_spacing_mm", "laterality"}
+    for case, dicom, png in zip(cases, dicoms, pngs):
+        assert dicom["ok"] and png["ok"], (case["name"], dicom.get("error"), png.get("error"))
+        assert {k: v for k, v in dicom.items() if k not in metadata_keys} == \
+               {k: v for k, v in png.items() if k not in metadata_keys}, case["name"]
+        assert dicom.get("laterality", "") == case["laterality"], case["name"]
+        assert dicom.get("pixel_spacing_mm") == case["pixel_spacing_mm"], case["name"]

@@ -1,0 +1,9 @@
+// libFuzzer target: the DICOM reader on any bytes, without the "looks like DICOM" gate in front,
+// so that mutations of the preamble and meta header still reach the parser.
+
+#include "fuzz_limits.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  (void)oac::decode_dicom(data, size, oac_fuzz::kLimits);
+  return 0;
+}
