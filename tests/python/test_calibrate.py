@@ -98,8 +98,9 @@ def test_ood_threshold_refuses_at_most_the_quantile_tail():
 def test_calibrate_writes_only_its_fields(tmp_path):
     paths = synthetic_predictions.write_fixture(tmp_path)
     card_path = tmp_path / "card.json"
-    shutil.copy(CARD, card_path)
-    before = json.loads(card_path.read_text())
+    before = json.loads(CARD.read_text())
+    before.pop("threshold_rule", None)   # as a card looks before its first calibration
+    card_path.write_text(json.dumps(before, indent=2))
     assert calibrate.main(["--predictions", str(paths["val"]), "--split", str(paths["split"]),
                            "--card", str(card_path)]) == 0
     after = json.loads(card_path.read_text())
@@ -129,8 +130,11 @@ def test_calibrate_complains_clearly_without_validation_rows(tmp_path):
 
 
 def test_card_layout_round_trips():
-    card = json.loads(CARD.read_text())
-    card["ood"]["threshold"] = 12.5   # 1e30 would come back as 1e+30
+    card = {"name": "fixture", "preprocess": {"mean": [0.5, 0.5, 0.5], "input_size": 224},
+            "calibration": {"oa_temperature": 0.8, "kl_temperature": 0.9},
+            "credits": {"weights": "a sentence long enough that it cannot share a line with its key " * 2},
+            "ood": {"threshold": 12.5}}
     text = eval_io.format_card(card) + "\n"
     assert json.loads(text) == card
     assert '"mean": [0.5, 0.5, 0.5]' in text and '"calibration": { "oa_temperature"' in text
+    assert '"credits": {\n' in text
