@@ -413,22 +413,12 @@ def render_markdown(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", help="folder holding Osteoarthritis_Dataset/ and kneeKL224/ "
-                                           "(default: $OAC_DATASETS, else <repo>/../shared/datasets)")
+    knee_data.add_inventory_arguments(parser)
     parser.add_argument("--out", default=str(knee_data.REPO / "models" / "data"),
                         help="output folder for audit.md and audit.json (default: models/data)")
-    parser.add_argument("--cache", default=str(knee_data.CACHE_ROOT),
-                        help="folder for cached knee views, keyed by core build and card (default: models/cache)")
-    parser.add_argument("--no-cache", action="store_true", help="read every image through the core again")
     args = parser.parse_args(argv)
 
-    datasets = knee_data.resolve_datasets_dir(args.datasets)
-    try:
-        core = knee_data.load_core()
-    except RuntimeError as error:
-        sys.exit(f"error: {error}")
-    inventory = knee_data.build_inventory(datasets, core, progress=lambda m: print(m, file=sys.stderr),
-                                          cache_root=None if args.no_cache else Path(args.cache))
+    inventory = knee_data.inventory_from_arguments(args)
     report = build_report(inventory)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -556,3 +556,24 @@ def cluster_conflicts(contents: list[Content], cluster: list[str]) -> dict[str, 
         if reasons:
             conflicts[cluster_id] = reasons
     return conflicts
+
+
+def add_inventory_arguments(parser) -> None:
+    """The dataset and cache options that every command reading the inventory takes."""
+    parser.add_argument("--datasets", help="folder holding Osteoarthritis_Dataset/ and kneeKL224/ "
+                                           "(default: $OAC_DATASETS, else <repo>/../shared/datasets)")
+    parser.add_argument("--cache", default=str(CACHE_ROOT),
+                        help="folder for cached knee views, keyed by core build and card (default: models/cache)")
+    parser.add_argument("--no-cache", action="store_true", help="read every image through the core again")
+
+
+def inventory_from_arguments(args):
+    """Build the inventory the options of add_inventory_arguments describe; exits with a clear message
+    when the core's Python module is missing."""
+    datasets = resolve_datasets_dir(args.datasets)
+    try:
+        core = load_core()
+    except RuntimeError as error:
+        sys.exit(f"error: {error}")
+    return build_inventory(datasets, core, progress=lambda m: print(m, file=sys.stderr),
+                           cache_root=None if args.no_cache else Path(args.cache))

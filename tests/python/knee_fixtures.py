@@ -168,3 +168,12 @@ def planted_views(contents, size: int = 64) -> None:
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def planted_inventory(datasets: Path):
+    """The inventory of a synthetic dataset folder, with the planted near-duplicate views in place of the core's."""
+    import knee_data
+    files, manifest_rows = knee_data.scan_files(datasets)
+    contents, notes = knee_data.group_contents(files, manifest_rows)
+    planted_views(contents)
+    return knee_data.link_inventory(datasets, files, contents, notes)

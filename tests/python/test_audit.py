@@ -35,10 +35,7 @@ def datasets(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def planted_inventory(datasets):
-    files, manifest_rows = knee_data.scan_files(datasets)
-    contents, notes = knee_data.group_contents(files, manifest_rows)
-    fx.planted_views(contents)
-    return knee_data.link_inventory(datasets, files, contents, notes)
+    return fx.planted_inventory(datasets)
 
 
 def pair_paths(report):
