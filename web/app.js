@@ -394,12 +394,28 @@ function renderDetail() {
     const error = view.querySelector('.file-error');
     error.hidden = false;
     error.textContent = `This file could not be checked: ${readableError(entry.summary.error)} `
-      + 'Try a PNG, JPEG or BMP image of a knee X-ray.';
+      + 'Try a PNG, JPEG, BMP or DICOM image of a knee X-ray.';
   } else {
+    const facts = dicomFacts(entry.summary);
+    if (facts) {
+      const meta = view.querySelector('.file-meta');
+      meta.hidden = false;
+      meta.textContent = `From the DICOM header: ${facts}.`;
+    }
     const knees = entry.summary.knees.map((knee, i) => renderKnee(knee, entry.views?.[i]));
     view.querySelector('.knees').replaceChildren(...knees);
   }
   elements.detail.replaceChildren(view);
+}
+
+const LATERALITY_NAMES = { L: 'left knee', R: 'right knee', B: 'both knees', U: 'side not stated' };
+
+/** What a DICOM header added to the result (laterality, pixel spacing), in words, or ''. */
+function dicomFacts(summary) {
+  const facts = [];
+  if (summary.laterality) facts.push(`laterality ${LATERALITY_NAMES[summary.laterality] ?? summary.laterality}`);
+  if (summary.pixel_spacing_mm) facts.push(`pixel spacing ${summary.pixel_spacing_mm.join(' × ')} mm`);
+  return facts.join(', ');
 }
 
 async function drawOriginal(file, figure) {

@@ -240,3 +240,52 @@ export function parseCsvLine(line) {
   fields.push(field);
   return fields;
 }
+
+/**
+ * Writes a small DICOM Part 10 file (explicit VR little endian, 12-bit MONOCHROME2, 256×200) with
+ * a smooth synthetic pattern: enough to take the app's DICOM path without a real radiograph.
+ */
+export function writeSyntheticDicom(file) {
+  const element = (group, tag, vr, value) => {
+    const longForm = ['OB', 'OW'].includes(vr);
+    const header = Buffer.alloc(longForm ? 12 : 8);
+    header.writeUInt16LE(group, 0);
+    header.writeUInt16LE(tag, 2);
+    header.write(vr, 4, 'ascii');
+    if (longForm) header.writeUInt32LE(value.length, 8);
+    else header.writeUInt16LE(value.length, 6);
+    return Buffer.concat([header, value]);
+  };
+  const unsigned16 = (value) => {
+    const bytes = Buffer.alloc(2);
+    bytes.writeUInt16LE(value);
+    return bytes;
+  };
+  const evenText = (text, pad) => Buffer.from(text.length % 2 ? text + pad : text, 'ascii');
+  const rows = 200;
+  const columns = 256;
+  const pixels = Buffer.alloc(rows * columns * 2);
+  for (let y = 0; y < rows; y += 1) {
+    for (let x = 0; x < columns; x += 1) {
+      pixels.writeUInt16LE(Math.round(2047 + 2000 * Math.sin(x / 17) * Math.cos(y / 23)), (y * columns + x) * 2);
+    }
+  }
+  const meta = Buffer.concat([
+    element(0x0002, 0x0001, 'OB', Buffer.from([0, 1])),
+    element(0x0002, 0x0010, 'UI', evenText('1.2.840.10008.1.2.1', '\0')), // explicit VR little endian
+  ]);
+  const metaLength = Buffer.alloc(4);
+  metaLength.writeUInt32LE(meta.length);
+  writeFileSync(file, Buffer.concat([
+    Buffer.alloc(128), Buffer.from('DICM', 'ascii'), element(0x0002, 0x0000, 'UL', metaLength), meta,
+    element(0x0028, 0x0002, 'US', unsigned16(1)),
+    element(0x0028, 0x0004, 'CS', evenText('MONOCHROME2', ' ')),
+    element(0x0028, 0x0010, 'US', unsigned16(rows)),
+    element(0x0028, 0x0011, 'US', unsigned16(columns)),
+    element(0x0028, 0x0100, 'US', unsigned16(16)),
+    element(0x0028, 0x0101, 'US', unsigned16(12)),
+    element(0x0028, 0x0102, 'US', unsigned16(11)),
+    element(0x0028, 0x0103, 'US', unsigned16(0)),
+    element(0x7fe0, 0x0010, 'OW', pixels),
+  ]));
+}
