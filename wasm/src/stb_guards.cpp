@@ -1,8 +1,12 @@
-// Checks a JPEG for the one header stb_image 2.27 (Debian 12's libstb-dev) trusts to its own memory:
-// a Huffman table (DHT) lists up to 16 x 255 codes, and stb copies them into arrays of 256 without
-// checking (found by tests/fuzz; stb 2.28 rejects such tables as "bad DHT header").
+// Checks for the headers that stb_image 2.27 (Debian 12's libstb-dev) trusts too far, found by
+// tests/fuzz and the bad-input corpus:
+//  - a JPEG Huffman table (DHT) lists up to 16 x 255 codes, and stb copies them into arrays of 256
+//    (stb 2.28 rejects such tables as "bad DHT header");
+//  - a PNG image data chunk declares up to 2 GB, and stb allocates that much before reading it, which
+//    succeeds natively (the read then runs out of file) but fails in WebAssembly's memory.
 
 #include <algorithm>
+#include <cstring>
 
 #include "decoders.hpp"
 
@@ -47,6 +51,18 @@ bool jpeg_huffman_tables_fit(const uint8_t* data, size_t size) {
     if (at + 4 > size) break;
     const size_t length = static_cast<size_t>(data[at + 2]) << 8 | data[at + 3];
     at += 2 + std::max<size_t>(length, 2);
+  }
+  return true;
+}
+
+bool png_chunks_fit(const uint8_t* data, size_t size) {
+  size_t at = 8;  // after the signature
+  while (size - at >= 8) {
+    const size_t length = static_cast<size_t>(data[at]) << 24 | static_cast<size_t>(data[at + 1]) << 16 |
+                          static_cast<size_t>(data[at + 2]) << 8 | data[at + 3];
+    if (length > size - at - 8) return false;  // 4 more bytes of CRC are not needed to decode
+    if (std::memcmp(data + at + 4, "IEND", 4) == 0) return true;
+    at += std::min(size - at, 12 + length);
   }
   return true;
 }
