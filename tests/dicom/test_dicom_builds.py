@@ -136,37 +136,39 @@ def test_tensors_identical_in_native_wasm_and_python(manifest, core, tmp_path):
                            *map(str, files)], wasm_out, len(files)) == python
 
 
-EMBIND_PREPARE = """
-import fs from 'node:fs';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-const [wasmDir, cardPath, ...files] = process.argv.slice(1);
-const { default: createOacCore } = await import(pathToFileURL(path.join(wasmDir, 'oac_core.mjs')).href);
-const oac = await createOacCore({ wasmBinary: fs.readFileSync(path.join(wasmDir, 'oac_core.wasm')) });
-const core = new oac.Core(fs.readFileSync(cardPath, 'utf8'));
-const results = files.map((file) => {
-  const { ok, error, pixelSpacing, laterality, knees } = core.prepare(new Uint8Array(fs.readFileSync(file)));
-  return { ok, error, pixelSpacing, laterality, knees: knees.length };
-});
-core.delete();
-process.stdout.write(JSON.stringify(results));
-"""
+def embind_prepare(control: Path, files: list[Path]) -> list[dict]:
+    if WASM_BUILD is None or not (WASM_BUILD / "oac_core.mjs").exists():
+        pytest.skip("the WebAssembly build is off or not built")
+    script = Path(__file__).with_name("embind_prepare.mjs")
+    run = subprocess.run([shutil.which("node"), str(script), str(WASM_BUILD), str(CARD), str(control), *map(str, files)],
+                         check=True, capture_output=True, text=True, timeout=600)
+    return json.loads(run.stdout)
 
 
 def test_embind_prepare_reports_spacing_laterality_and_errors(manifest):
-    if WASM_BUILD is None or not (WASM_BUILD / "oac_core.mjs").exists():
-        pytest.skip("the WebAssembly build is off or not built")
-    cases = [case for case in manifest["cases"] if not case["file"].endswith("-window.dcm")][:12]
-    refused = manifest["refused"][0]
-    files = [FIXTURES / case["file"] for case in cases] + [FIXTURES / refused["file"]]
-    run = subprocess.run([shutil.which("node"), "--input-type=module", "-e", EMBIND_PREPARE, str(WASM_BUILD),
-                          str(CARD), *map(str, files)], check=True, capture_output=True, text=True, timeout=300)
-    results = json.loads(run.stdout)
+    cases = [case for case in manifest["cases"] if "window" not in case["name"]]
+    refused = manifest["refused"]
+    results = embind_prepare(FIXTURES / cases[0]["file"],
+                             [FIXTURES / case["file"] for case in cases + refused])
     for case, result in zip(cases, results):
         assert result["ok"], (case["name"], result["error"])
         assert result["pixelSpacing"] == case["pixel_spacing_mm"], case["name"]
         assert result["laterality"] == case["laterality"], case["name"]
-    assert results[-1] == {"ok": False, "error": refused["error"], "pixelSpacing": None, "laterality": "", "knees": 0}
+    for case, result in zip(refused, results[len(cases):]):
+        assert result == {"ok": False, "error": case["error"], "pixelSpacing": None, "laterality": "", "knees": 0,
+                          "controlUnchanged": True}, case["name"]
+
+
+def test_bad_input_corpus_through_embind():
+    expected = load(BAD_INPUTS / "expected.json")
+    control = next(entry for entry in expected["controls"] if entry["file"].endswith(".dcm"))
+    results = embind_prepare(BAD_INPUTS / control["file"], [BAD_INPUTS / case["file"] for case in expected["cases"]])
+    for case, result in zip(expected["cases"], results):
+        assert result["controlUnchanged"], case["file"]
+        if case["error"] is None:
+            assert result["ok"], (case["file"], result["error"])
+        else:
+            assert (result["ok"], result["error"]) == (False, case["error"]), case["file"]
 
 
 def classify(files: list[Path]) -> list[dict]:
