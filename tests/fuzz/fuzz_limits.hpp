@@ -1,11 +1,11 @@
 #pragma once
-// Shared by the fuzz targets. A lower pixel limit than the product's keeps each run fast and within
+// Shared by the fuzz targets. Lower limits than the product's keep each execution fast and far from
 // libFuzzer's memory limit; the limit checks themselves are the same code either way.
 
 #include "oac/oac.hpp"
 
 namespace oac_fuzz {
 
-inline constexpr oac::Limits kLimits{4'000'000, 16'000'000};
+inline constexpr oac::Limits kLimits{512 * 512, 4'000'000};
 
 }  // namespace oac_fuzz
