@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { locateModel } from '../../tools/artifacts.mjs';
 import { BATCH_OF_TEN, CLI_MODEL, SAMPLES, SUITE_MS, runCli } from './harness.mjs';
 
-const classify = (args, options = {}) => runCli(args, { model: CLI_MODEL, ...options });
+const classify = (args, options = {}) => runCli(args, { model: CLI_MODEL, coreDir: null, ...options });
 const KNEE_FIELDS = ['side', 'p_oa', 'oa', 'kl_probs', 'kl_grade', 'in_distribution', 'oa_logit', 'kl_logits', 'ood_score'];
 
 describe('tools/oac classify', { timeout: SUITE_MS }, () => {

@@ -182,13 +182,16 @@ export async function screenshot(page, name) {
 export const CLI_MODEL = process.env.OAC_MODEL ?? '';
 
 /**
- * Runs `tools/oac classify ARGS`, by default with the built app's own card (so page and CLI use the
- * very same model). Resolves to { code, results (parsed JSON lines), stdout, stderr }.
+ * Runs `tools/oac classify ARGS`, by default with the built app's own card and core (so page and
+ * CLI use the very same model and WASM files, even while build/wasm is being rebuilt).
+ * coreDir null: the CLI's own default. Resolves to { code, results (parsed JSON lines), stdout, stderr }.
  */
-export function runCli(args, { model = path.join(DIST, 'model', 'card.json'), input = null } = {}) {
+export function runCli(args, { model = path.join(DIST, 'model', 'card.json'), coreDir = path.join(DIST, 'core'),
+  input = null } = {}) {
   const modelArgs = model ? ['--model', model] : [];
+  const env = coreDir ? { ...process.env, OAC_WASM_BUILD_DIR: coreDir } : process.env;
   return new Promise((resolve, reject) => {
-    const child = spawn(path.join(REPO_ROOT, 'tools', 'oac'), ['classify', ...modelArgs, ...args], { cwd: REPO_ROOT });
+    const child = spawn(path.join(REPO_ROOT, 'tools', 'oac'), ['classify', ...modelArgs, ...args], { cwd: REPO_ROOT, env });
     const stdout = [];
     const stderr = [];
     child.stdout.on('data', (chunk) => stdout.push(chunk));
