@@ -248,6 +248,8 @@ TEST_CASE("bad inputs return a clear error and never crash", "[decode][errors]")
     limits.max_bytes = 1'000'000;
     CHECK(error_of(decode_bytes(std::vector<uint8_t>(1'500'000, 0), limits)) ==
           "The file is too large (1.5 MB; the limit is 1.0 MB).");
+    CHECK(oac::check_file_size(1'500'000, limits)->message == "The file is too large (1.5 MB; the limit is 1.0 MB).");
+    CHECK_FALSE(oac::check_file_size(1'000'000, limits));
     CHECK(oac::Limits{}.max_bytes == 100'000'000);
     CHECK(oac::Limits{}.max_pixels == 64'000'000);
   }

@@ -88,7 +88,12 @@ test('a wide image gives left and right knees; ArrayBuffer input works', () => {
 test('errors come back as values and the core keeps working', () => {
   const core = new oac.Core(card);
   const png = kneePng(64, 64);
-  assert.deepEqual(core.prepare(new Uint8Array(0)), { ok: false, error: 'The file is empty.', knees: [] });
+  const empty = core.prepare(new Uint8Array(0));
+  assert.equal(empty.ok, false);
+  assert.equal(empty.error, 'The file is empty.');
+  assert.deepEqual(empty.knees, []);
+  assert.equal(core.prepare(new Uint8Array(100_000_001)).error,
+    'The file is too large (100.0 MB; the limit is 100.0 MB).');
   assert.equal(core.tensor(0).length, 0);
   assert.equal(core.prepare(png.subarray(0, png.length - 20)).error,
     'The PNG file is truncated: it ends before the image data is complete.');

@@ -40,16 +40,17 @@ struct InterpretOutcome {
   bool inDistribution = false;
 };
 
-// Copies a Uint8Array or ArrayBuffer into the heap with one TypedArray.set call.
-std::optional<std::vector<uint8_t>> copy_bytes(const val& bytes) {
-  val view = bytes;
-  if (bytes.instanceof(val::global("ArrayBuffer"))) {
-    view = val::global("Uint8Array").new_(bytes);
-  } else if (!bytes.instanceof(val::global("Uint8Array"))) {
-    return std::nullopt;
-  }
-  std::vector<uint8_t> copy(view["length"].as<size_t>());
-  val(typed_memory_view(copy.size(), copy.data())).call<void>("set", view);
+// The file contents as a Uint8Array, or nullopt for anything but a Uint8Array or ArrayBuffer.
+std::optional<val> as_byte_array(const val& bytes) {
+  if (bytes.instanceof(val::global("Uint8Array"))) return bytes;
+  if (bytes.instanceof(val::global("ArrayBuffer"))) return val::global("Uint8Array").new_(bytes);
+  return std::nullopt;
+}
+
+// One TypedArray.set call, no per-byte JavaScript.
+std::vector<uint8_t> copy_to_heap(const val& byte_array, size_t size) {
+  std::vector<uint8_t> copy(size);
+  val(typed_memory_view(copy.size(), copy.data())).call<void>("set", byte_array);
   return copy;
 }
 
@@ -76,12 +77,19 @@ class Core {
       outcome.error = card_error_;
       return outcome;
     }
-    const std::optional<std::vector<uint8_t>> data = copy_bytes(bytes);
-    if (!data) {
+    const std::optional<val> byte_array = as_byte_array(bytes);
+    if (!byte_array) {
       outcome.error = "prepare() needs the file contents as a Uint8Array or ArrayBuffer.";
       return outcome;
     }
-    oac::Result<std::vector<oac::PreparedKnee>> prepared = oac::prepare(data->data(), data->size(), spec_->preprocess);
+    // Checked before the copy so an oversized file never reaches the heap.
+    const auto size = (*byte_array)["length"].as<size_t>();
+    if (const std::optional<oac::Error> problem = oac::check_file_size(size)) {
+      outcome.error = problem->message;
+      return outcome;
+    }
+    const std::vector<uint8_t> data = copy_to_heap(*byte_array, size);
+    oac::Result<std::vector<oac::PreparedKnee>> prepared = oac::prepare(data.data(), data.size(), spec_->preprocess);
     if (!prepared) {
       outcome.error = prepared.error().message;
       return outcome;

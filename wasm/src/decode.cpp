@@ -35,12 +35,18 @@ Error too_many_pixels(uint64_t width, uint64_t height, const Limits& limits) {
 
 }  // namespace detail
 
-Result<RawImage> decode(const uint8_t* data, size_t size, const Limits& limits) {
-  if (data == nullptr || size == 0) return Error{"The file is empty."};
+std::optional<Error> check_file_size(uint64_t size, const Limits& limits) {
+  if (size == 0) return Error{"The file is empty."};
   if (size > limits.max_bytes) {
     return Error{"The file is too large (" + detail::describe_bytes(size) + "; the limit is " +
                  detail::describe_bytes(limits.max_bytes) + ")."};
   }
+  return std::nullopt;
+}
+
+Result<RawImage> decode(const uint8_t* data, size_t size, const Limits& limits) {
+  if (data == nullptr) return Error{"The file is empty."};
+  if (auto problem = check_file_size(size, limits)) return *problem;
   if (looks_like_dicom(data, size)) return decode_dicom(data, size, limits);
   return detail::decode_with_stb(data, size, limits);
 }

@@ -51,4 +51,8 @@ struct Limits {
 // DICOM (oac/dicom.hpp).
 Result<RawImage> decode(const uint8_t* data, size_t size, const Limits& limits = {});
 
+// The file-size rule decode applies first (empty, over max_bytes); bindings call it before
+// copying a file into memory they allocate.
+std::optional<Error> check_file_size(uint64_t size, const Limits& limits = {});
+
 }  // namespace oac
