@@ -226,14 +226,9 @@ class DataSetReader {
   // Reads the element header at `at` and moves `at` to its value.
   Result<ElementHeader> header(size_t& at) const { return header_in(encoding_, at); }
 
-  // Moves `at` past the value of `element`, whatever its length or nesting.
+  // The offset after the value of `element`, whatever its length or nesting.
   Result<size_t> skip_value(const ElementHeader& element) const {
-    if (element.length != kUndefinedLength) return within(element, element.value_at);
-    // An undefined length marks a sequence; UN sequences are encoded in implicit VR (PS3.5 6.2.2).
-    const bool sequence = !encoding_.explicit_vr || vr_is(element.vr, "SQ") || vr_is(element.vr, "UN");
-    if (!sequence) return damaged("element " + tag_name(element.tag) + " has an undefined length");
-    const Encoding items = vr_is(element.vr, "UN") ? kImplicitLittle : encoding_;
-    return skip_sequence(items, element.value_at, 1);
+    return skip_value_in(encoding_, element, element.value_at, 0);
   }
 
   // The end of a defined-length value starting at `at`, once it is known to fit.
@@ -277,6 +272,15 @@ class DataSetReader {
     return element;
   }
 
+  // A defined length is checked and skipped. An undefined length marks a sequence, whose items are
+  // walked; UN sequences are encoded in implicit VR (PS3.5 6.2.2).
+  Result<size_t> skip_value_in(const Encoding& encoding, const ElementHeader& element, size_t at, int depth) const {
+    if (element.length != kUndefinedLength) return within(element, at);
+    const bool sequence = !encoding.explicit_vr || vr_is(element.vr, "SQ") || vr_is(element.vr, "UN");
+    if (!sequence) return damaged("element " + tag_name(element.tag) + " has an undefined length");
+    return skip_sequence(vr_is(element.vr, "UN") ? kImplicitLittle : encoding, at, depth + 1);
+  }
+
   // Items up to the sequence delimiter; returns the offset after it.
   Result<size_t> skip_sequence(const Encoding& encoding, size_t at, int depth) const {
     if (depth > kMaxSequenceDepth) return damaged("its sequences are nested too deeply");
@@ -299,14 +303,7 @@ class DataSetReader {
       if (!element) return element.error();
       const ElementHeader& header = element.value();
       if (header.tag == kItemDelimiterTag) return at;
-      Result<size_t> end = at;
-      if (header.length != kUndefinedLength) {
-        end = within(header, at);
-      } else if (!encoding.explicit_vr || vr_is(header.vr, "SQ") || vr_is(header.vr, "UN")) {
-        end = skip_sequence(vr_is(header.vr, "UN") ? kImplicitLittle : encoding, at, depth + 1);
-      } else {
-        return damaged("element " + tag_name(header.tag) + " has an undefined length");
-      }
+      Result<size_t> end = skip_value_in(encoding, header, at, depth);
       if (!end) return end;
       at = end.value();
     }
