@@ -29,7 +29,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +63,7 @@ class Base:
     # (center, width) in rescaled units (slope 2, intercept -1000) that shows the image's range
     rescaled_window: tuple[int, int] = (-750, 200)
     window: bool = False
-    eight_bit: bool = True  # JPEG baseline applies
-    variants: list[str] = field(default_factory=list)
+    baseline_jpeg: bool = True  # dcmcjpeg +eb can encode it (8 bits allocated)
 
 
 class Dcmtk:
@@ -149,11 +148,11 @@ def dataset_bases(out: Path, datasets: Path, dcmtk: Dcmtk) -> list[Base]:
         bilateral_pixels = np.asarray(image, dtype=np.int64).astype(np.uint16)
     spacing = {"(0028,0030)": "DS [0.15\\0.16]", "(0018,1164)": "DS [0.143\\0.143]", "(0020,0060)": "CS [L]"}
     grey16 = Base("grey16", dump_to_dicom(out, "grey16", grey16_pixels[None], spacing), 300, 162, 1, 16,
-                  pixel_spacing_mm=[0.15, 0.16], laterality="L", source_png=str(datasets / GREY16), eight_bit=False,
+                  pixel_spacing_mm=[0.15, 0.16], laterality="L", source_png=str(datasets / GREY16), baseline_jpeg=False,
                   stored_bits=16, rescaled_window=(40000, 60000))
     bilateral = Base("bilateral16", dump_to_dicom(out, "bilateral16", bilateral_pixels[None],
                                                   {"(0020,0060)": "CS [B]"}),
-                     640, 161, 1, 16, laterality="B", source_png=str(datasets / BILATERAL_GREY16), eight_bit=False,
+                     640, 161, 1, 16, laterality="B", source_png=str(datasets / BILATERAL_GREY16), baseline_jpeg=False,
                      stored_bits=16)
     return [grey8, rgb, grey16, bilateral]
 
@@ -176,9 +175,9 @@ def synthetic_bases(out: Path) -> list[Base]:
     frames = np.stack([(x * 3 + y * 2 + 50 * frame) % 256 for frame in range(3)]).astype(np.uint8)
     multi_frame = dump_to_dicom(out, "multiframe8", frames, {})
     return [
-        Base("signed12", signed12, columns, rows, 1, 16, eight_bit=False, stored_bits=12, rescaled_window=(0, 3000)),
-        Base("highbit15", high_bit, columns, rows, 1, 16, eight_bit=False, stored_bits=12),
-        Base("bits8of16", eight_in_sixteen, columns, rows, 1, 8, eight_bit=False),
+        Base("signed12", signed12, columns, rows, 1, 16, baseline_jpeg=False, stored_bits=12, rescaled_window=(0, 3000)),
+        Base("highbit15", high_bit, columns, rows, 1, 16, baseline_jpeg=False, stored_bits=12),
+        Base("bits8of16", eight_in_sixteen, columns, rows, 1, 8, baseline_jpeg=False),
         Base("planar-rgb", planar_rgb, columns, rows, 3, 8),
         Base("multiframe8", multi_frame, columns, rows, 1, 8),
     ]
@@ -194,7 +193,7 @@ def variants(base: Base, dcmtk: Dcmtk, out: Path) -> list[Base]:
     without_preamble = out / f"{base.name}-no-preamble.dcm"
     without_preamble.write_bytes(base.path.read_bytes()[132:])
     cases.append(replace(base, name=f"{base.name}-no-preamble", path=without_preamble))
-    if base.eight_bit:
+    if base.baseline_jpeg:
         # Lossy: the tensor can no longer equal the PNG's, and stb_image's IDCT and upsampling differ
         # from libjpeg's by a level or two.
         cases.append(replace(dcmtk.derive(base, "jpeg-baseline", "dcmcjpeg", "+eb", "+q", "95"), source_png="",
