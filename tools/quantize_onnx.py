@@ -75,7 +75,7 @@ def evaluate_constant_node(node: onnx.NodeProto, values: list[np.ndarray]) -> np
             scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
         return ((quantized.astype(np.int32) - zero_point.astype(np.int32)).astype(np.float32) * scale).astype(np.float32)
     if node.op_type == "Cast":
-        return values[0].astype(helper.tensor_dtype_to_np_dtype(attributes["to"]))
+        return values[0].astype(onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[attributes["to"]])
     if node.op_type == "Gather":
         return np.take(values[0], values[1], axis=attributes.get("axis", 0))
     if node.op_type == "Mul":
