@@ -297,6 +297,8 @@ def jpeg_cases() -> list[Case]:
         Case("jpeg-huffman-overflow-short-segment.jpg",
              "a Huffman table segment declaring 3 bytes, so that its table's counts come from what follows",
              undecodable("JPEG", "bad DHT header"), oversized_huffman_table(jpeg, declared_length=3)),
+        Case("jpeg-undefined-huffman-table.jpg", "a scan using Huffman tables 1, which no DHT segment defines",
+             undecodable("JPEG", "undefined Huffman table"), with_bytes(jpeg, scan + 6, b"\x11")),
         Case("jpeg-cmyk.jpg", "a CMYK JPEG (Adobe inverted), valid: the core converts it to RGB", None,
              pil_bytes(gradient("CMYK", 16, 16), "JPEG", quality=90),
              decoded={"width": 16, "height": 16, "channels": 3, "bit_depth": 8}),

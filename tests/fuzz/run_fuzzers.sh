@@ -25,6 +25,7 @@ done
 [ ${#targets[@]} -gt 0 ] || targets=(decode dicom prepare)
 
 low() { nice -n 19 "$@"; }
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$ROOT/tests/fuzz/ubsan.supp"
 
 low cmake -S "$ROOT" -B "$build" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOAC_FUZZ=ON >/dev/null
 low cmake --build "$build" -j2 --target "${targets[@]/#/fuzz_}" >/dev/null

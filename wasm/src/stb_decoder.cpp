@@ -193,7 +193,9 @@ Result<RawImage> decode_with_stb(const uint8_t* data, size_t size, const Limits&
   const auto [width, height] = declared.value();
   if (width == 0 || height == 0) return no_pixels();
   if (width * height > limits.max_pixels) return too_many_pixels(width, height, limits);
-  if (format == Format::jpeg && !jpeg_huffman_tables_fit(data, size)) return undecodable(format, "bad DHT header");
+  if (const char* problem = format == Format::jpeg ? jpeg_huffman_problem(data, size) : nullptr) {
+    return undecodable(format, problem);
+  }
   if (format == Format::png && !png_chunks_fit(data, size)) return truncated(format);
 
   bool sixteen_bit = false;

@@ -2,6 +2,8 @@
 // tests/fuzz and the bad-input corpus:
 //  - a JPEG Huffman table (DHT) lists up to 16 x 255 codes, and stb copies them into arrays of 256
 //    (stb 2.28 rejects such tables as "bad DHT header");
+//  - a JPEG scan uses a Huffman table no DHT defined, and stb decodes with its uninitialised memory
+//    (reads out of bounds, and results that differ from run to run);
 //  - a PNG image data chunk declares up to 2 GB, and stb allocates that much before reading it, which
 //    succeeds natively (the read then runs out of file) but fails in WebAssembly's memory.
 
@@ -14,27 +16,56 @@ namespace oac::detail {
 namespace {
 
 constexpr size_t kMaxHuffmanCodes = 256;
+constexpr int kHuffmanSlots = 4;  // table numbers 0-3 for DC and for AC; stb rejects higher ones itself
 
 uint8_t byte_at(const uint8_t* data, size_t size, size_t at) { return at < size ? data[at] : 0; }
 
+// [0] DC tables, [1] AC tables
+using DefinedTables = bool[2][kHuffmanSlots];
+
 // Reads the tables of the DHT segment whose length field is at `at` the way stb does: table after table
 // while the declared length has bytes left, even past the segment (and as zeros past the file).
-bool huffman_tables_fit(const uint8_t* data, size_t size, size_t at) {
+bool read_huffman_tables(const uint8_t* data, size_t size, size_t at, DefinedTables& defined) {
   long remaining = static_cast<long>(byte_at(data, size, at) << 8 | byte_at(data, size, at + 1)) - 2;
   at += 2;
   while (remaining > 0) {
+    const int table_class = byte_at(data, size, at) >> 4;
+    const int slot = byte_at(data, size, at) & 15;
     size_t codes = 0;
     for (size_t i = 1; i <= 16; ++i) codes += byte_at(data, size, at + i);
     if (codes > kMaxHuffmanCodes) return false;
+    if (table_class <= 1 && slot < kHuffmanSlots) defined[table_class][slot] = true;
     at += 17 + codes;
     remaining -= static_cast<long>(17 + codes);
   }
   return true;
 }
 
+// Whether the scan whose SOS length field is at `at` uses only defined tables: baseline scans use a DC
+// and an AC table per component, progressive ones the DC table in a first DC scan and the AC table in
+// AC scans (DC refinement reads raw bits).
+bool scan_tables_defined(const uint8_t* data, size_t size, size_t at, bool progressive, const DefinedTables& defined) {
+  const size_t components = byte_at(data, size, at + 2);
+  const size_t after_components = at + 3 + 2 * components;
+  const bool dc_scan = byte_at(data, size, after_components) == 0;
+  const bool first_pass = byte_at(data, size, after_components + 2) >> 4 == 0;
+  const bool uses_dc = !progressive || (dc_scan && first_pass);
+  const bool uses_ac = !progressive || !dc_scan;
+  for (size_t i = 0; i < components; ++i) {
+    const uint8_t tables = byte_at(data, size, at + 4 + 2 * i);
+    const int dc = tables >> 4;
+    const int ac = tables & 15;
+    if (uses_dc && dc < kHuffmanSlots && !defined[0][dc]) return false;
+    if (uses_ac && ac < kHuffmanSlots && !defined[1][ac]) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
-bool jpeg_huffman_tables_fit(const uint8_t* data, size_t size) {
+const char* jpeg_huffman_problem(const uint8_t* data, size_t size) {
+  DefinedTables defined = {};
+  bool progressive = false;
   size_t at = 2;  // after the start-of-image marker
   while (at + 1 < size) {
     if (data[at] != 0xff) {
@@ -47,12 +78,16 @@ bool jpeg_huffman_tables_fit(const uint8_t* data, size_t size) {
       at += marker == 0xff ? 1 : 2;  // 0xff00 is a stuffed data byte, 0xffff fill
       continue;
     }
-    if (marker == 0xc4 && !huffman_tables_fit(data, size, at + 2)) return false;
+    if (marker == 0xc2) progressive = true;
+    if (marker == 0xc4 && !read_huffman_tables(data, size, at + 2, defined)) return "bad DHT header";
+    if (marker == 0xda && !scan_tables_defined(data, size, at + 2, progressive, defined)) {
+      return "undefined Huffman table";
+    }
     if (at + 4 > size) break;
     const size_t length = static_cast<size_t>(data[at + 2]) << 8 | data[at + 3];
     at += 2 + std::max<size_t>(length, 2);
   }
-  return true;
+  return nullptr;
 }
 
 bool png_chunks_fit(const uint8_t* data, size_t size) {
