@@ -77,7 +77,7 @@ export class KneeClassifier {
    * Decodes and canonicalises one image. Returns { ok: false, error } or
    * { ok: true, knees: [{ side, width, height, tensor }], metadata } with tensors copied out of the core's
    * heap; metadata holds the DICOM header's pixel_spacing_mm ([rows, columns]) and laterality, when present.
-   * The core keeps the knees until the next prepare(), so crop()/renderCam() refer to this image.
+   * The core keeps the knees until the next prepare(), so views() refers to this image.
    */
   prepare(bytes) {
     let prepared;
@@ -100,14 +100,15 @@ export class KneeClassifier {
     return { ok: true, knees, metadata };
   }
 
-  /** The canonical crop of knee i of the last prepared image (grey floats in [0,1], a copy). */
-  crop(index) {
-    return this.core.crop(index).slice();
-  }
-
-  /** The CAM of knee i of the last prepared image blended over its crop (RGBA bytes, a copy). */
-  renderCam(index, cam, opacity) {
-    return this.core.renderCam(index, cam.data, cam.width, cam.height, opacity).slice();
+  /**
+   * Knee i of the last prepared image as the page draws it: { width, height, cropRgba, camRgba },
+   * its canonical crop fitted within maxSide pixels, grey and as heatmap colours (RGBA byte copies).
+   */
+  views(index, cam, maxSide) {
+    const crop = this.core.cropRgba(index, maxSide);
+    const cropRgba = crop.rgba.slice();  // the next core call reuses the heap bytes behind the view
+    const heatmap = this.core.renderCam(index, cam.data, cam.width, cam.height, 1, maxSide);
+    return { width: crop.width, height: crop.height, cropRgba, camRgba: heatmap.rgba.slice() };
   }
 
   /**
@@ -155,24 +156,19 @@ export class KneeClassifier {
   /**
    * Classifies one image with everything the page shows. Returns { summary } (a fileResult, or a
    * failedFileResult when the image cannot be read) and, on success, views: one per knee,
-   * { side, width, height, crop (grey floats), camRgba (heatmap colours, RGBA bytes) }, and timings:
-   * milliseconds spent in { prepare (decode to tensors), inference (session.run), views }.
+   * { side, width, height, cropRgba, camRgba } (see views(); at most viewMaxSide pixels a side, the
+   * page's largest heatmap on a high-density screen), and timings: milliseconds spent in
+   * { prepare (decode to tensors), inference (session.run), views }.
    */
-  async classifyImage(file, bytes) {
+  async classifyImage(file, bytes, { viewMaxSide = 512 } = {}) {
     const started = performance.now();
     const prepared = this.prepare(bytes);
     if (!prepared.ok) return { summary: failedFileResult(file, prepared.error) };
     const prepareEnded = performance.now();
     const raw = await this.infer(prepared.knees.map((knee) => knee.tensor), { withCam: true });
     const inferenceEnded = performance.now();
-    // Crops and CAMs come first: they read the core's prepared knees, which interpret() may not keep.
-    const views = prepared.knees.map((knee, i) => ({
-      side: knee.side,
-      width: knee.width,
-      height: knee.height,
-      crop: this.crop(i),
-      camRgba: this.renderCam(i, raw[i].cam, 1),
-    }));
+    // Views come first: they read the core's prepared knees, which interpret() may not keep.
+    const views = prepared.knees.map((knee, i) => ({ side: knee.side, ...this.views(i, raw[i].cam, viewMaxSide) }));
     const knees = prepared.knees.map((knee, i) => this.interpret(knee.side, raw[i]));
     const timings = {
       prepare: prepareEnded - started,

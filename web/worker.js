@@ -183,18 +183,6 @@ function classifier() {
   return classifierPromise;
 }
 
-function greyToRgba(crop) {
-  const rgba = new Uint8ClampedArray(crop.length * 4);
-  for (let i = 0; i < crop.length; i += 1) {
-    const value = Math.round(crop[i] * 255);
-    rgba[i * 4] = value;
-    rgba[i * 4 + 1] = value;
-    rgba[i * 4 + 2] = value;
-    rgba[i * 4 + 3] = 255;
-  }
-  return rgba;
-}
-
 async function classify({ name, buffer }) {
   let engine;
   try {
@@ -206,10 +194,8 @@ async function classify({ name, buffer }) {
   const { summary, views = [], timings } = await engine.classifyImage(name, new Uint8Array(buffer));
   const milliseconds = performance.now() - started;
   const images = views.map((view) => ({
-    side: view.side,
-    width: view.width,
-    height: view.height,
-    cropRgba: greyToRgba(view.crop),
+    ...view,
+    cropRgba: new Uint8ClampedArray(view.cropRgba.buffer),
     camRgba: new Uint8ClampedArray(view.camRgba.buffer),
   }));
   return {
@@ -226,7 +212,7 @@ async function clearModel() {
   return { removed };
 }
 
-// One job at a time: the core keeps per-image state between prepare() and renderCam().
+// One job at a time: the core keeps per-image state between prepare() and views().
 let queue = Promise.resolve();
 function enqueue(job) {
   const run = queue.then(job);

@@ -44,6 +44,30 @@ TEST_CASE("grey stored as RGB equals grey stored as grey", "[canonicalise]") {
   CHECK(from_grey.image.pixels == from_rgb.image.pixels);
 }
 
+// Grey sources find their percentiles by histogram, colour sources by selection: the windows agree,
+// with repeated levels, 16-bit values and ranks that fall inside a run of equal values.
+TEST_CASE("16-bit grey, grey+alpha and RGB grey window alike", "[canonicalise]") {
+  std::vector<uint16_t> grey;
+  std::vector<uint16_t> grey_alpha;
+  std::vector<uint16_t> rgb;
+  for (int i = 0; i < 50 * 40; ++i) {
+    const auto value = static_cast<uint16_t>(((i * 7919) % 613) * 97 + (i % 3 == 0 ? 60000 - 58000 : 0));
+    grey.push_back(value);
+    grey_alpha.insert(grey_alpha.end(), {value, static_cast<uint16_t>(i)});
+    rgb.insert(rgb.end(), {value, value, value});
+  }
+  oac::PreprocessSpec spec = plain_spec();
+  spec.window_percentiles = {3.7, 96.1};
+  const oac::Knee from_grey = only_knee(oac::canonicalise(grey_raw(50, 40, grey, 16), spec));
+  const oac::Knee from_grey_alpha = only_knee(oac::canonicalise(oac::RawImage{50, 40, 2, 16, grey_alpha}, spec));
+  const oac::Knee from_rgb = only_knee(oac::canonicalise(oac::RawImage{50, 40, 3, 16, rgb}, spec));
+  CHECK(from_grey.image.pixels == from_rgb.image.pixels);
+  CHECK(from_grey_alpha.image.pixels == from_rgb.image.pixels);
+  const auto [low, high] = std::minmax_element(from_grey.image.pixels.begin(), from_grey.image.pixels.end());
+  CHECK(*low == 0.0f);
+  CHECK(*high == 1.0f);
+}
+
 TEST_CASE("percentile window maps 8-bit and 16-bit sources to the same scale", "[canonicalise]") {
   std::vector<uint16_t> eight;
   std::vector<uint16_t> sixteen;

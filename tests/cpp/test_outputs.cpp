@@ -100,3 +100,25 @@ TEST_CASE("render_cam colours the normalised CAM over the crop", "[cam]") {
           "The crop to draw the heatmap on is empty or inconsistent.");
   }
 }
+
+TEST_CASE("grey_rgba writes opaque grey bytes, rounded and clamped", "[cam]") {
+  const oac::GrayImage image{3, 1, {0.5f, -1.0f, 2.0f}};
+  const std::vector<uint8_t> rgba = oac::grey_rgba(image);
+  REQUIRE(rgba.size() == 12);
+  CHECK(pixel(rgba, 3, 0, 0) == std::array<uint8_t, 4>{128, 128, 128, 255});
+  CHECK(pixel(rgba, 3, 1, 0) == std::array<uint8_t, 4>{0, 0, 0, 255});
+  CHECK(pixel(rgba, 3, 2, 0) == std::array<uint8_t, 4>{255, 255, 255, 255});
+}
+
+TEST_CASE("fit_for_display shrinks only crops larger than the display size", "[cam]") {
+  oac::GrayImage crop{600, 400, std::vector<float>(600 * 400)};
+  for (size_t i = 0; i < crop.pixels.size(); ++i) crop.pixels[i] = static_cast<float>(i % 600) / 599.0f;
+
+  const oac::GrayImage fitted = oac::fit_for_display(crop, 300);
+  CHECK(fitted.width == 300);
+  CHECK(fitted.height == 200);
+  CHECK(fitted.pixels == oac::resize(crop, 300, 200).pixels);
+  CHECK(oac::fit_for_display(crop, 600).pixels == crop.pixels);
+  CHECK(oac::fit_for_display(crop, 0).width == 600);
+  CHECK(oac::fit_for_display(oac::GrayImage{2000, 1, std::vector<float>(2000)}, 512).height == 1);
+}

@@ -131,11 +131,31 @@ test('renderCam returns an RGBA view of the crop, or an empty one', () => {
   const core = new oac.Core(card);
   core.prepare(kneePng(120, 100));
   const cam = new Float32Array(8 * 8).map((_, i) => i);
-  const rgba = core.renderCam(0, cam, 8, 8, 0.5);
-  assert.ok(rgba instanceof Uint8Array);
-  assert.equal(rgba.length, 100 * 100 * 4);
-  assert.equal(rgba[3], 255);
-  assert.equal(core.renderCam(1, cam, 8, 8, 0.5).length, 0);
-  assert.equal(core.renderCam(0, cam, 4, 4, 0.5).length, 0);
+  const full = core.renderCam(0, cam, 8, 8, 0.5, 0);
+  assert.ok(full.rgba instanceof Uint8Array);
+  assert.deepEqual([full.width, full.height, full.rgba.length], [100, 100, 100 * 100 * 4]);
+  assert.equal(full.rgba[3], 255);
+  for (const unusable of [core.renderCam(1, cam, 8, 8, 0.5, 0), core.renderCam(0, cam, 4, 4, 0.5, 0)]) {
+    assert.deepEqual([unusable.width, unusable.height, unusable.rgba.length], [0, 0, 0]);
+  }
+  core.delete();
+});
+
+test('cropRgba and renderCam fit the crop within the display size', () => {
+  const core = new oac.Core(card);
+  const [knee] = core.prepare(kneePng(400, 300)).knees;
+  assert.ok(knee.width > 120);
+  const crop = core.crop(0);
+  const grey = core.cropRgba(0, 0);
+  assert.deepEqual([grey.width, grey.height], [knee.width, knee.height]);
+  assert.equal(grey.rgba[4 * 1234], Math.round(crop[1234] * 255));
+  assert.equal(grey.rgba[4 * 1234 + 2], grey.rgba[4 * 1234]);
+  const small = core.cropRgba(0, 120);
+  assert.deepEqual([small.width, small.height, small.rgba.length], [120, 120, 120 * 120 * 4]);
+  // Zero opacity leaves the fitted grey crop, so both views line up pixel for pixel.
+  const smallGrey = small.rgba.slice();
+  const heat = core.renderCam(0, new Float32Array(4).map((_, i) => i), 2, 2, 0, 120);
+  assert.deepEqual(heat.rgba, smallGrey);
+  assert.equal(core.cropRgba(1, 120).rgba.length, 0);
   core.delete();
 });

@@ -30,6 +30,14 @@ struct PrepareOutcome {
   std::string laterality;          // "L", "R", "B", "U" from DICOM, or ""
 };
 
+// An RGBA picture in the module heap: rgba is a Uint8Array view of width * height * 4 bytes, valid
+// until the next cropRgba/renderCam/prepare call; empty (0 x 0) when there is nothing to draw.
+struct RgbaView {
+  int width = 0;
+  int height = 0;
+  val rgba = val::null();
+};
+
 struct InterpretOutcome {
   bool ok = false;
   std::string error;
@@ -72,6 +80,7 @@ class Core {
 
   PrepareOutcome prepare(const val& bytes) {
     knees_.clear();
+    display_.reset();
     PrepareOutcome outcome;
     if (!spec_) {
       outcome.error = card_error_;
@@ -135,16 +144,28 @@ class Core {
     return outcome;
   }
 
-  // Empty view when the knee index, the CAM size or the CAM values are unusable.
-  val render_cam(size_t index, const val& cam, int width, int height, float opacity) {
+  // The crop of knee `index` as opaque grey RGBA, fitted within max_side (see fit_for_display);
+  // empty for an index without a knee.
+  RgbaView crop_rgba(size_t index, int max_side) {
     rgba_.clear();
-    if (index >= knees_.size() || width <= 0 || height <= 0) return empty<uint8_t>();
+    if (index >= knees_.size()) return nothing_to_draw();
+    const oac::GrayImage& crop = display_crop(index, max_side);
+    rgba_ = oac::grey_rgba(crop);
+    return {crop.width, crop.height, view_of(rgba_)};
+  }
+
+  // The CAM blended over the same fitted crop as crop_rgba. Empty view when the knee index, the
+  // CAM size or the CAM values are unusable.
+  RgbaView render_cam(size_t index, const val& cam, int width, int height, float opacity, int max_side) {
+    rgba_.clear();
+    if (index >= knees_.size() || width <= 0 || height <= 0) return nothing_to_draw();
     const std::vector<float> values = emscripten::convertJSArrayToNumberVector<float>(cam);
-    if (values.size() != static_cast<size_t>(width) * height) return empty<uint8_t>();
-    oac::Result<std::vector<uint8_t>> rendered = oac::render_cam(knees_[index].crop, values.data(), width, height, opacity);
-    if (!rendered) return empty<uint8_t>();
+    if (values.size() != static_cast<size_t>(width) * height) return nothing_to_draw();
+    const oac::GrayImage& crop = display_crop(index, max_side);
+    oac::Result<std::vector<uint8_t>> rendered = oac::render_cam(crop, values.data(), width, height, opacity);
+    if (!rendered) return nothing_to_draw();
     rgba_ = std::move(rendered).value();
-    return view_of(rgba_);
+    return {crop.width, crop.height, view_of(rgba_)};
   }
 
  private:
@@ -153,10 +174,27 @@ class Core {
     return val(typed_memory_view(0, static_cast<const T*>(nullptr)));
   }
 
+  static RgbaView nothing_to_draw() { return {0, 0, empty<uint8_t>()}; }
+
   std::optional<oac::ModelSpec> spec_;
   std::string card_error_;
   std::vector<oac::PreparedKnee> knees_;
   std::vector<uint8_t> rgba_;
+
+  // The page asks for the grey view and the heatmap of a knee in turn; one resize serves both.
+  const oac::GrayImage& display_crop(size_t index, int max_side) {
+    if (!display_ || display_->index != index || display_->max_side != max_side) {
+      display_ = DisplayCrop{index, max_side, oac::fit_for_display(knees_[index].crop, max_side)};
+    }
+    return display_->image;
+  }
+
+  struct DisplayCrop {
+    size_t index;
+    int max_side;
+    oac::GrayImage image;
+  };
+  std::optional<DisplayCrop> display_;
 };
 
 }  // namespace
@@ -179,6 +217,10 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .field("knees", &PrepareOutcome::knees)
       .field("pixelSpacing", &PrepareOutcome::pixelSpacing)
       .field("laterality", &PrepareOutcome::laterality);
+  value_object<RgbaView>("RgbaView")
+      .field("width", &RgbaView::width)
+      .field("height", &RgbaView::height)
+      .field("rgba", &RgbaView::rgba);
   value_object<InterpretOutcome>("InterpretOutcome")
       .field("ok", &InterpretOutcome::ok)
       .field("error", &InterpretOutcome::error)
@@ -192,6 +234,7 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .function("prepare", &Core::prepare)
       .function("tensor", &Core::tensor)
       .function("crop", &Core::crop)
+      .function("cropRgba", &Core::crop_rgba)
       .function("interpret", &Core::interpret)
       .function("renderCam", &Core::render_cam);
 }

@@ -17,6 +17,13 @@ GrayImage crop(const GrayImage& image, int left, int top, int width, int height)
   return out;
 }
 
+// A crop that keeps every pixel hands the image on: copying a 2048-px film costs more than the
+// rest of its canonicalisation.
+GrayImage crop_or_keep(GrayImage image, int left, int top, int width, int height) {
+  if (left == 0 && top == 0 && width == image.width && height == image.height) return image;
+  return crop(image, left, top, width, height);
+}
+
 // Rec. 601 luma in source units (0..255 or 0..65535). Double arithmetic keeps grey
 // stored as RGB exactly grey; alpha is ignored because radiographs carry no meaning in it.
 GrayImage luminance(const RawImage& image) {
@@ -41,17 +48,37 @@ size_t percentile_rank(double percentile, size_t count) {
   return std::min(static_cast<size_t>(std::max(rank, 0.0)), count - 1);
 }
 
-// Maps the low and high percentiles to 0 and 1 (clamped), so 8-bit and 16-bit
-// sources and differently exposed films land on the same scale.
-Result<GrayImage> window(GrayImage image, const std::array<double, 2>& percentiles) {
-  std::vector<float> sorted = image.pixels;
-  const size_t low_rank = percentile_rank(percentiles[0], sorted.size());
-  const size_t high_rank = percentile_rank(percentiles[1], sorted.size());
+// The luminance values at sorted positions low_rank <= high_rank. Grey sources hold integer levels
+// (0..65535), so one histogram pass finds them; colour sources need selection on a copy.
+std::array<float, 2> values_at_ranks(const RawImage& raw, const GrayImage& luma, size_t low_rank, size_t high_rank) {
+  if (raw.channels < 3) {
+    std::vector<uint32_t> histogram(65536, 0);
+    const size_t pixel_count = luma.pixels.size();
+    for (size_t i = 0; i < pixel_count; ++i) ++histogram[raw.samples[i * raw.channels]];
+    std::array<float, 2> values{};
+    size_t below = 0;  // samples with a level under `level`
+    int found = 0;
+    for (size_t level = 0; level < histogram.size() && found < 2; ++level) {
+      below += histogram[level];
+      while (found < 2 && (found == 0 ? low_rank : high_rank) < below) values[found++] = static_cast<float>(level);
+    }
+    return values;
+  }
+  std::vector<float> sorted = luma.pixels;
   std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(high_rank), sorted.end());
   const float high = sorted[high_rank];
   std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(low_rank),
                    sorted.begin() + static_cast<ptrdiff_t>(high_rank) + 1);
-  const float low = sorted[low_rank];
+  return {sorted[low_rank], high};
+}
+
+// Maps the low and high percentiles of the luminance to 0 and 1 (clamped), so 8-bit and 16-bit
+// sources and differently exposed films land on the same scale.
+Result<GrayImage> window(const RawImage& raw, const std::array<double, 2>& percentiles) {
+  GrayImage image = luminance(raw);
+  const size_t low_rank = percentile_rank(percentiles[0], image.pixels.size());
+  const size_t high_rank = percentile_rank(percentiles[1], image.pixels.size());
+  const auto [low, high] = values_at_ranks(raw, image, std::min(low_rank, high_rank), std::max(low_rank, high_rank));
   if (!(high > low)) return Error{"The image is blank: it has no contrast to show a knee."};
   const float range = high - low;
   for (float& value : image.pixels) value = std::clamp((value - low) / range, 0.0f, 1.0f);
@@ -71,7 +98,7 @@ bool is_border_line(const float* first, int count, ptrdiff_t stride, float toler
 
 // Rows first (over the full width), then columns (over the remaining rows); each side
 // loses at most max_fraction of its dimension.
-GrayImage crop_uniform_borders(const GrayImage& image, double tolerance_value, double max_fraction) {
+GrayImage crop_uniform_borders(GrayImage image, double tolerance_value, double max_fraction) {
   const float tolerance = static_cast<float>(tolerance_value);
   const int max_rows = static_cast<int>(max_fraction * image.height);
   const int max_columns = static_cast<int>(max_fraction * image.width);
@@ -88,7 +115,7 @@ GrayImage crop_uniform_borders(const GrayImage& image, double tolerance_value, d
   while (left < max_columns && column_is_border(left)) ++left;
   int right = image.width;
   while (image.width - right < max_columns && column_is_border(right - 1)) --right;
-  return crop(image, left, top, right - left, bottom - top);
+  return crop_or_keep(std::move(image), left, top, right - left, bottom - top);
 }
 
 // The darkest column (lowest sum; leftmost on ties) within [width/3, width - width/3).
@@ -103,9 +130,11 @@ int darkest_middle_column(const GrayImage& image) {
   return first + static_cast<int>(std::min_element(sums.begin(), sums.end()) - sums.begin());
 }
 
-GrayImage centre_square(const GrayImage& image) {
+GrayImage centre_square(GrayImage image) {
   const int side = std::min(image.width, image.height);
-  return crop(image, (image.width - side) / 2, (image.height - side) / 2, side, side);
+  const int left = (image.width - side) / 2;
+  const int top = (image.height - side) / 2;
+  return crop_or_keep(std::move(image), left, top, side, side);
 }
 
 std::optional<Error> check_raw_image(const RawImage& image) {
@@ -121,9 +150,9 @@ std::optional<Error> check_raw_image(const RawImage& image) {
 
 Result<std::vector<Knee>> canonicalise(const RawImage& raw, const PreprocessSpec& spec) {
   if (auto problem = check_raw_image(raw)) return *problem;
-  Result<GrayImage> windowed = window(luminance(raw), spec.window_percentiles);
+  Result<GrayImage> windowed = window(raw, spec.window_percentiles);
   if (!windowed) return windowed.error();
-  const GrayImage image = crop_uniform_borders(windowed.value(), spec.border_tolerance, spec.border_max_fraction);
+  GrayImage image = crop_uniform_borders(std::move(windowed).value(), spec.border_tolerance, spec.border_max_fraction);
 
   std::vector<Knee> knees;
   const bool bilateral =
@@ -133,12 +162,14 @@ Result<std::vector<Knee>> canonicalise(const RawImage& raw, const PreprocessSpec
     // new edges, so each half loses its share of a black gap like any other border; otherwise
     // the gap would shift that knee's centre crop away from how the knee crops on its own.
     const int gap = darkest_middle_column(image);
-    const GrayImage left = crop(image, 0, 0, gap, image.height);
-    const GrayImage right = crop(image, gap + 1, 0, image.width - gap - 1, image.height);
-    knees.push_back({"left", centre_square(crop_uniform_borders(left, spec.border_tolerance, spec.border_max_fraction))});
-    knees.push_back({"right", centre_square(crop_uniform_borders(right, spec.border_tolerance, spec.border_max_fraction))});
+    const auto canonical_half = [&](int left, int width) {
+      return centre_square(crop_uniform_borders(crop(image, left, 0, width, image.height), spec.border_tolerance,
+                                                spec.border_max_fraction));
+    };
+    knees.push_back({"left", canonical_half(0, gap)});
+    knees.push_back({"right", canonical_half(gap + 1, image.width - gap - 1)});
   } else {
-    knees.push_back({"single", centre_square(image)});
+    knees.push_back({"single", centre_square(std::move(image))});
   }
   return knees;
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "oac/outputs.hpp"
+#include "oac/preprocess.hpp"
 
 namespace oac {
 namespace {
@@ -78,6 +79,8 @@ std::vector<Sample> bilinear_samples(int source_size, int destination_size) {
 // NaN (from a caller's crop) becomes black rather than undefined behaviour.
 uint8_t to_byte(float value) { return value > 0 ? static_cast<uint8_t>(std::min(value, 255.0f) + 0.5f) : 0; }
 
+float grey_level(float value) { return std::clamp(value, 0.0f, 1.0f) * 255.0f; }
+
 }  // namespace
 
 Result<std::vector<uint8_t>> render_cam(const GrayImage& crop, const float* cam, int cam_width, int cam_height,
@@ -105,13 +108,31 @@ Result<std::vector<uint8_t>> render_cam(const GrayImage& crop, const float* cam,
       const float level = top + (bottom - top) * row.t;
       const Rgb& colour = kColourMap[static_cast<size_t>(std::clamp(level, 0.0f, 1.0f) * 255.0f + 0.5f)];
       const size_t pixel = static_cast<size_t>(y) * crop.width + x;
-      const float grey = std::clamp(crop.pixels[pixel], 0.0f, 1.0f) * 255.0f;
+      const float grey = grey_level(crop.pixels[pixel]);
       uint8_t* out = rgba.data() + pixel * 4;
       for (int c = 0; c < 3; ++c) out[c] = to_byte(grey * (1 - alpha) + colour[c] * alpha);
       out[3] = 255;
     }
   }
   return rgba;
+}
+
+std::vector<uint8_t> grey_rgba(const GrayImage& image) {
+  std::vector<uint8_t> rgba(image.pixels.size() * 4);
+  for (size_t i = 0; i < image.pixels.size(); ++i) {
+    const uint8_t level = to_byte(grey_level(image.pixels[i]));
+    uint8_t* out = rgba.data() + i * 4;
+    out[0] = out[1] = out[2] = level;
+    out[3] = 255;
+  }
+  return rgba;
+}
+
+GrayImage fit_for_display(const GrayImage& crop, int max_side) {
+  const int longer = std::max(crop.width, crop.height);
+  if (max_side <= 0 || longer <= max_side) return crop;
+  const auto scaled = [&](int side) { return std::max(1, static_cast<int>(std::lround(static_cast<double>(side) * max_side / longer))); };
+  return resize(crop, scaled(crop.width), scaled(crop.height));
 }
 
 }  // namespace oac

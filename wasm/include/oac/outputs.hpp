@@ -29,4 +29,12 @@ Prediction interpret(float oa_logit, const float* kl_logits, float ood_score, co
 Result<std::vector<uint8_t>> render_cam(const GrayImage& crop, const float* cam, int cam_width, int cam_height,
                                         float opacity);
 
+// RGBA, image.width * image.height * 4 bytes: the grey image in [0,1] as opaque bytes.
+std::vector<uint8_t> grey_rgba(const GrayImage& image);
+
+// The crop at the size it is shown: downscaled with the model input's antialiased resize so its
+// longer side is at most `max_side`, else (or when max_side <= 0) unchanged. A 2048-px crop drawn
+// in a 300-px box would otherwise cost 16 MB of RGBA per knee and view.
+GrayImage fit_for_display(const GrayImage& crop, int max_side);
+
 }  // namespace oac
