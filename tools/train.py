@@ -51,6 +51,8 @@ class Config:
     warmup_steps: int = 100
     dropout: float = 0.4
     init: str = "nsfwjs"               # nsfwjs (converted Keras weights) or random
+    init_from: str = ""                # a best.pt whose weights start this run (continued training)
+    split: str = "models/data/split.csv"  # manifest; rows whose split is neither train nor val are unused
     freeze_through: str = "mixed5"     # nsfwjs kept everything up to mixed5 from ImageNet; "none" trains all
     kl_loss_weight: float = 1.0
     patience: int = 3                  # epochs without a better validation score
@@ -66,7 +68,6 @@ class Config:
 
 
 CARD = ROOT / "models" / "oa-inceptionv3.json"
-SPLIT = ROOT / "models" / "data" / "split.csv"
 PRETRAINED = ROOT / "build" / "pretrained" / "inception_v3_nsfwjs.pt"
 
 
@@ -114,8 +115,9 @@ def protocol_labels(row, protocol):
 
 
 def load_knees(config, datasets, spec):
-    rows = list(csv.DictReader(open(SPLIT, newline="")))
-    key = hashlib.sha256((json.dumps(asdict(spec_as_dict(spec)), sort_keys=True) + SPLIT.read_text()).encode()).hexdigest()[:16]
+    split = ROOT / config.split
+    rows = list(csv.DictReader(open(split, newline="")))
+    key = hashlib.sha256((json.dumps(asdict(spec_as_dict(spec)), sort_keys=True) + split.read_text()).encode()).hexdigest()[:16]
     cache = ROOT / "build" / "cache" / f"knees-{config.input_size}-{key}.npz"
     if cache.exists():
         data = np.load(cache, allow_pickle=False)
@@ -316,6 +318,9 @@ def main():
         model = OAInceptionV3(dropout=config.dropout)
     else:
         sys.exit(f"train: unknown --init {config.init!r}; use nsfwjs or random")
+    if config.init_from:  # a resumed run then replaces these weights with its own last.pt
+        model.load_state_dict(torch.load(ROOT / config.init_from)["model"])
+        log(f"weights from {config.init_from}")
     is_head = lambda name: name.startswith(("oa.", "kl."))
     heads = [p for n, p in model.named_parameters() if p.requires_grad and is_head(n)]
     backbone = [p for n, p in model.named_parameters() if p.requires_grad and not is_head(n)]
