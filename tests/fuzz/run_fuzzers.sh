@@ -3,28 +3,34 @@
 # each for N seconds at the lowest CPU priority, then prints libFuzzer's totals per target. Behind
 # `tools/oac fuzz` and the ctest smoke run.
 #
-#   tests/fuzz/run_fuzzers.sh [--seconds N] [--build-dir DIR] [TARGET...]   (targets: decode dicom prepare)
+#   tests/fuzz/run_fuzzers.sh [--seconds N] [--build-dir DIR] [--report FILE] [TARGET...]
+#                                                                       (targets: decode dicom prepare)
 #
 # New inputs that reach new code go to DIR/corpus/TARGET (kept between runs), crashes to DIR/findings/,
-# libFuzzer's log to DIR/logs/TARGET.log. Exit status 1 when a target found a crash, leak or timeout.
+# libFuzzer's log to DIR/logs/TARGET.log. --report also writes the totals as a markdown table with the
+# date, the commit and the run length (tests/fuzz/RESULTS.md is one). Exit status 1 when a target found
+# a crash, leak or timeout.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 seconds=600
 build="$ROOT/build/fuzz"
+report=""
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
     --build-dir) build="$2"; shift 2 ;;
-    -h|--help) sed -n '2,10p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    --report) report="$2"; shift 2 ;;
+    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}"; exit 0 ;;
     decode|dicom|prepare) targets+=("$1"); shift ;;
     *) echo "run_fuzzers: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
 [ ${#targets[@]} -gt 0 ] || targets=(decode dicom prepare)
 
-low() { nice -n 19 "$@"; }
+# Lowest priority by default, so fuzzing never slows other work; OAC_FUZZ_NICE=0 gives it a fair share.
+low() { nice -n "${OAC_FUZZ_NICE:-19}" "$@"; }
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$ROOT/tests/fuzz/ubsan.supp"
 
 low cmake -S "$ROOT" -B "$build" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOAC_FUZZ=ON >/dev/null
@@ -37,6 +43,7 @@ if [ ! -d "$seeds" ] || [ "$ROOT/tests/fuzz/make_seeds.py" -nt "$seeds" ] || [ "
 fi
 
 status=0
+rows=()
 printf '%-8s %12s %8s %8s %8s  %s\n' target executions cov ft corpus result
 for target in "${targets[@]}"; do
   corpus="$build/corpus/$target"
@@ -56,5 +63,21 @@ for target in "${targets[@]}"; do
   coverage=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1 || true)
   read -r _ cov _ ft _ corp <<<"${coverage:-cov: ? ft: ? corp: ?}"
   printf '%-8s %12s %8s %8s %8s  %s\n' "$target" "${executions:-?}" "$cov" "$ft" "$corp" "$result"
+  rows+=("| \`fuzz_$target\` | $seconds | ${executions:-?} | $cov | $ft | $corp | $result |")
 done
+
+if [ -n "$report" ]; then
+  {
+    echo "# Fuzzing results"
+    echo
+    echo "Written by \`tools/oac fuzz --seconds $seconds --report ...\` on $(date -u +%Y-%m-%dT%H:%MZ) at commit"
+    echo "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- wasm tests/fuzz || echo ' (with uncommitted changes)'):"
+    echo "libFuzzer with ASan and UBSan (clang-14), one process per target, seeds from tests/fuzz/make_seeds.py plus"
+    echo "the corpus kept from earlier runs. cov: code edges reached; ft: libFuzzer features; corpus: inputs kept."
+    echo
+    echo "| target | seconds | executions | cov | ft | corpus | result |"
+    echo "| --- | --- | --- | --- | --- | --- | --- |"
+    printf '%s\n' "${rows[@]}"
+  } >"$report"
+fi
 exit $status
