@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  BATCH_OF_TEN, SAMPLES, SLOW_MS, SUITE_MS, launchBrowser, openApp, parseCsvLine, requirePrerequisites, runCli,
-  screenshot, serveApp, shownKnees, waitForResults, writeSyntheticDicom,
+  BATCH_OF_TEN, SAMPLES, SLOW_MS, SUITE_MS, dicomFixtureCases, launchBrowser, openApp, parseCsvLine,
+  requirePrerequisites, runCli, screenshot, serveApp, shownKnees, waitForResults, writeSyntheticDicom,
 } from './harness.mjs';
 
 const TOLERANCE = 1e-4;
@@ -93,6 +93,26 @@ describe('web app', { timeout: SUITE_MS }, () => {
       assert.ok(Math.abs(knee.pOa - cli.results[0].p_oa) <= TOLERANCE, `page ${knee.pOa} vs CLI ${cli.results[0].p_oa}`);
     } finally {
       rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+
+  it('classifies a viewer-exported DICOM like its source PNG, in the page and the CLI', { timeout: SLOW_MS }, async () => {
+    // Lossless DCMTK exports of dataset PNGs: an 8-bit OAI crop (img2dcm, RLE) and a 16-bit radiograph
+    // of both knees (deflated explicit VR little endian).
+    const cases = dicomFixtureCases();
+    const exports = [cases['oai-grey8-export-rle'], cases['bilateral16-deflated']];
+    const cli = await runCli(exports.map((entry) => entry.file));
+    assert.equal(cli.code, 0, cli.stderr);
+    for (const [i, entry] of exports.entries()) {
+      await classifyInPage([entry.source_png]);
+      const fromPng = await shownKnees(page);
+      await classifyInPage([entry.file]);
+      const fromDicom = await shownKnees(page);
+      assert.deepEqual(fromDicom.map((knee) => knee.side), fromPng.map((knee) => knee.side), entry.name);
+      fromDicom.forEach((knee, k) => {
+        assert.ok(Math.abs(knee.pOa - fromPng[k].pOa) <= TOLERANCE, `${entry.name}: DICOM ${knee.pOa} vs PNG ${fromPng[k].pOa}`);
+        assert.ok(Math.abs(knee.pOa - cli.results[i].knees[k].p_oa) <= TOLERANCE, `${entry.name}: page vs CLI`);
+      });
     }
   });
 

@@ -15,6 +15,9 @@ export const DIST = path.resolve(process.env.OAC_WEB_DIST ?? path.join(REPO_ROOT
 export const DATASETS = path.resolve(process.env.OAC_DATASETS ?? path.join(REPO_ROOT, '..', 'shared', 'datasets'));
 export const TEST_OUTPUT = path.join(REPO_ROOT, 'build', 'test-output');
 export const CHROMIUM = process.env.OAC_CHROMIUM ?? '/usr/bin/chromium';
+// DICOM files DCMTK made from dataset PNGs, with manifest.json (ctest fixture dicom_fixtures).
+export const DICOM_FIXTURES = path.resolve(process.env.OAC_DICOM_FIXTURES
+  ?? path.join(REPO_ROOT, 'build', 'native', 'tests', 'dicom', 'dicom_fixtures'));
 export const APP_PREFIX = '/knee-oa/app/';
 // Per-test limit for anything that loads the model or classifies. Development machines share two
 // cores with training jobs, where one classification can take tens of seconds; a limit only has to
@@ -242,6 +245,16 @@ export function parseCsvLine(line) {
   }
   fields.push(field);
   return fields;
+}
+
+/** The DCMTK fixture cases by name: { file (absolute), source_png, ... } (tests/dicom/make_dicom_fixtures.py). */
+export function dicomFixtureCases() {
+  const manifest = path.join(DICOM_FIXTURES, 'manifest.json');
+  if (!existsSync(manifest)) {
+    throw new Error(`${manifest} is missing: make the DICOM fixtures first (ctest -R dicom_fixtures in build/native)`);
+  }
+  const { cases } = JSON.parse(readFileSync(manifest, 'utf8'));
+  return Object.fromEntries(cases.map((entry) => [entry.name, { ...entry, file: path.join(DICOM_FIXTURES, entry.file) }]));
 }
 
 /**
