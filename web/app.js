@@ -62,13 +62,16 @@ function request(type, payload = {}, transfer = []) {
   });
 }
 
+let modelSettled;
+const modelSettledPromise = new Promise((resolve) => { modelSettled = resolve; });
+
 const workerEvents = {
   about: ({ device }) => showDevice(device),
   card: ({ card }) => showCard(card),
   'model-status': ({ message }) => setModelStatus(message),
   'model-progress': ({ loaded, total }) => showModelProgress(loaded, total),
-  ready: (message) => showModelReady(message),
-  'model-error': ({ message }) => showModelError(message),
+  ready: (message) => { showModelReady(message); modelSettled(); },
+  'model-error': ({ message }) => { showModelError(message); modelSettled(); },
   reply: ({ requestId, ...reply }) => {
     pendingRequests.get(requestId)?.(reply);
     pendingRequests.delete(requestId);
@@ -550,6 +553,10 @@ async function registerServiceWorker() {
     if (updateAccepted || needsIsolation) window.location.reload();
   });
 
+  // Installing downloads the app again into the offline cache. On a first visit that would compete
+  // with loading the model, so an isolated page waits for the model; a page that is not isolated
+  // registers at once, because only a reload under the worker's headers gives it threads.
+  if (self.crossOriginIsolated) await modelSettledPromise;
   let registration;
   try {
     registration = await navigator.serviceWorker.register('sw.js');
