@@ -10,8 +10,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def inline(value):
+    """A card value as readable text: dicts as "key value" pairs, lists joined, floats to 4 digits."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {inline(item)}" for key, item in value.items())
+    if isinstance(value, list):
+        return "; ".join(inline(item) for item in value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def bullet_table(mapping):
-    return "\n".join(f"- **{key}**: {value}" for key, value in mapping.items())
+    return "\n".join(f"- **{key}**: {inline(value)}" for key, value in mapping.items())
 
 
 def metric_lines(metrics):
@@ -52,6 +63,8 @@ def render(card):
     ]
     if card.get("training"):
         sections.append("## Training\n" + bullet_table(card["training"]))
+    if card.get("compute"):
+        sections.append("## Compute\n" + bullet_table(card["compute"]))
     if card.get("metrics"):
         sections.append("## Metrics (held-out clean test unless named; see REPORT.md for intervals)\n" + metric_lines(card["metrics"]))
     sections += ["## Data\n" + bullet_table(card.get("data", {})), "## Credits\n" + bullet_table(card.get("credits", {}))]
