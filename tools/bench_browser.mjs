@@ -7,9 +7,9 @@
 //   peak memory of the renderer process that hosts the page, its worker and ONNX Runtime's threads;
 //   batch throughput through the page's own file input.
 
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { launchBrowser, serveApp, SLOW_MS } from '../tests/e2e/harness.mjs';
+import { launchBrowser, rendererMemory, serveApp, SLOW_MS } from '../tests/e2e/harness.mjs';
 
 /**
  * Installed before the app's scripts: records the worker's 'ready' and 'reply' messages (by wrapping the
@@ -121,32 +121,6 @@ function waitForBatch(count) {
     });
     observer.observe(status, { childList: true, characterData: true, subtree: true });
   });
-}
-
-/** Peak and current resident memory (MiB) of each Chromium renderer started by this process (Linux /proc). */
-async function rendererMemory() {
-  const children = new Map();
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
-    const parent = status.match(/^PPid:\s+(\d+)/m)?.[1];
-    if (parent) children.set(entry, { parent, status });
-  }
-  const descends = (pid) => {
-    for (let current = pid; current && current !== '1'; current = children.get(current)?.parent) {
-      if (current === String(process.pid)) return true;
-    }
-    return false;
-  };
-  const renderers = [];
-  for (const [pid, { status }] of children) {
-    if (!descends(pid)) continue;
-    const commandLine = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (!commandLine.includes('--type=renderer')) continue;
-    const kib = (field) => Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'))?.[1] ?? 0);
-    renderers.push({ pid: Number(pid), peakMiB: kib('VmHWM') / 1024, residentMiB: kib('VmRSS') / 1024 });
-  }
-  return renderers.sort((a, b) => b.peakMiB - a.peakMiB);
 }
 
 /** Bytes the server sent for these requests (files that exist under root), and those of the model alone. */

@@ -57,15 +57,21 @@ export class KneeClassifier {
       core.delete();
       throw new Error(`the model could not be loaded: ${errorMessage(error)}`);
     }
-    return new KneeClassifier({ ort, session, core, inputSize: card.preprocess.input_size, kneesPerRun });
+    return new KneeClassifier({ ort, session, coreModule, core, inputSize: card.preprocess.input_size, kneesPerRun });
   }
 
-  constructor({ ort, session, core, inputSize, kneesPerRun }) {
+  constructor({ ort, session, coreModule, core, inputSize, kneesPerRun }) {
     this.ort = ort;
     this.session = session;
+    this.coreModule = coreModule;
     this.core = core;
     this.inputSize = inputSize;
     this.kneesPerRun = kneesPerRun;
+  }
+
+  /** Bytes of the image core's WebAssembly memory; it grows to fit the largest image so far, never shrinks. */
+  coreHeapBytes() {
+    return this.coreModule.HEAP8.buffer.byteLength;
   }
 
   async dispose() {

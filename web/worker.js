@@ -2,6 +2,7 @@
 // and caching the model, decoding images with the WASM core, and running ONNX Runtime Web.
 //
 // Messages in:  {type:'classify', requestId, name, buffer} | {type:'clear-model', requestId} | {type:'load'}
+//               | {type:'stats', requestId}
 // Messages out: {type:'about'|'card'|'model-progress'|'model-status'|'ready'|'model-error', ...}
 //               {type:'reply', requestId, ...} answering a request
 
@@ -183,6 +184,9 @@ function classifier() {
   return classifierPromise;
 }
 
+// Classify requests handled since the worker started (a file opened again after its views were dropped counts twice).
+let filesChecked = 0;
+
 async function classify({ name, buffer }) {
   let engine;
   try {
@@ -190,6 +194,7 @@ async function classify({ name, buffer }) {
   } catch {
     return { summary: failedFileResult(name, 'the model is not available (see the Model section)') };
   }
+  filesChecked += 1;
   const started = performance.now();
   const { summary, views = [], timings } = await engine.classifyImage(name, new Uint8Array(buffer));
   const milliseconds = performance.now() - started;
@@ -205,6 +210,15 @@ async function classify({ name, buffer }) {
     timings,
     transfer: images.flatMap((image) => [image.cropRgba.buffer, image.camRgba.buffer]),
   };
+}
+
+/**
+ * For diagnosing memory over a long session: how many files this worker has checked and the size of the image
+ * core's WebAssembly heap (null until the model has loaded). ONNX Runtime keeps its own heap private.
+ */
+async function stats() {
+  const engine = await classifierPromise?.catch(() => null);
+  return { filesChecked, coreHeapBytes: engine?.coreHeapBytes() ?? null };
 }
 
 async function clearModel() {
@@ -226,7 +240,7 @@ self.addEventListener('message', (event) => {
     classifier().catch(() => {});
     return;
   }
-  const handlers = { classify, 'clear-model': clearModel };
+  const handlers = { classify, 'clear-model': clearModel, stats };
   const handler = handlers[message.type];
   if (!handler) return;
   enqueue(() => handler(message)).then(({ transfer = [], ...reply }) => {

@@ -4,6 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +16,8 @@ export const DIST = path.resolve(process.env.OAC_WEB_DIST ?? path.join(REPO_ROOT
 export const DATASETS = path.resolve(process.env.OAC_DATASETS ?? path.join(REPO_ROOT, '..', 'shared', 'datasets'));
 export const TEST_OUTPUT = path.join(REPO_ROOT, 'build', 'test-output');
 export const CHROMIUM = process.env.OAC_CHROMIUM ?? '/usr/bin/chromium';
+// Debian's Python with PIL, for the tools that write test inputs (ctest passes its OAC_PYTHON).
+export const PYTHON = process.env.OAC_PYTHON ?? '/usr/bin/python3';
 // DICOM files DCMTK made from dataset PNGs, with manifest.json (ctest fixture dicom_fixtures).
 export const DICOM_FIXTURES = path.resolve(process.env.OAC_DICOM_FIXTURES
   ?? path.join(REPO_ROOT, 'build', 'native', 'tests', 'dicom', 'dicom_fixtures'));
@@ -97,6 +100,7 @@ export async function launchBrowser({ viewport = { width: 1280, height: 900 } } 
   }));
   const page = context.pages()[0] ?? await context.newPage();
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('crash', () => problems.push('page crashed'));
   page.on('console', (message) => {
     if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
   });
@@ -153,6 +157,100 @@ export async function openApp(page, url) {
   if ((await page.getAttribute('body', 'data-model-ready')) !== 'true') {
     throw new Error(`the model did not load: ${await page.textContent('#model-status')}`);
   }
+}
+
+/**
+ * Keeps the app's engine worker reachable as window.oacEngineWorker, so that a test can send it requests of its
+ * own (engineStats). Installed before the app's scripts run: call it before openApp.
+ */
+export function exposeEngineWorker(page) {
+  return page.addInitScript(() => {
+    const PageWorker = window.Worker;
+    window.Worker = class extends PageWorker {
+      constructor(url, options) {
+        super(url, options);
+        if (new URL(url, window.location.href).pathname.endsWith('/worker.js')) window.oacEngineWorker = this;
+      }
+    };
+  });
+}
+
+/** The engine worker's answer to {type:'stats'}: { filesChecked, coreHeapBytes } (needs exposeEngineWorker). */
+export function engineStats(page) {
+  return page.evaluate(() => new Promise((resolve) => {
+    const worker = window.oacEngineWorker;
+    // The page numbers its own requests; a string id never matches one of them, and the page ignores this reply.
+    const requestId = `stats-${performance.now()}`;
+    const onReply = ({ data }) => {
+      if (data.type !== 'reply' || data.requestId !== requestId) return;
+      worker.removeEventListener('message', onReply);
+      const { type, requestId: _, ...stats } = data;
+      resolve(stats);
+    };
+    worker.addEventListener('message', onReply);
+    worker.postMessage({ type: 'stats', requestId });
+  }));
+}
+
+/**
+ * Measures the V8 heap in use after a full garbage collection, in the page and in its dedicated worker whose
+ * URL ends with workerPath, through the DevTools protocol. Playwright keeps its own session with the worker,
+ * so the probe attaches a second one through the page's session (not flattened: its messages travel inside
+ * Target.sendMessageToTarget). Returns { measure() → { pageBytes, workerBytes }, close() }.
+ */
+export async function openHeapProbe(page, workerPath) {
+  const cdp = await page.context().newCDPSession(page);
+  const { targetInfos } = await cdp.send('Target.getTargets');
+  const worker = targetInfos.find((target) => target.type === 'worker' && new URL(target.url).pathname.endsWith(workerPath));
+  if (!worker) throw new Error(`no worker ${workerPath} among ${targetInfos.map((target) => target.url).join(', ')}`);
+  const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: worker.targetId, flatten: false });
+  const pending = new Map();
+  let lastId = 0;
+  cdp.on('Target.receivedMessageFromTarget', (event) => {
+    const reply = JSON.parse(event.message);
+    if (event.sessionId !== sessionId || !pending.has(reply.id)) return;
+    pending.get(reply.id)(reply);
+    pending.delete(reply.id);
+  });
+  const sendToWorker = (method) => new Promise((resolve, reject) => {
+    lastId += 1;
+    pending.set(lastId, (reply) => (reply.error ? reject(new Error(`${method}: ${reply.error.message}`)) : resolve(reply.result)));
+    cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id: lastId, method }) }).catch(reject);
+  });
+  return {
+    async measure() {
+      await Promise.all([cdp.send('HeapProfiler.collectGarbage'), sendToWorker('HeapProfiler.collectGarbage')]);
+      const [pageHeap, workerHeap] = await Promise.all([cdp.send('Runtime.getHeapUsage'), sendToWorker('Runtime.getHeapUsage')]);
+      return { pageBytes: pageHeap.usedSize, workerBytes: workerHeap.usedSize };
+    },
+    close: () => cdp.detach(),
+  };
+}
+
+/** Peak and current resident memory (MiB) of each Chromium renderer started by this process (Linux /proc). */
+export async function rendererMemory() {
+  const children = new Map();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
+    const parent = status.match(/^PPid:\s+(\d+)/m)?.[1];
+    if (parent) children.set(entry, { parent, status });
+  }
+  const descends = (pid) => {
+    for (let current = pid; current && current !== '1'; current = children.get(current)?.parent) {
+      if (current === String(process.pid)) return true;
+    }
+    return false;
+  };
+  const renderers = [];
+  for (const [pid, { status }] of children) {
+    if (!descends(pid)) continue;
+    const commandLine = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (!commandLine.includes('--type=renderer')) continue;
+    const kib = (field) => Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'))?.[1] ?? 0);
+    renderers.push({ pid: Number(pid), peakMiB: kib('VmHWM') / 1024, residentMiB: kib('VmRSS') / 1024 });
+  }
+  return renderers.sort((a, b) => b.peakMiB - a.peakMiB);
 }
 
 /** Waits until every selected file has a result, then returns the status line. */
