@@ -1,8 +1,8 @@
 """Export a trained OAInceptionV3 checkpoint (or an untrained placeholder) to the product's ONNX model.
 
 Graph contract (wasm/README.md): input `image` float32 [N,3,S,S] (dynamic N); outputs `oa_logit` [N],
-`kl_logits` [N,5], `features` [N,2048], `cam` [N,h,w], `ood_score` [N] = ||(features - mean) @ projection||_2
-(the projection already whitens, so this is a Mahalanobis distance in a PCA subspace).
+`kl_logits` [N,5], `features` [N,2048], `cam` [N,h,w], `ood_score` [N] (OodGate: the Mahalanobis distance of
+the features in a PCA subspace of training knees, combined with their energy outside that subspace).
 
 BatchNorms are folded into the convolutions. With `--weights int8` (default) every backbone convolution
 weight is stored in one byte per value and rebuilt as fp32 when the model loads, feeding an ordinary fp32
@@ -16,7 +16,8 @@ The heads, the CAM and the OOD projection are small and stay fp32.
 
 Checkpoint format (tools/train.py):
   {"model": OAInceptionV3 state dict, "config": {"input_size": S, "dropout": p, ...},
-   "ood": {"mean": float32[2048], "projection": float32[2048,k]}}
+   "ood": {"mean": float32[2048], "projection": float32[2048,k], "component_weights": float32[k],
+           "residual_scale": float}}  (checkpoints without the last two get the plain Mahalanobis distance)
 
 usage:
   export_onnx.py CHECKPOINT --out MODEL.onnx [--card CARD.json] [--weights int8|fp32] [--compare-fp32 IMAGES]
@@ -56,23 +57,47 @@ UNTRAINED_OOD_DIMENSIONS = 16
 CARD_FILE_FIELDS = ("model_file", "sha256", "bytes")
 
 
+@dataclasses.dataclass
+class OodGate:
+    """ood_score = sqrt(sum_i w_i z_i^2 + s ||d||^2) with d = features - mean and z = d @ projection.
+
+    The projection whitens the top-k principal components of training-knee features, so with w = 1 and
+    s = 0 this is their Mahalanobis distance. tools/train.py sets s to weigh the energy outside the subspace,
+    ||d||^2 - ||V^T d||^2, and w_i = 1 - s * lambda_i, because ||V^T d||^2 = sum_i lambda_i z_i^2: the
+    subspace distance plus the residual without storing V.
+    """
+    mean: torch.Tensor               # [2048]
+    projection: torch.Tensor         # [2048, k]
+    component_weights: torch.Tensor  # [k]
+    residual_scale: float
+
+    @staticmethod
+    def mahalanobis(mean: torch.Tensor, projection: torch.Tensor) -> "OodGate":
+        return OodGate(mean, projection, torch.ones(projection.shape[1]), 0.0)
+
+    def score(self, features: torch.Tensor) -> torch.Tensor:
+        centred = features - self.mean
+        whitened = centred @ self.projection
+        squared = (whitened * whitened) @ self.component_weights + self.residual_scale * (centred * centred).sum(1)
+        return torch.sqrt(torch.clamp(squared, min=0.0))
+
+
 class DeployedModel(nn.Module):
     """OAInceptionV3 plus the OOD score, returning the contract's outputs as a tuple in OUTPUT_NAMES order."""
 
-    def __init__(self, model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.Tensor) -> None:
+    def __init__(self, model: OAInceptionV3, ood: OodGate) -> None:
         super().__init__()
         self.model = model
-        self.register_buffer("ood_mean", ood_mean)
-        self.register_buffer("ood_projection", ood_projection)
+        self.ood = ood  # its tensors become the graph's constants when traced
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(image)
-        out["ood_score"] = torch.linalg.vector_norm((out["features"] - self.ood_mean) @ self.ood_projection, dim=1)
+        out["ood_score"] = self.ood.score(out["features"])
         return tuple(out[name] for name in OUTPUT_NAMES)
 
 
-def load_checkpoint(path: Path) -> tuple[OAInceptionV3, torch.Tensor, torch.Tensor, int]:
-    """(model, ood mean, ood projection, input size) from a training checkpoint."""
+def load_checkpoint(path: Path) -> tuple[OAInceptionV3, OodGate, int]:
+    """(model, OOD gate, input size) from a training checkpoint."""
     checkpoint = torch.load(path, map_location="cpu")
     missing = [key for key in ("model", "config", "ood") if key not in checkpoint]
     if missing:
@@ -87,11 +112,15 @@ def load_checkpoint(path: Path) -> tuple[OAInceptionV3, torch.Tensor, torch.Tens
     if mean.shape != (FEATURE_CHANNELS,) or projection.dim() != 2 or projection.shape[0] != FEATURE_CHANNELS:
         raise ValueError(f"{path}: ood mean must be [{FEATURE_CHANNELS}] and projection [{FEATURE_CHANNELS},k], "
                          f"got {tuple(mean.shape)} and {tuple(projection.shape)}")
-    return model, mean, projection, int(config["input_size"])
+    gate = OodGate.mahalanobis(mean, projection)
+    if "residual_scale" in checkpoint["ood"]:
+        gate.component_weights = torch.as_tensor(np.asarray(checkpoint["ood"]["component_weights"]), dtype=torch.float32)
+        gate.residual_scale = float(checkpoint["ood"]["residual_scale"])
+    return model, gate, int(config["input_size"])
 
 
-def untrained_placeholder(seed: int = 0) -> tuple[OAInceptionV3, torch.Tensor, torch.Tensor]:
-    """A randomly initialised model with a random OOD projection, for wiring and parity tests only."""
+def untrained_placeholder(seed: int = 0) -> tuple[OAInceptionV3, OodGate]:
+    """A randomly initialised model with a random OOD gate, for wiring and parity tests only."""
     torch.manual_seed(seed)
     model = OAInceptionV3()
     for module in model.backbone.layers.values():
@@ -100,7 +129,10 @@ def untrained_placeholder(seed: int = 0) -> tuple[OAInceptionV3, torch.Tensor, t
             # default shrinks them several-fold per layer), so parity checks compare real numbers, not zeros.
             nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
     projection = torch.randn(FEATURE_CHANNELS, UNTRAINED_OOD_DIMENSIONS) / FEATURE_CHANNELS ** 0.5
-    return model, torch.zeros(FEATURE_CHANNELS), projection
+    # Both terms of the score in use, so the parity tests exercise the whole graph.
+    gate = OodGate(torch.zeros(FEATURE_CHANNELS), projection, torch.full((UNTRAINED_OOD_DIMENSIONS,), 0.5),
+                   1.0 / FEATURE_CHANNELS)
+    return model, gate
 
 
 def batch_norm_gain(norm: nn.BatchNorm2d) -> torch.Tensor:
@@ -169,8 +201,7 @@ def expand(stored: Int8Weight | TableWeight) -> torch.Tensor:
     return stored.q.float() * stored.scale[:, None, None, None]
 
 
-def prepare_for_export(model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.Tensor,
-                       weights: str) -> tuple[DeployedModel, dict[str, Int8Weight | TableWeight]]:
+def prepare_for_export(model: OAInceptionV3, ood: OodGate, weights: str) -> tuple[DeployedModel, dict[str, Int8Weight | TableWeight]]:
     """The module the ONNX graph computes, and the one-byte storage of its backbone convolution weights.
 
     With int8 weights the module's convolutions already hold the expanded weights, so running it in
@@ -178,7 +209,7 @@ def prepare_for_export(model: OAInceptionV3, ood_mean: torch.Tensor, ood_project
     """
     if weights not in ("int8", "fp32"):
         raise ValueError(f"weights must be int8 or fp32, not {weights!r}")
-    deployed = DeployedModel(fold_batch_norms(model), ood_mean, ood_projection).eval()
+    deployed = DeployedModel(fold_batch_norms(model), ood).eval()
     stored = {}
     if weights == "fp32":
         return deployed, stored
@@ -232,9 +263,9 @@ def store_compact_weights(model_proto: onnx.ModelProto, stored: dict[str, Int8We
     graph.node.extend(nodes)
 
 
-def export(model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.Tensor, input_size: int, out: Path,
+def export(model: OAInceptionV3, ood: OodGate, input_size: int, out: Path,
            weights: str = "int8", name: str = "oa-inceptionv3", untrained: bool = False) -> Path:
-    deployed, stored = prepare_for_export(model, ood_mean, ood_projection, weights)
+    deployed, stored = prepare_for_export(model, ood, weights)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         traced = Path(scratch) / "traced.onnx"
@@ -293,12 +324,12 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def compare_int8_with_fp32(model: OAInceptionV3, ood_mean: torch.Tensor, ood_projection: torch.Tensor,
-                           input_size: int, int8_file: Path, images: int) -> dict[str, float]:
+def compare_int8_with_fp32(model: OAInceptionV3, ood: OodGate, input_size: int, int8_file: Path,
+                           images: int) -> dict[str, float]:
     """How far the int8 export is from an fp32 export, both run by onnxruntime-node on real knees."""
     inputs = knee_batch(input_size, images)
     with tempfile.TemporaryDirectory() as scratch:
-        fp32_file = export(model, ood_mean, ood_projection, input_size, Path(scratch) / "fp32.onnx", weights="fp32")
+        fp32_file = export(model, ood, input_size, Path(scratch) / "fp32.onnx", weights="fp32")
         reference = run_onnx("node", fp32_file, inputs)
     int8 = run_onnx("node", int8_file, inputs)
     features_error = np.linalg.norm(int8["features"] - reference["features"], axis=1) / np.linalg.norm(reference["features"], axis=1)
@@ -328,7 +359,7 @@ def main() -> None:
     card = json.loads(args.card.read_text()) if args.card else None
     card_size = card["preprocess"]["input_size"] if card else None
     if args.untrained:
-        model, ood_mean, ood_projection = untrained_placeholder()
+        model, ood = untrained_placeholder()
         input_size = args.input_size or card_size or 224
         out, name = args.out or UNTRAINED_OUT, UNTRAINED_NAME
     else:
@@ -336,7 +367,7 @@ def main() -> None:
             parser.error("--input-size is only for --untrained; a checkpoint's size comes from its config")
         if not args.out:
             parser.error("--out is required when exporting a checkpoint")
-        model, ood_mean, ood_projection, input_size = load_checkpoint(args.checkpoint)
+        model, ood, input_size = load_checkpoint(args.checkpoint)
         out, name = args.out, card["name"] if card else args.out.stem
     if card_size is not None and card_size != input_size:
         raise SystemExit(f"export_onnx: the model takes {input_size}x{input_size} images but {args.card} says "
@@ -345,14 +376,14 @@ def main() -> None:
         parser.error("--compare-fp32 compares an int8 export with fp32; drop --weights fp32")
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    export(model, ood_mean, ood_projection, input_size, out, args.weights, name, untrained=args.untrained)
+    export(model, ood, input_size, out, args.weights, name, untrained=args.untrained)
     size = out.stat().st_size
     print(f"exported {name} ({args.weights} weights, {input_size}x{input_size}) -> {out}: {size} bytes ({size / 2**20:.1f} MiB)")
     if args.card:
         update_card(args.card, out)
         print(f"updated {', '.join(CARD_FILE_FIELDS)} in {args.card}")
     if args.compare_fp32:
-        comparison = compare_int8_with_fp32(model, ood_mean, ood_projection, input_size, out, args.compare_fp32)
+        comparison = compare_int8_with_fp32(model, ood, input_size, out, args.compare_fp32)
         print("int8 vs fp32 (onnxruntime-node):", json.dumps(comparison))
 
 

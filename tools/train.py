@@ -274,17 +274,25 @@ def validation_score(model, knees, spec):
 
 
 def fit_ood(model, knees, spec, config):
-    """Mahalanobis distance in the top principal subspace of training-knee features."""
+    """The OOD gate of tools/export_onnx.py (OodGate): Mahalanobis distance in the top principal subspace of
+    training-knee features, plus the feature energy outside that subspace."""
     rng = np.random.default_rng(config.seed)
     train = np.flatnonzero(knees.split == "train")
     pick = rng.choice(train, size=min(config.ood_fit_images, len(train)), replace=False)
     features = predict(model, knees.planes[np.sort(pick)], spec)["features"].astype(np.float64)
     mean = features.mean(0)
-    eigval, eigvec = np.linalg.eigh(np.cov(features - mean, rowvar=False))
+    centred = features - mean
+    eigval, eigvec = np.linalg.eigh(np.cov(centred, rowvar=False))
     top = np.argsort(eigval)[::-1][:config.ood_components]
-    projection = eigvec[:, top] / np.sqrt(eigval[top] + 1e-6)
+    kept = eigval[top] + 1e-6
+    # Noise and other non-radiographs barely move the top components; they show up outside the subspace.
+    # That energy is scaled so its mean over the fitting knees equals k, the subspace term's mean.
+    outside = (centred ** 2).sum(1) - ((centred @ eigvec[:, top]) ** 2).sum(1)
+    residual_scale = len(top) / outside.mean()
     return {"mean": torch.tensor(mean, dtype=torch.float32),
-            "projection": torch.tensor(projection, dtype=torch.float32),
+            "projection": torch.tensor(eigvec[:, top] / np.sqrt(kept), dtype=torch.float32),
+            "component_weights": torch.tensor(1.0 - residual_scale * kept, dtype=torch.float32),
+            "residual_scale": float(residual_scale),
             "fit_images": int(len(pick))}
 
 

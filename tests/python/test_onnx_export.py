@@ -44,7 +44,7 @@ TABLE_LAYERS_THROUGH = "mixed0"
 
 @pytest.fixture(scope="module")
 def placeholder():
-    model, mean, projection = export_onnx.untrained_placeholder()
+    model, ood = export_onnx.untrained_placeholder()
     backbone = model.backbone
     for name in backbone.keras_layers[: backbone.keras_index(TABLE_LAYERS_THROUGH) + 1]:
         if name.startswith("conv2d_"):
@@ -52,7 +52,7 @@ def placeholder():
             step = (weight.max() - weight.min()) / 255
             with torch.no_grad():
                 weight.copy_(weight.min() + torch.round((weight - weight.min()) / step) * step)
-    return model, mean, projection
+    return model, ood
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +87,9 @@ def test_contract(exported):
 
 
 def test_batch_norm_folding_is_exact(placeholder, inputs):
-    model, mean, projection = placeholder
+    model, ood = placeholder
     image = torch.from_numpy(inputs)
-    folded, _ = export_onnx.prepare_for_export(model, mean, projection, "fp32")
+    folded, _ = export_onnx.prepare_for_export(model, ood, "fp32")
     with torch.no_grad():
         expected = model.eval()(image)
         actual = dict(zip(export_onnx.OUTPUT_NAMES, folded(image)))
@@ -138,3 +138,22 @@ def test_card_update_touches_only_the_file_fields(exported, tmp_path):
     assert after["model_file"] == Path(os.path.relpath(exported, tmp_path)).as_posix()
     unchanged = lambda text: [line for line in text.splitlines() if not any(f'"{f}"' in line for f in export_onnx.CARD_FILE_FIELDS)]  # noqa: E731
     assert unchanged(card.read_text()) == unchanged(before)
+
+
+def test_ood_gate_adds_the_energy_outside_the_subspace():
+    """With the weights tools/train.py writes, the score is the subspace Mahalanobis distance plus the scaled
+    residual ||d||^2 - ||V^T d||^2, computed without V."""
+    generator = torch.Generator().manual_seed(0)
+    basis, _ = torch.linalg.qr(torch.randn(export_onnx.FEATURE_CHANNELS, 8, generator=generator, dtype=torch.float64))
+    variances = torch.linspace(4.0, 0.5, 8, dtype=torch.float64)
+    residual_scale = 0.25
+    mean = torch.randn(export_onnx.FEATURE_CHANNELS, generator=generator, dtype=torch.float64)
+    gate = export_onnx.OodGate(mean.float(), (basis / variances.sqrt()).float(), (1 - residual_scale * variances).float(),
+                               residual_scale)
+    features = mean + torch.randn(3, export_onnx.FEATURE_CHANNELS, generator=generator, dtype=torch.float64)
+    centred = features - mean
+    inside = centred @ basis
+    expected = ((inside ** 2 / variances).sum(1) + residual_scale * ((centred ** 2).sum(1) - (inside ** 2).sum(1))).sqrt()
+    assert torch.allclose(gate.score(features.float()), expected.float(), rtol=1e-4)
+    assert torch.allclose(export_onnx.OodGate.mahalanobis(gate.mean, gate.projection).score(features.float()),
+                          (inside ** 2 / variances).sum(1).sqrt().float(), rtol=1e-4)
