@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // `tools/oac bench`: one side-by-side speed benchmark on this machine, written to DIR/results.json and
 // DIR/RESULTS.md (default bench/). It measures
-//   - bare inference of the shipped model, its static int8 quantisation (tools/quantize_onnx.py) and a
-//     299-px export: onnxruntime-node, onnxruntime-web (WASM) in Node with 1 and 2 threads, graph
+//   - bare inference of the model computed in fp32 and in int8 (the shipped model is one of them: an int8
+//     model is compared with the fp32 export it was quantised from, kept in models/reference/; an fp32
+//     model is quantised here with tools/quantize_onnx.py), and of a 299-px export: onnxruntime-node, onnxruntime-web (WASM) in Node with 1 and 2 threads, graph
 //     optimisation levels, and the same model in headless Chromium inside the app's worker;
-//   - accuracy of the int8 model against the shipped one in onnxruntime-web (AUC, max |delta P(OA)|);
+//   - accuracy of the int8 model against the fp32 one in onnxruntime-web (AUC, max |delta P(OA)|);
 //   - in the built app, per model: cold and warm start, bytes served, end-to-end time per image (224-px
 //     PNG, 640x161 RGB PNG, 2048x2048 16-bit PNG) with the glue overhead around inference, the C++ core's
 //     preprocessing against a canvas + JavaScript baseline, peak memory and batch throughput.
@@ -18,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DATASETS, SAMPLES, parseCsvLine } from '../tests/e2e/harness.mjs';
-import { REPO_ROOT, locateModel } from './artifacts.mjs';
+import { REPO_ROOT, locateModel, sha256OfFile } from './artifacts.mjs';
 import { measureApp } from './bench_browser.mjs';
 import { summarize } from './bench_inference.mjs';
 import { buildWeb } from './build_web.mjs';
@@ -54,7 +55,8 @@ throughput). Writes DIR/results.json and DIR/RESULTS.md (default DIR: bench/).
 
   --quick               a tiny setting (few repeats and files) that only proves the benchmark runs
   --out DIR             where results.json and RESULTS.md go (default bench/)
-  --model CARD_OR_ONNX  the model to measure (default: the shipped one, as the app builds it)
+  --model CARD_OR_ONNX  the model to measure (default: the shipped one, as the app builds it), with its
+                        int8 quantisation, or, if it is int8, the fp32 export in models/reference/
   --render RESULTS      measure nothing: write RESULTS.md (and the target checks) again from a results.json
 `;
 
@@ -133,7 +135,35 @@ function validationRows() {
 // ---------------------------------------------------------------------------------------------
 // Models
 
-/** The shipped model's static int8 quantisation, made once per source model and setting. */
+const REFERENCE_DIR = path.join(REPO_ROOT, 'models', 'reference');
+const QUANTIZATION_MARK = `import json, sys, onnx
+model = onnx.load(sys.argv[1], load_external_data=False)
+print(json.dumps({p.key: p.value for p in model.metadata_props}.get("quantization", "")))`;
+
+/**
+ * The two models the fast path is judged on, as card paths: { fp32, int8 }. A shipped int8 model is
+ * paired with the fp32 export it was quantised from (models/reference/NAME-fp32.onnx), described by a
+ * copy of the shipped card, so both turn logits into probabilities alike; an fp32 model is paired with
+ * its quantisation, made here.
+ */
+async function fastPathModels(shipped, shippedSpec, calibrationImages) {
+  if (!JSON.parse(await run(PYTHON, ['-c', QUANTIZATION_MARK, shipped.modelPath]))) {
+    return { fp32: shippedSpec, int8: await int8Model(shipped, calibrationImages) };
+  }
+  const name = `${path.basename(shipped.modelPath, '.onnx')}-fp32`;
+  const reference = path.join(REFERENCE_DIR, `${name}.onnx`);
+  if (!existsSync(reference)) {
+    throw new Error(`${path.relative(REPO_ROOT, shipped.modelPath)} computes in int8, but the fp32 export it was `
+      + `quantised from (${path.relative(REPO_ROOT, reference)}) is missing`);
+  }
+  const { sha256, bytes } = await sha256OfFile(reference);
+  const card = { ...JSON.parse(await readFile(shipped.cardPath, 'utf8')), model_file: path.relative(TMP, reference), sha256, bytes };
+  const cardPath = path.join(TMP, `${name}.json`);
+  await writeFile(cardPath, `${JSON.stringify(card, null, 2)}\n`);
+  return { fp32: cardPath, int8: shippedSpec };
+}
+
+/** An fp32 model's static int8 quantisation, made once per source model and setting. */
 async function int8Model(shipped, calibrationImages) {
   const stem = `${path.basename(shipped.modelPath, '.onnx')}-${shipped.card.sha256.slice(0, 12)}-int8-${calibrationImages}`;
   const out = path.join(TMP, `${stem}.onnx`);
@@ -177,14 +207,14 @@ async function nodeJob(job) {
 
 async function measureInference({ models, sample, settings, quick }) {
   const timing = (id, model, sessionOptions = {}) => ({ id, model, sessionOptions });
-  const common = [timing('shipped', models.shipped), timing('int8', models.int8)];
-  if (models.size299) common.push(timing('shipped-299', models.size299));
-  const levels = quick ? [] : ['shipped', 'int8'].flatMap((id) => OPTIMIZATION_LEVELS.filter((level) => level !== 'all')
+  const common = [timing('fp32', models.fp32), timing('int8', models.int8)];
+  if (models.size299) common.push(timing('fp32-299', models.size299));
+  const levels = quick ? [] : ['fp32', 'int8'].flatMap((id) => OPTIMIZATION_LEVELS.filter((level) => level !== 'all')
     .map((level) => timing(`${id}@${level}`, models[id], { graphOptimizationLevel: level })));
   const jobs = [
-    { runtime: 'node', threads: os.cpus().length, timings: [...common, timing('shipped-folded', models.shipped, FOLD_WEIGHTS)] },
+    { runtime: 'node', threads: os.cpus().length, timings: [...common, timing('fp32-folded', models.fp32, FOLD_WEIGHTS)] },
     { runtime: 'web', threads: 1, timings: common },
-    { runtime: 'web', threads: 2, timings: [...common, timing('shipped-folded', models.shipped, FOLD_WEIGHTS), ...levels] },
+    { runtime: 'web', threads: 2, timings: [...common, timing('fp32-folded', models.fp32, FOLD_WEIGHTS), ...levels] },
   ];
   const results = [];
   for (const job of jobs) {
@@ -197,10 +227,10 @@ async function measureInference({ models, sample, settings, quick }) {
 async function measureAccuracy({ models, settings }) {
   const rows = validationRows().filter((row) => row.kl_grade !== '1' && existsSync(row.file));
   const files = spread(rows, settings.accuracyFiles).map((row) => ({ file: row.file, positive: row.label === '1' }));
-  log(`accuracy: ${files.length} validation images, shipped vs int8 in onnxruntime-web`);
+  log(`accuracy: ${files.length} validation images, fp32 vs int8 in onnxruntime-web`);
   const { accuracy } = await nodeJob({
     runtime: 'web', threads: 2,
-    accuracy: { files, models: [{ id: 'shipped', model: models.shipped }, { id: 'int8', model: models.int8 }] },
+    accuracy: { files, models: [{ id: 'fp32', model: models.fp32 }, { id: 'int8', model: models.int8 }] },
   });
   return { files: files.length, positives: files.filter((entry) => entry.positive).length, labels: 'KL>=2 vs KL0 (KL1 left out)', models: accuracy };
 }
@@ -311,7 +341,7 @@ function table(header, rows) {
 
 function renderMarkdown(results) {
   const { machine, inference, accuracy, browser, targets } = results;
-  const nativeMedian = inference.find((job) => job.runtime === 'node')?.timings.find((t) => t.id === 'shipped')?.ms.median;
+  const nativeMedian = inference.find((job) => job.runtime === 'node')?.timings.find((t) => t.id === 'fp32')?.ms.median;
   const lines = [
     '# Benchmark results',
     '',
@@ -326,7 +356,7 @@ function renderMarkdown(results) {
       + 'so every time is pessimistic and ratios are rough.', '');
   }
   if (results.quick) lines.push('**Quick setting**: few repeats and files; this only proves the benchmark runs.', '');
-  if (results.models.shipped.untrained) lines.push('The shipped model is the **untrained placeholder**, so AUC figures are meaningless; speeds are not.', '');
+  if (results.models.fp32.untrained) lines.push('The shipped model is the **untrained placeholder**, so AUC figures are meaningless; speeds are not.', '');
 
   lines.push('## Targets', '', `Measured on the app built with the \`${targets.app}\` model.`, '',
     table(['target', 'measured', 'goal', 'met'], targets.checks.map((check) => [check.name, formatValue(check), check.target, check.met ? 'yes' : '**no**'])), '');
@@ -337,7 +367,7 @@ function renderMarkdown(results) {
   const webTwoThreads = inference.find((job) => job.runtime === 'web' && job.threads === 2);
   lines.push('## The fast path: speed next to accuracy', '',
     table(['model', 'onnxruntime-web 2 threads, ms', 'in the app\'s worker, ms', 'end to end (224-px PNG), ms', 'AUC', 'max \\|ΔP(OA)\\|'],
-      ['shipped', 'int8'].map((id) => {
+      ['fp32', 'int8'].map((id) => {
         const app = browser.find((entry) => entry.id === id);
         const single = app ? Object.values(app.endToEnd)[0] : null;
         const scored = accuracy.models.find((model) => model.id === id);
@@ -347,7 +377,7 @@ function renderMarkdown(results) {
 
   const ids = [...new Set(inference.flatMap((job) => job.timings.map((t) => t.id)))].filter((id) => !id.includes('@'));
   lines.push('## Bare inference (one knee, batch 1, logits + OOD score + CAM)', '',
-    `Milliseconds per \`session.run\` through the product's engine; ratio = time / onnxruntime-node's for the shipped model (${ms(nativeMedian)} ms).`, '',
+    `Milliseconds per \`session.run\` through the product's engine; ratio = time / onnxruntime-node's for the fp32 model (${ms(nativeMedian)} ms).`, '',
     table(['runtime', ...ids.map((id) => `${id} ms`), ...ids.map((id) => `${id} ratio`)], [
       ...inference.map((job) => {
         const byId = Object.fromEntries(job.timings.map((t) => [t.id, t]));
@@ -368,13 +398,13 @@ function renderMarkdown(results) {
   if (levelJob) {
     const byId = Object.fromEntries(levelJob.timings.map((t) => [t.id, t]));
     lines.push(`## Graph optimisation level (onnxruntime-web in Node, ${levelJob.threads} threads)`, '',
-      table(['model', ...OPTIMIZATION_LEVELS.map((level) => `${level} ms`), 'session create at "all"'], ['shipped', 'int8'].map((id) => [id,
+      table(['model', ...OPTIMIZATION_LEVELS.map((level) => `${level} ms`), 'session create at "all"'], ['fp32', 'int8'].map((id) => [id,
         ...OPTIMIZATION_LEVELS.map((level) => range(byId[level === 'all' ? id : `${id}@${level}`]?.ms)), `${ms(byId[id]?.createMs)} ms`])), '');
   }
 
   lines.push('## Accuracy of the int8 fast path (onnxruntime-web)', '',
     `${accuracy.files} validation images from models/data/split.csv (${accuracy.positives} positive; ${accuracy.labels}); `
-      + 'P(OA) per image (its highest knee), delta against the shipped model.', '',
+      + 'P(OA) per image (its highest knee), delta against the fp32 model.', '',
     table(['model', 'AUC', 'max \\|ΔP(OA)\\|', 'mean \\|ΔP(OA)\\|', 'images/s (batch 16, 2 threads)'], accuracy.models.map((model) => [
       model.id, model.auc?.toFixed(4) ?? '—', model.maxAbsDeltaPOa.toFixed(4), model.meanAbsDeltaPOa.toFixed(4), model.imagesPerSecond.toFixed(1)])), '');
 
@@ -441,8 +471,7 @@ async function main(argv) {
   const shipped = await locateModel(options.model);
   const models = {
     // Its .onnx path finds the same card again (the one beside it, else the repository's).
-    shipped: options.model || shipped.modelPath,
-    int8: await int8Model(shipped, settings.calibrationImages),
+    ...await fastPathModels(shipped, options.model || shipped.modelPath, settings.calibrationImages),
     size299: options.quick ? null : await model299(shipped),
   };
 
@@ -456,7 +485,7 @@ async function main(argv) {
   const inference = await measureInference({ models, sample: SAMPLES.single, settings, quick: options.quick });
   const accuracy = await measureAccuracy({ models, settings });
   const browserRaw = [];
-  for (const id of ['shipped', 'int8']) {
+  for (const id of ['fp32', 'int8']) {
     browserRaw.push(await measureBrowser({ id, model: models[id], images, batchFiles, settings }));
   }
   const browser = browserRaw.map((raw) => summarizeBrowser(raw, images));
@@ -481,9 +510,9 @@ async function main(argv) {
     },
     settings,
     models: {
-      shipped: await describeModel(models.shipped, 'fp32 (weights stored in one byte, expanded when loaded)'),
+      fp32: await describeModel(models.fp32, 'fp32 (weights stored in one byte, expanded when loaded)'),
       int8: await describeModel(models.int8, 'int8 QDQ (QLinearConv), static calibration'),
-      ...(models.size299 ? { 'shipped-299': await describeModel(models.size299, 'fp32, 299 px, untrained (speed only)') } : {}),
+      ...(models.size299 ? { 'fp32-299': await describeModel(models.size299, 'fp32, 299 px, untrained (speed only)') } : {}),
     },
     inference,
     accuracy,

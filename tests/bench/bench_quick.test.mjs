@@ -51,24 +51,24 @@ describe('tools/bench.mjs --quick', { timeout: 30 * 60_000 }, () => {
     assert.deepEqual(results.inference.map((job) => job.runtime), ['node', 'web', 'web']);
     assert.deepEqual(results.inference.slice(1).map((job) => job.threads), [1, 2]);
     for (const job of results.inference) {
-      for (const id of ['shipped', 'int8']) {
+      for (const id of ['fp32', 'int8']) {
         const timing = job.timings.find((entry) => entry.id === id);
         assertTiming(timing?.ms, `${job.runtime} ${job.threads} ${id}`);
       }
     }
   });
 
-  it('reports accuracy of the int8 model next to the shipped one', () => {
-    const [shipped, int8] = results.accuracy.models;
-    assert.equal(shipped.id, 'shipped');
+  it('reports accuracy of the int8 model next to the fp32 one', () => {
+    const [fp32, int8] = results.accuracy.models;
+    assert.equal(fp32.id, 'fp32');
     assert.equal(int8.id, 'int8');
-    assert.equal(shipped.maxAbsDeltaPOa, 0, 'the reference differs from itself by nothing');
+    assert.equal(fp32.maxAbsDeltaPOa, 0, 'the reference differs from itself by nothing');
     assert.ok(int8.maxAbsDeltaPOa >= 0 && int8.maxAbsDeltaPOa <= 1);
     for (const model of results.accuracy.models) assert.ok(model.auc === null || (model.auc >= 0 && model.auc <= 1));
   });
 
   it('measures the app end to end, preprocessing, start, memory and batch for both models', () => {
-    assert.deepEqual(results.browser.map((app) => app.id), ['shipped', 'int8']);
+    assert.deepEqual(results.browser.map((app) => app.id), ['fp32', 'int8']);
     for (const app of results.browser) {
       assert.equal(Object.keys(app.endToEnd).length, 3, 'three images');
       for (const [label, entry] of Object.entries(app.endToEnd)) {
