@@ -264,6 +264,10 @@ def png_cases() -> list[Case]:
                                         if kind != b"PLTE")),
         Case("png-bad-zlib.png", "a PNG whose compressed data has a corrupt header", undecodable("PNG", "bad zlib header"),
              with_bytes(png, idat[0] + 8, b"\x78\x02")),
+        Case("png-empty-first-image-data.png",
+             "a PNG whose first image data chunk is empty (stb_image copied it from a null buffer; found by fuzzing)",
+             undecodable("PNG", "empty first image data chunk"),
+             png[:idat[0]] + struct.pack(">I", 0) + b"IDAT" + struct.pack(">I", zlib.crc32(b"IDAT")) + png[idat[0]:]),
     ]
     return cases
 

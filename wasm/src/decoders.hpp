@@ -13,12 +13,16 @@ namespace oac::detail {
 // PNG, JPEG and BMP through stb_image.
 Result<RawImage> decode_with_stb(const uint8_t* data, size_t size, const Limits& limits);
 
-// Guards for stb_image 2.27 (stb_guards.cpp). The JPEG's Huffman table problem in stb's words ("bad DHT
-// header": more than 256 codes, which stb copies past its arrays; "undefined Huffman table": a scan
-// using a table never defined, which stb reads uninitialised), or nullptr. False when a PNG chunk
-// declares more bytes than the file has left, which stb would allocate before reading.
+// Guards for stb_image 2.27 (stb_guards.cpp), each found by fuzzing. The JPEG's Huffman table problem in
+// stb's words ("bad DHT header": more than 256 codes, which stb copies past its arrays; "undefined Huffman
+// table": a scan using a table never defined, which stb reads uninitialised), or nullptr.
 const char* jpeg_huffman_problem(const uint8_t* data, size_t size);
-bool png_chunks_fit(const uint8_t* data, size_t size);
+
+// truncated: a PNG chunk declares more bytes than the file has left, which stb would allocate before
+// reading. empty_first_image_data: the first IDAT chunk holds no bytes, which stb copies from a buffer it
+// has not allocated yet (memcpy from a null pointer: undefined behaviour). Encoders never write one.
+enum class PngChunkProblem { none, truncated, empty_first_image_data };
+PngChunkProblem png_chunk_problem(const uint8_t* data, size_t size);
 
 // Errors for header dimensions, shared by every decoder so that they read the same.
 Error no_pixels();

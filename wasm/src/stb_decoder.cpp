@@ -196,7 +196,13 @@ Result<RawImage> decode_with_stb(const uint8_t* data, size_t size, const Limits&
   if (const char* problem = format == Format::jpeg ? jpeg_huffman_problem(data, size) : nullptr) {
     return undecodable(format, problem);
   }
-  if (format == Format::png && !png_chunks_fit(data, size)) return truncated(format);
+  if (format == Format::png) {
+    switch (png_chunk_problem(data, size)) {
+      case PngChunkProblem::truncated: return truncated(format);
+      case PngChunkProblem::empty_first_image_data: return undecodable(format, "empty first image data chunk");
+      case PngChunkProblem::none: break;
+    }
+  }
 
   bool sixteen_bit = false;
   {

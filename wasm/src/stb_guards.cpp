@@ -90,16 +90,21 @@ const char* jpeg_huffman_problem(const uint8_t* data, size_t size) {
   return nullptr;
 }
 
-bool png_chunks_fit(const uint8_t* data, size_t size) {
+PngChunkProblem png_chunk_problem(const uint8_t* data, size_t size) {
   size_t at = 8;  // after the signature
+  bool seen_image_data = false;
   while (size - at >= 8) {
     const size_t length = static_cast<size_t>(data[at]) << 24 | static_cast<size_t>(data[at + 1]) << 16 |
                           static_cast<size_t>(data[at + 2]) << 8 | data[at + 3];
-    if (length > size - at - 8) return false;  // 4 more bytes of CRC are not needed to decode
-    if (std::memcmp(data + at + 4, "IEND", 4) == 0) return true;
+    if (length > size - at - 8) return PngChunkProblem::truncated;  // 4 more bytes of CRC are not needed to decode
+    if (std::memcmp(data + at + 4, "IEND", 4) == 0) return PngChunkProblem::none;
+    if (std::memcmp(data + at + 4, "IDAT", 4) == 0) {
+      if (!seen_image_data && length == 0) return PngChunkProblem::empty_first_image_data;
+      seen_image_data = true;
+    }
     at += std::min(size - at, 12 + length);
   }
-  return true;
+  return PngChunkProblem::none;
 }
 
 }  // namespace oac::detail
