@@ -11,6 +11,8 @@ export const OUTPUTS = Object.freeze({
   oodScore: 'ood_score',
 });
 export const KL_GRADE_COUNT = 5;
+/** Said of an image without a knee joint when the core gives no sentence of its own. */
+const NO_KNEE_NOTICE = 'No knee joint was found in this image.';
 /** Knees per session.run in batch mode: large enough for throughput, small enough for memory. */
 export const DEFAULT_KNEES_PER_RUN = 16;
 
@@ -80,10 +82,13 @@ export class KneeClassifier {
   }
 
   /**
-   * Decodes and canonicalises one image. Returns { ok: false, error } or
-   * { ok: true, knees: [{ side, width, height, tensor }], metadata } with tensors copied out of the core's
+   * Decodes one image and finds its knees. Returns { ok: false, error } or
+   * { ok: true, width, height, knees: [{ side, patient_side, box, by_hand, width, height, tensor }], notice, metadata }
+   * (box: [x0, y0, x1, y1] in pixels of the decoded image) with tensors copied out of the core's
    * heap; metadata holds the DICOM header's pixel_spacing_mm ([rows, columns]) and laterality, when present.
-   * The core keeps the knees until the next prepare(), so views() refers to this image.
+   * An image that decoded but shows no knee joint has knees [] and `notice` saying so; the core keeps its
+   * picture, so setBox() can add a knee a person drew. The core keeps the knees until the next prepare(),
+   * so views() and setBox() refer to this image.
    */
   prepare(bytes) {
     let prepared;
@@ -93,17 +98,56 @@ export class KneeClassifier {
       return { ok: false, error: `the image could not be processed (${errorMessage(error)})` };
     }
     if (!prepared.ok) return { ok: false, error: prepared.error || 'the image could not be read' };
-    const knees = Array.from(prepared.knees, (knee, i) => ({
-      side: knee.side,
-      width: knee.width,
-      height: knee.height,
-      tensor: this.core.tensor(i).slice(),
-    }));
-    if (knees.length === 0) return { ok: false, error: 'no knee was found in the image' };
+    const knees = Array.from(prepared.knees, (knee, i) => this.preparedKnee(knee, i));
     const metadata = {};
     if (prepared.pixelSpacing) metadata.pixel_spacing_mm = Array.from(prepared.pixelSpacing);
     if (prepared.laterality) metadata.laterality = prepared.laterality;
-    return { ok: true, knees, metadata };
+    const notice = knees.length === 0 ? (prepared.notice || NO_KNEE_NOTICE) : '';
+    return { ok: true, width: prepared.width, height: prepared.height, knees, notice, metadata };
+  }
+
+  /**
+   * Crops knee `index` of the last prepared image from a box a person set ([x0, y0, x1, y1] in pixels of
+   * the decoded image; the core makes it square and moves it inside the picture); index === the number of
+   * knees adds one. Returns { ok: true, knee } (as prepare() describes knees, by_hand true) or { ok: false, error }.
+   */
+  setBox(index, box) {
+    let outcome;
+    try {
+      const [x0, y0, x1, y1] = box.map((edge) => Math.round(Number(edge)));
+      if (![x0, y0, x1, y1].every(Number.isFinite)) return { ok: false, error: 'the box must be four numbers' };
+      outcome = this.core.setBox(index, x0, y0, x1, y1);
+    } catch (error) {
+      return { ok: false, error: `the box could not be set (${errorMessage(error)})` };
+    }
+    if (!outcome.ok) return { ok: false, error: outcome.error || 'the box could not be set' };
+    return { ok: true, knee: this.preparedKnee(outcome.knee, index) };
+  }
+
+  /**
+   * The last prepared image as a whole, grey, fitted within maxSide pixels: { width, height, grey } with one
+   * byte per pixel (copied out of the core's heap), for drawing the knees' boxes over; null before a prepare.
+   */
+  overview(maxSide) {
+    const view = this.core.overviewRgba(maxSide);
+    if (!view.width || !view.height) return null;
+    const rgba = view.rgba;
+    const grey = new Uint8Array(view.width * view.height);
+    for (let i = 0; i < grey.length; i += 1) grey[i] = rgba[i * 4];
+    return { width: view.width, height: view.height, grey };
+  }
+
+  /** A knee as the core describes it, with its tensor copied out of the heap. */
+  preparedKnee(knee, index) {
+    return {
+      side: knee.side,
+      patient_side: knee.patientSide,
+      box: Array.from(knee.box),
+      by_hand: knee.byHand,
+      width: knee.width,
+      height: knee.height,
+      tensor: this.core.tensor(index).slice(),
+    };
   }
 
   /**
@@ -143,11 +187,14 @@ export class KneeClassifier {
   }
 
   /** Calibrated result of one knee, in the CLI's JSON vocabulary. */
-  interpret(side, raw) {
+  interpret(knee, raw) {
     const prediction = this.core.interpret(raw.oaLogit, raw.klLogits, raw.oodScore);
     if (!prediction.ok) throw new Error(`the model outputs could not be interpreted: ${prediction.error}`);
     return {
-      side,
+      side: knee.side,
+      ...(knee.patient_side ? { patient_side: knee.patient_side } : {}),
+      box: knee.box,
+      ...(knee.by_hand ? { by_hand: true } : {}),
       p_oa: prediction.pOa,
       oa: prediction.oa,
       kl_probs: toNumbers(prediction.klProbs),
@@ -166,22 +213,67 @@ export class KneeClassifier {
    * page's largest heatmap on a high-density screen), and timings: milliseconds spent in
    * { prepare (decode to tensors), inference (session.run), views }.
    */
-  async classifyImage(file, bytes, { viewMaxSide = 512 } = {}) {
+  async classifyImage(file, bytes, { viewMaxSide = 512, overviewMaxSide = 0, boxes = [] } = {}) {
     const started = performance.now();
-    const prepared = this.prepare(bytes);
+    const prepared = this.prepareWithBoxes(bytes, boxes);
     if (!prepared.ok) return { summary: failedFileResult(file, prepared.error) };
+    const image = { width: prepared.width, height: prepared.height };
+    const overview = overviewMaxSide > 0 ? this.overview(overviewMaxSide) : null;
     const prepareEnded = performance.now();
+    if (prepared.knees.length === 0) {
+      // Never the whole image as one knee: the page offers to draw the knee's box instead.
+      const timings = { prepare: prepareEnded - started, inference: 0, views: 0 };
+      return { summary: noKneeResult(file, prepared.notice, prepared.metadata), image, overview, views: [], timings };
+    }
     const raw = await this.infer(prepared.knees.map((knee) => knee.tensor), { withCam: true });
     const inferenceEnded = performance.now();
     // Views come first: they read the core's prepared knees, which interpret() may not keep.
     const views = prepared.knees.map((knee, i) => ({ side: knee.side, ...this.views(i, raw[i].cam, viewMaxSide) }));
-    const knees = prepared.knees.map((knee, i) => this.interpret(knee.side, raw[i]));
+    const knees = prepared.knees.map((knee, i) => this.interpret(knee, raw[i]));
     const timings = {
       prepare: prepareEnded - started,
       inference: inferenceEnded - prepareEnded,
       views: performance.now() - inferenceEnded,
     };
-    return { summary: fileResult(file, knees, prepared.metadata), views, timings };
+    return { summary: fileResult(file, knees, prepared.metadata), image, overview, views, timings };
+  }
+
+  /**
+   * prepare(), then the boxes a person set on this image before ([{ index, box }], in index order) applied
+   * again with setBox(): what the core held for the image when those boxes were scored.
+   */
+  prepareWithBoxes(bytes, boxes = []) {
+    const prepared = this.prepare(bytes);
+    if (!prepared.ok) return prepared;
+    for (const { index, box } of [...boxes].sort((a, b) => a.index - b.index)) {
+      const set = this.setBox(index, box);
+      if (!set.ok) return { ok: false, error: set.error };
+      prepared.knees[index] = set.knee;
+    }
+    if (prepared.knees.length) prepared.notice = '';
+    return prepared;
+  }
+
+  /**
+   * Scores knee `index` of the last prepared image again from a box a person set (see setBox(); index ===
+   * the number of knees adds one). Returns { ok: true, knee (an interpret() result, by_hand true), view
+   * ({ side, width, height, cropRgba, camRgba }), timings } or { ok: false, error }.
+   */
+  async rescoreKnee(index, box, { viewMaxSide = 512 } = {}) {
+    const started = performance.now();
+    const set = this.setBox(index, box);
+    if (!set.ok) return set;
+    const prepareEnded = performance.now();
+    const [raw] = await this.infer([set.knee.tensor], { withCam: true });
+    const inferenceEnded = performance.now();
+    const view = { side: set.knee.side, ...this.views(index, raw.cam, viewMaxSide) };
+    const knee = this.interpret(set.knee, raw);
+    const timings = {
+      prepare: prepareEnded - started,
+      inference: inferenceEnded - prepareEnded,
+      views: performance.now() - inferenceEnded,
+    };
+    return { ok: true, knee, view, timings };
   }
 
   /**
@@ -206,7 +298,7 @@ export class KneeClassifier {
       const results = pending.map((entry) => {
         if (!entry.knees) return failedFileResult(entry.file, entry.error);
         if (runError) return failedFileResult(entry.file, runError);
-        const knees = entry.knees.map((knee) => this.interpret(knee.side, raw[next++]));
+        const knees = entry.knees.map((knee) => this.interpret(knee, raw[next++]));
         return fileResult(entry.file, knees, entry.metadata);
       });
       pending = [];
@@ -217,7 +309,9 @@ export class KneeClassifier {
       let entry;
       try {
         const prepared = this.prepare(await readBytes(file));
-        entry = prepared.ok ? { file, knees: prepared.knees, metadata: prepared.metadata } : { file, error: prepared.error };
+        if (!prepared.ok) entry = { file, error: prepared.error };
+        else if (prepared.knees.length === 0) entry = { file, error: prepared.notice };  // nobody here to draw a box
+        else entry = { file, knees: prepared.knees, metadata: prepared.metadata };
       } catch (error) {
         entry = { file, error: errorMessage(error) };
       }
@@ -262,6 +356,14 @@ function readOutputs(outputs, count, withCam) {
 export function fileResult(file, knees, metadata = {}) {
   const top = knees.reduce((best, knee) => (knee.p_oa > best.p_oa ? knee : best));
   return { file, ok: true, ...top, knees, ...metadata };
+}
+
+/**
+ * A file that decoded but shows no knee joint the core could find: { file, ok: true, knees: [], notice, ...metadata }.
+ * The page shows the notice and offers to draw the knee's box; nothing is scored.
+ */
+export function noKneeResult(file, notice, metadata = {}) {
+  return { file, ok: true, knees: [], notice: notice || NO_KNEE_NOTICE, ...metadata };
 }
 
 export function failedFileResult(file, error) {

@@ -5,6 +5,7 @@
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,15 +17,25 @@ using emscripten::val;
 
 namespace {
 
+// One knee: `box` is [x0, y0, x1, y1] in pixels of the decoded image (half-open), `byHand` tells a
+// box set with setBox from one localisation found; width and height are the crop's.
 struct KneeInfo {
   std::string side;
+  std::string patientSide;  // "L" or "R" where a DICOM header names the knee of a one-knee film, else ""
+  val box = val::array();
+  bool byHand = false;
   int width = 0;
   int height = 0;
 };
 
+// ok: the file decoded. knees may then still be empty: `notice` says why, and the picture stays
+// in the core so a box can be drawn on it (overviewRgba, setBox).
 struct PrepareOutcome {
   bool ok = false;
   std::string error;
+  int width = 0;   // the decoded image
+  int height = 0;
+  std::string notice;
   val knees = val::array();  // KneeInfo objects
   val pixelSpacing = val::null();  // [between rows, between columns] in mm, from DICOM; null when unknown
   std::string laterality;          // "L", "R", "B", "U" from DICOM, or ""
@@ -36,6 +47,12 @@ struct RgbaView {
   int width = 0;
   int height = 0;
   val rgba = val::null();
+};
+
+struct SetBoxOutcome {
+  bool ok = false;
+  std::string error;
+  val knee = val::null();  // KneeInfo
 };
 
 struct InterpretOutcome {
@@ -79,7 +96,8 @@ class Core {
   }
 
   PrepareOutcome prepare(const val& bytes) {
-    knees_.clear();
+    image_.reset();
+    by_hand_.clear();
     display_.reset();
     PrepareOutcome outcome;
     if (!spec_) {
@@ -98,30 +116,78 @@ class Core {
       return outcome;
     }
     const std::vector<uint8_t> data = copy_to_heap(*byte_array, size);
-    oac::Result<std::vector<oac::PreparedKnee>> prepared = oac::prepare(data.data(), data.size(), spec_->preprocess);
+    oac::Result<oac::PreparedImage> prepared = oac::prepare_image(data.data(), data.size(), spec_->preprocess);
     if (!prepared) {
       outcome.error = prepared.error().message;
       return outcome;
     }
-    knees_ = std::move(prepared).value();
-    for (const oac::PreparedKnee& knee : knees_) {
-      outcome.knees.call<void>("push", val(KneeInfo{knee.side, knee.crop.width, knee.crop.height}));
+    image_ = std::move(prepared).value();
+    by_hand_.assign(image_->knees.size(), false);
+    outcome.width = image_->windowed.width;
+    outcome.height = image_->windowed.height;
+    for (size_t i = 0; i < image_->knees.size(); ++i) outcome.knees.call<void>("push", knee_info(i));
+    if (image_->knees.empty()) outcome.notice = oac::kNoKneeFound;
+    const oac::ImageMetadata& metadata = image_->metadata;
+    if (metadata.pixel_spacing_mm) {
+      outcome.pixelSpacing = val::array();
+      for (const double millimetres : *metadata.pixel_spacing_mm) outcome.pixelSpacing.call<void>("push", millimetres);
     }
-    if (!knees_.empty()) {
-      const oac::ImageMetadata& metadata = knees_.front().metadata;
-      if (metadata.pixel_spacing_mm) {
-        outcome.pixelSpacing = val::array();
-        for (const double millimetres : *metadata.pixel_spacing_mm) outcome.pixelSpacing.call<void>("push", millimetres);
-      }
-      outcome.laterality = metadata.laterality;
-    }
+    outcome.laterality = metadata.laterality;
     outcome.ok = true;
     return outcome;
   }
 
+  // Crops knee `index` from the box a person set (made square, moved inside the picture) and
+  // windows it on its own; index == the number of knees adds one. tensor(), crop() and the views
+  // then serve the new crop.
+  SetBoxOutcome set_box(size_t index, int x0, int y0, int x1, int y1) {
+    SetBoxOutcome outcome;
+    if (!image_) {
+      outcome.error = "setBox() needs a prepared image first.";
+      return outcome;
+    }
+    std::vector<oac::PreparedKnee>& knees = image_->knees;
+    if (index > knees.size()) {
+      outcome.error = "setBox() can replace a knee or add one after the last, not skip ahead.";
+      return outcome;
+    }
+    const oac::GrayImage& picture = image_->windowed;
+    const oac::Box box{std::max(0, std::min(x0, x1)), std::max(0, std::min(y0, y1)),
+                       std::min(picture.width, std::max(x0, x1)), std::min(picture.height, std::max(y0, y1))};
+    if (box.width() < 2 || box.height() < 2) {
+      outcome.error = "The box must cover part of the image, at least 2 pixels across.";
+      return outcome;
+    }
+    std::string side = index < knees.size() ? knees[index].side : side_of_new_knee(box);
+    oac::PreparedKnee knee = oac::prepare_knee(oac::knee_in_box(picture, box, std::move(side), spec_->preprocess),
+                                               image_->metadata, spec_->preprocess);
+    if (index < knees.size()) {
+      knee.patient_side = knees[index].patient_side;
+      knees[index] = std::move(knee);
+      by_hand_[index] = true;
+    } else {
+      knees.push_back(std::move(knee));
+      by_hand_.push_back(true);
+    }
+    display_.reset();
+    outcome.knee = knee_info(index);
+    outcome.ok = true;
+    return outcome;
+  }
+
+  // The whole decoded picture as the model's window shows it, fitted within max_side (0: full
+  // size), for drawing the knees' boxes over; empty before a prepare.
+  RgbaView overview_rgba(int max_side) {
+    rgba_.clear();
+    if (!image_) return nothing_to_draw();
+    const oac::GrayImage fitted = oac::fit_for_display(image_->windowed, max_side);
+    rgba_ = oac::grey_rgba(fitted);
+    return {fitted.width, fitted.height, view_of(rgba_)};
+  }
+
   // Empty views for an index without a knee.
-  val tensor(size_t index) const { return index < knees_.size() ? view_of(knees_[index].tensor) : empty<float>(); }
-  val crop(size_t index) const { return index < knees_.size() ? view_of(knees_[index].crop.pixels) : empty<float>(); }
+  val tensor(size_t index) const { return has_knee(index) ? view_of(image_->knees[index].tensor) : empty<float>(); }
+  val crop(size_t index) const { return has_knee(index) ? view_of(image_->knees[index].crop.pixels) : empty<float>(); }
 
   InterpretOutcome interpret(float oa_logit, const val& kl_logits, float ood_score) const {
     InterpretOutcome outcome;
@@ -148,7 +214,7 @@ class Core {
   // empty for an index without a knee.
   RgbaView crop_rgba(size_t index, int max_side) {
     rgba_.clear();
-    if (index >= knees_.size()) return nothing_to_draw();
+    if (!has_knee(index)) return nothing_to_draw();
     const oac::GrayImage& crop = display_crop(index, max_side);
     rgba_ = oac::grey_rgba(crop);
     return {crop.width, crop.height, view_of(rgba_)};
@@ -158,7 +224,7 @@ class Core {
   // CAM size or the CAM values are unusable.
   RgbaView render_cam(size_t index, const val& cam, int width, int height, float opacity, int max_side) {
     rgba_.clear();
-    if (index >= knees_.size() || width <= 0 || height <= 0) return nothing_to_draw();
+    if (!has_knee(index) || width <= 0 || height <= 0) return nothing_to_draw();
     const std::vector<float> values = emscripten::convertJSArrayToNumberVector<float>(cam);
     if (values.size() != static_cast<size_t>(width) * height) return nothing_to_draw();
     const oac::GrayImage& crop = display_crop(index, max_side);
@@ -176,15 +242,31 @@ class Core {
 
   static RgbaView nothing_to_draw() { return {0, 0, empty<uint8_t>()}; }
 
+  bool has_knee(size_t index) const { return image_ && index < image_->knees.size(); }
+
+  val knee_info(size_t index) const {
+    const oac::PreparedKnee& knee = image_->knees[index];
+    val box = val::array();
+    for (const int edge : {knee.box.x0, knee.box.y0, knee.box.x1, knee.box.y1}) box.call<void>("push", edge);
+    return val(KneeInfo{knee.side, knee.patient_side, box, by_hand_[index], knee.crop.width, knee.crop.height});
+  }
+
+  // A knee drawn where none was found is the film's only knee, or the one on the other half.
+  std::string side_of_new_knee(const oac::Box& box) const {
+    if (image_->knees.empty()) return "single";
+    return box.x0 + box.x1 < image_->windowed.width ? "left" : "right";
+  }
+
   std::optional<oac::ModelSpec> spec_;
   std::string card_error_;
-  std::vector<oac::PreparedKnee> knees_;
+  std::optional<oac::PreparedImage> image_;
+  std::vector<bool> by_hand_;
   std::vector<uint8_t> rgba_;
 
   // The page asks for the grey view and the heatmap of a knee in turn; one resize serves both.
   const oac::GrayImage& display_crop(size_t index, int max_side) {
     if (!display_ || display_->index != index || display_->max_side != max_side) {
-      display_ = DisplayCrop{index, max_side, oac::fit_for_display(knees_[index].crop, max_side)};
+      display_ = DisplayCrop{index, max_side, oac::fit_for_display(image_->knees[index].crop, max_side)};
     }
     return display_->image;
   }
@@ -209,11 +291,17 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .element(emscripten::index<4>());
   value_object<KneeInfo>("KneeInfo")
       .field("side", &KneeInfo::side)
+      .field("patientSide", &KneeInfo::patientSide)
+      .field("box", &KneeInfo::box)
+      .field("byHand", &KneeInfo::byHand)
       .field("width", &KneeInfo::width)
       .field("height", &KneeInfo::height);
   value_object<PrepareOutcome>("PrepareOutcome")
       .field("ok", &PrepareOutcome::ok)
       .field("error", &PrepareOutcome::error)
+      .field("width", &PrepareOutcome::width)
+      .field("height", &PrepareOutcome::height)
+      .field("notice", &PrepareOutcome::notice)
       .field("knees", &PrepareOutcome::knees)
       .field("pixelSpacing", &PrepareOutcome::pixelSpacing)
       .field("laterality", &PrepareOutcome::laterality);
@@ -221,6 +309,10 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .field("width", &RgbaView::width)
       .field("height", &RgbaView::height)
       .field("rgba", &RgbaView::rgba);
+  value_object<SetBoxOutcome>("SetBoxOutcome")
+      .field("ok", &SetBoxOutcome::ok)
+      .field("error", &SetBoxOutcome::error)
+      .field("knee", &SetBoxOutcome::knee);
   value_object<InterpretOutcome>("InterpretOutcome")
       .field("ok", &InterpretOutcome::ok)
       .field("error", &InterpretOutcome::error)
@@ -236,5 +328,7 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .function("crop", &Core::crop)
       .function("cropRgba", &Core::crop_rgba)
       .function("interpret", &Core::interpret)
-      .function("renderCam", &Core::render_cam);
+      .function("renderCam", &Core::render_cam)
+      .function("setBox", &Core::set_box)
+      .function("overviewRgba", &Core::overview_rgba);
 }

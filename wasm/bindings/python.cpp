@@ -91,6 +91,8 @@ oac::RawImage raw_image_from(const py::dict& image) {
 const uint64_t kDefaultMaxPixels = oac::Limits{}.max_pixels;
 const uint64_t kDefaultMaxBytes = oac::Limits{}.max_bytes;
 
+py::list box_list(const oac::Box& box) { return py::cast(std::vector<int>{box.x0, box.y0, box.x1, box.y1}); }
+
 }  // namespace
 
 PYBIND11_MODULE(oac_core, m) {
@@ -147,12 +149,14 @@ PYBIND11_MODULE(oac_core, m) {
         for (oac::Knee& knee : unwrap(std::move(knees))) {
           py::dict entry;
           entry["side"] = knee.side;
+          entry["patient_side"] = knee.patient_side;
+          entry["box"] = box_list(knee.box);
           entry["crop"] = to_numpy(std::move(knee.image));
           out.append(entry);
         }
         return out;
       },
-      py::arg("image"), py::arg("spec"), "decode() result -> [{side, crop: float32[H,W]}].");
+      py::arg("image"), py::arg("spec"), "decode() result -> [{side, patient_side, box: [x0, y0, x1, y1], crop: float32[H,W]}].");
 
   m.def(
       "resize",
@@ -197,6 +201,8 @@ PYBIND11_MODULE(oac_core, m) {
         for (oac::PreparedKnee& knee : unwrap(std::move(prepared))) {
           py::dict entry;
           entry["side"] = knee.side;
+          entry["patient_side"] = knee.patient_side;
+          entry["box"] = box_list(knee.box);
           entry["crop"] = to_numpy(std::move(knee.crop));
           entry["tensor"] = to_numpy(std::move(knee.tensor), {3, size, size});
           add_metadata(entry, knee.metadata);
@@ -206,8 +212,23 @@ PYBIND11_MODULE(oac_core, m) {
       },
       py::arg("data"), py::arg("spec"), py::arg("max_pixels") = kDefaultMaxPixels,
       py::arg("max_bytes") = kDefaultMaxBytes,
-      "File bytes -> [{side, crop: float32[H,W], tensor: float32[3,S,S], pixel_spacing_mm, laterality}] "
-      "(one or two knees).");
+      "File bytes -> [{side, patient_side, box: [x0, y0, x1, y1] in decoded pixels, crop: float32[H,W], "
+      "tensor: float32[3,S,S], pixel_spacing_mm, laterality}] (one or two knees).");
+
+  m.def(
+      "knee_candidates",
+      [](const FloatArray& image, const oac::ModelSpec& spec) {
+        const oac::GrayImage input = gray_image_from(image);
+        std::vector<oac::KneeCandidate> candidates = [&] {
+          py::gil_scoped_release unlocked;
+          return oac::knee_candidates(input, spec.preprocess.localise);
+        }();
+        py::list out;
+        for (const oac::KneeCandidate& candidate : candidates) out.append(py::make_tuple(box_list(candidate.box), candidate.score));
+        return out;
+      },
+      py::arg("image"), py::arg("spec"),
+      "Windowed float32[H,W] -> [(box [x0, y0, x1, y1], template match score)], best first (localisation's search).");
 
   m.def(
       "interpret",

@@ -3,25 +3,27 @@
 #include <optional>
 #include <string>
 
+#include "oac/localise.hpp"
 #include "oac/preprocess.hpp"
 
 namespace oac {
 namespace {
 
-GrayImage crop(const GrayImage& image, int left, int top, int width, int height) {
-  GrayImage out{width, height, std::vector<float>(static_cast<size_t>(width) * height)};
-  for (int y = 0; y < height; ++y) {
-    const float* row = image.pixels.data() + static_cast<size_t>(top + y) * image.width + left;
+GrayImage crop(const GrayImage& image, const Box& box) {
+  const int width = box.width();
+  GrayImage out{width, box.height(), std::vector<float>(static_cast<size_t>(width) * box.height())};
+  for (int y = 0; y < box.height(); ++y) {
+    const float* row = image.pixels.data() + static_cast<size_t>(box.y0 + y) * image.width + box.x0;
     std::copy(row, row + width, out.pixels.begin() + static_cast<ptrdiff_t>(y) * width);
   }
   return out;
 }
 
-// A crop that keeps every pixel hands the image on: copying a 2048-px film costs more than the
-// rest of its canonicalisation.
-GrayImage crop_or_keep(GrayImage image, int left, int top, int width, int height) {
-  if (left == 0 && top == 0 && width == image.width && height == image.height) return image;
-  return crop(image, left, top, width, height);
+// A crop that keeps every pixel moves the image instead: copying a 2048-px film costs more than
+// the rest of its canonicalisation.
+GrayImage crop_or_keep(const GrayImage& image, const Box& box) {
+  if (box == Box{0, 0, image.width, image.height}) return image;
+  return crop(image, box);
 }
 
 // Rec. 601 luma in source units (0..255 or 0..65535). Double arithmetic keeps grey
@@ -97,44 +99,84 @@ bool is_border_line(const float* first, int count, ptrdiff_t stride, float toler
 }
 
 // Rows first (over the full width), then columns (over the remaining rows); each side
-// loses at most max_fraction of its dimension.
-GrayImage crop_uniform_borders(GrayImage image, double tolerance_value, double max_fraction) {
+// loses at most max_fraction of its dimension. The region of `within` that remains.
+Box content_region(const GrayImage& image, const Box& within, double tolerance_value, double max_fraction) {
   const float tolerance = static_cast<float>(tolerance_value);
-  const int max_rows = static_cast<int>(max_fraction * image.height);
-  const int max_columns = static_cast<int>(max_fraction * image.width);
-  const float* pixels = image.pixels.data();
+  const int width = within.width();
+  const int height = within.height();
+  const int max_rows = static_cast<int>(max_fraction * height);
+  const int max_columns = static_cast<int>(max_fraction * width);
   const ptrdiff_t stride = image.width;
-  auto row_is_border = [&](int y) { return is_border_line(pixels + y * stride, image.width, 1, tolerance); };
+  const float* origin = image.pixels.data() + static_cast<ptrdiff_t>(within.y0) * stride + within.x0;
+  auto row_is_border = [&](int y) { return is_border_line(origin + y * stride, width, 1, tolerance); };
   int top = 0;
   while (top < max_rows && row_is_border(top)) ++top;
-  int bottom = image.height;
-  while (image.height - bottom < max_rows && row_is_border(bottom - 1)) --bottom;
+  int bottom = height;
+  while (height - bottom < max_rows && row_is_border(bottom - 1)) --bottom;
 
-  auto column_is_border = [&](int x) { return is_border_line(pixels + top * stride + x, bottom - top, stride, tolerance); };
+  auto column_is_border = [&](int x) { return is_border_line(origin + top * stride + x, bottom - top, stride, tolerance); };
   int left = 0;
   while (left < max_columns && column_is_border(left)) ++left;
-  int right = image.width;
-  while (image.width - right < max_columns && column_is_border(right - 1)) --right;
-  return crop_or_keep(std::move(image), left, top, right - left, bottom - top);
+  int right = width;
+  while (width - right < max_columns && column_is_border(right - 1)) --right;
+  return {within.x0 + left, within.y0 + top, within.x0 + right, within.y0 + bottom};
 }
 
-// The darkest column (lowest sum; leftmost on ties) within [width/3, width - width/3).
-int darkest_middle_column(const GrayImage& image) {
-  const int first = image.width / 3;
-  const int last = image.width - image.width / 3;
+// The darkest column (lowest sum; leftmost on ties) within the middle third of `region`.
+int darkest_middle_column(const GrayImage& image, const Box& region) {
+  const int first = region.x0 + region.width() / 3;
+  const int last = region.x1 - region.width() / 3;
   std::vector<double> sums(static_cast<size_t>(last - first), 0.0);
-  for (int y = 0; y < image.height; ++y) {
+  for (int y = region.y0; y < region.y1; ++y) {
     const float* row = image.pixels.data() + static_cast<size_t>(y) * image.width;
     for (int x = first; x < last; ++x) sums[static_cast<size_t>(x - first)] += row[x];
   }
   return first + static_cast<int>(std::min_element(sums.begin(), sums.end()) - sums.begin());
 }
 
-GrayImage centre_square(GrayImage image) {
-  const int side = std::min(image.width, image.height);
-  const int left = (image.width - side) / 2;
-  const int top = (image.height - side) / 2;
-  return crop_or_keep(std::move(image), left, top, side, side);
+// The largest centred square; an odd margin leaves the extra pixel on the right/bottom.
+Box centre_square(const Box& region) {
+  const int side = std::min(region.width(), region.height());
+  const int left = region.x0 + (region.width() - side) / 2;
+  const int top = region.y0 + (region.height() - side) / 2;
+  return {left, top, left + side, top + side};
+}
+
+// Maps the crop's own low and high percentiles to 0 and 1, as every training crop was windowed
+// on its own pixels; a flat crop stays as it is.
+void window_in_place(GrayImage& crop, const std::array<double, 2>& percentiles) {
+  const size_t count = crop.pixels.size();
+  const size_t low_rank = std::min(percentile_rank(percentiles[0], count), percentile_rank(percentiles[1], count));
+  const size_t high_rank = std::max(percentile_rank(percentiles[0], count), percentile_rank(percentiles[1], count));
+  std::vector<float> sorted = crop.pixels;
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(high_rank), sorted.end());
+  const float high = sorted[high_rank];
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(low_rank),
+                   sorted.begin() + static_cast<ptrdiff_t>(high_rank) + 1);
+  const float low = sorted[low_rank];
+  if (!(high > low)) return;
+  const float range = high - low;
+  for (float& value : crop.pixels) value = std::clamp((value - low) / range, 0.0f, 1.0f);
+}
+
+// A joint crop, or a strip of two, is framed already: it is cropped as the training crops were.
+std::vector<Knee> framed_knees(const GrayImage& image, const Box& content, const PreprocessSpec& spec) {
+  const bool bilateral =
+      content.width() >= 3 && static_cast<double>(content.width()) / content.height() >= spec.bilateral_min_aspect;
+  if (!bilateral) {
+    const Box square = centre_square(content);
+    return {{"single", "", square, crop_or_keep(image, square)}};
+  }
+  // The darkest column is the gap between the knees and belongs to neither. The split makes
+  // new edges, so each half loses its share of a black gap like any other border; otherwise
+  // the gap would shift that knee's centre crop away from how the knee crops on its own.
+  const int gap = darkest_middle_column(image, content);
+  const auto framed_half = [&](const char* side, int x0, int x1) {
+    const Box square = centre_square(
+        content_region(image, {x0, content.y0, x1, content.y1}, spec.border_tolerance, spec.border_max_fraction));
+    return Knee{side, "", square, crop(image, square)};
+  };
+  return {framed_half("left", content.x0, gap), framed_half("right", gap + 1, content.x1)};
 }
 
 std::optional<Error> check_raw_image(const RawImage& image) {
@@ -148,29 +190,56 @@ std::optional<Error> check_raw_image(const RawImage& image) {
 
 }  // namespace
 
-Result<std::vector<Knee>> canonicalise(const RawImage& raw, const PreprocessSpec& spec) {
-  if (auto problem = check_raw_image(raw)) return *problem;
-  Result<GrayImage> windowed = window(raw, spec.window_percentiles);
-  if (!windowed) return windowed.error();
-  GrayImage image = crop_uniform_borders(std::move(windowed).value(), spec.border_tolerance, spec.border_max_fraction);
+const char* const kNoKneeFound =
+    "No knee joint was found in this image. It needs a front (AP or PA) view of one or both knees; "
+    "if the knee is there, draw its box by hand.";
 
+Result<GrayImage> window_image(const RawImage& raw, const PreprocessSpec& spec) {
+  if (auto problem = check_raw_image(raw)) return *problem;
+  return window(raw, spec.window_percentiles);
+}
+
+std::vector<Knee> find_knees(const GrayImage& image, const ImageMetadata& metadata, const PreprocessSpec& spec) {
+  const Box content =
+      content_region(image, {0, 0, image.width, image.height}, spec.border_tolerance, spec.border_max_fraction);
   std::vector<Knee> knees;
-  const bool bilateral =
-      image.width >= 3 && static_cast<double>(image.width) / image.height >= spec.bilateral_min_aspect;
-  if (bilateral) {
-    // The darkest column is the gap between the knees and belongs to neither. The split makes
-    // new edges, so each half loses its share of a black gap like any other border; otherwise
-    // the gap would shift that knee's centre crop away from how the knee crops on its own.
-    const int gap = darkest_middle_column(image);
-    const auto canonical_half = [&](int left, int width) {
-      return centre_square(crop_uniform_borders(crop(image, left, 0, width, image.height), spec.border_tolerance,
-                                                spec.border_max_fraction));
-    };
-    knees.push_back({"left", canonical_half(0, gap)});
-    knees.push_back({"right", canonical_half(gap + 1, image.width - gap - 1)});
+  const bool strip = static_cast<double>(content.width()) / content.height() >= spec.bilateral_min_aspect;
+  const GrayImage film = crop_or_keep(image, content);
+  const std::vector<KneeCandidate> candidates = strip ? std::vector<KneeCandidate>{} : knee_candidates(film, spec.localise);
+  // Too small to search, or one clear knee filling the frame: a joint crop, at any resolution.
+  const bool framed = candidates.empty() ||
+                      (candidates.front().score >= spec.localise.min_score &&
+                       candidates.front().box.width() >= spec.localise.joint_crop_fraction * std::min(film.width, film.height));
+  if (framed) {
+    knees = framed_knees(image, content, spec);
   } else {
-    knees.push_back({"single", centre_square(std::move(image))});
+    const std::vector<KneeCandidate> found = pick_knees(candidates, spec.localise);
+    for (const KneeCandidate& joint : found) {
+      const Box box{joint.box.x0 + content.x0, joint.box.y0 + content.y0, joint.box.x1 + content.x0,
+                    joint.box.y1 + content.y0};
+      const char* side = found.size() == 1 ? "single" : (&joint == &found.front() ? "left" : "right");
+      knees.push_back(knee_in_box(image, box, side, spec));
+    }
   }
+  // A header's laterality names the patient's side only for a film of one knee.
+  if (knees.size() == 1 && (metadata.laterality == "L" || metadata.laterality == "R")) {
+    knees.front().patient_side = metadata.laterality;
+  }
+  return knees;
+}
+
+Knee knee_in_box(const GrayImage& image, const Box& box, std::string side, const PreprocessSpec& spec) {
+  const Box square = square_inside(box, image.width, image.height);
+  Knee knee{std::move(side), "", square, crop(image, square)};
+  window_in_place(knee.image, spec.window_percentiles);
+  return knee;
+}
+
+Result<std::vector<Knee>> canonicalise(const RawImage& raw, const PreprocessSpec& spec) {
+  Result<GrayImage> windowed = window_image(raw, spec);
+  if (!windowed) return windowed.error();
+  std::vector<Knee> knees = find_knees(windowed.value(), raw.metadata, spec);
+  if (knees.empty()) return Error{kNoKneeFound};
   return knees;
 }
 

@@ -1,9 +1,11 @@
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "json.hpp"
 #include "oac/model_card.hpp"
@@ -53,6 +55,31 @@ class CardReader {
       return out;
     }
     for (size_t i = 0; i < N; ++i) out[i] = value->items[i].number;
+    return out;
+  }
+
+  // A picture written as one string of hexadecimal bytes per row (0-255 for 0-1): compact and
+  // still readable in the card, row by row.
+  std::vector<float> hex_rows(const std::string& path) {
+    const json::Value* value = field(path);
+    if (value == nullptr) return {};
+    std::vector<float> out;
+    const auto digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : (c | 0x20) - 'a' + 10; };
+    const bool rows_of_text = value->kind == json::Value::Kind::array &&
+                              std::all_of(value->items.begin(), value->items.end(), [](const json::Value& item) {
+                                return item.kind == json::Value::Kind::string && item.string.size() % 2 == 0 &&
+                                       std::all_of(item.string.begin(), item.string.end(),
+                                                   [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+                              });
+    if (!rows_of_text) {
+      wrong_type(path, "a list of rows, each a string of hexadecimal bytes");
+      return {};
+    }
+    for (const json::Value& row : value->items) {
+      for (size_t i = 0; i < row.string.size(); i += 2) {
+        out.push_back(static_cast<float>(digit(row.string[i]) * 16 + digit(row.string[i + 1])) / 255.0f);
+      }
+    }
     return out;
   }
 
@@ -110,6 +137,15 @@ Result<ModelSpec> parse_model_card(std::string_view json_text) {
   pre.border_max_fraction = card.number("preprocess.border_max_fraction");
   pre.bilateral_min_aspect = card.number("preprocess.bilateral_min_aspect");
   pre.fit = card.text("preprocess.fit");
+  LocaliseSpec& localise = pre.localise;
+  localise.template_size = card.whole_number("preprocess.localise.template_size");
+  localise.knee_template = card.hex_rows("preprocess.localise.template");
+  localise.smallest_knee = card.number("preprocess.localise.smallest_knee");
+  localise.min_knee_pixels = card.whole_number("preprocess.localise.min_knee_pixels");
+  localise.scale_steps = card.whole_number("preprocess.localise.scale_steps");
+  localise.min_score = card.number("preprocess.localise.min_score");
+  localise.pair_min_score = card.number("preprocess.localise.pair_min_score");
+  localise.joint_crop_fraction = card.number("preprocess.localise.joint_crop_fraction");
   spec.calibration.oa_temperature = card.number("calibration.oa_temperature");
   spec.calibration.kl_temperature = card.number("calibration.kl_temperature");
   spec.threshold = card.number("threshold");
@@ -129,6 +165,20 @@ Result<ModelSpec> parse_model_card(std::string_view json_text) {
                "at least 0 and below 0.5");
   card.require(pre.bilateral_min_aspect > 0, "preprocess.bilateral_min_aspect", "a positive number");
   card.require(pre.fit == "center_crop", "preprocess.fit", "\"center_crop\" (the only fit the core supports)");
+  card.require(localise.template_size >= 2 && localise.template_size <= 256, "preprocess.localise.template_size",
+               "a whole number from 2 to 256");
+  card.require(localise.knee_template.size() == static_cast<size_t>(localise.template_size) * localise.template_size,
+               "preprocess.localise.template", "template_size rows of template_size hexadecimal bytes");
+  card.require(localise.smallest_knee > 0 && localise.smallest_knee <= 1, "preprocess.localise.smallest_knee",
+               "above 0 and at most 1");
+  card.require(localise.min_knee_pixels >= localise.template_size, "preprocess.localise.min_knee_pixels",
+               "at least template_size");
+  card.require(localise.scale_steps >= 1 && localise.scale_steps <= 100, "preprocess.localise.scale_steps",
+               "a whole number from 1 to 100");
+  card.require(localise.pair_min_score <= localise.min_score, "preprocess.localise.pair_min_score",
+               "at most min_score");
+  card.require(localise.joint_crop_fraction > 0 && localise.joint_crop_fraction <= 1,
+               "preprocess.localise.joint_crop_fraction", "above 0 and at most 1");
   card.require(spec.calibration.oa_temperature > 0, "calibration.oa_temperature", "a positive number");
   card.require(spec.calibration.kl_temperature > 0, "calibration.kl_temperature", "a positive number");
   card.require(spec.threshold >= 0 && spec.threshold <= 1, "threshold", "a probability from 0 to 1");

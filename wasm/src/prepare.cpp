@@ -2,18 +2,31 @@
 
 namespace oac {
 
-Result<std::vector<PreparedKnee>> prepare(const uint8_t* data, size_t size, const PreprocessSpec& spec,
-                                          const Limits& limits) {
+PreparedKnee prepare_knee(Knee knee, const ImageMetadata& metadata, const PreprocessSpec& spec) {
+  std::vector<float> tensor = to_tensor(knee.image, spec);
+  return {std::move(knee.side), std::move(knee.patient_side), knee.box, std::move(knee.image), std::move(tensor),
+          metadata};
+}
+
+Result<PreparedImage> prepare_image(const uint8_t* data, size_t size, const PreprocessSpec& spec,
+                                    const Limits& limits) {
   Result<RawImage> raw = decode(data, size, limits);
   if (!raw) return raw.error();
-  Result<std::vector<Knee>> knees = canonicalise(raw.value(), spec);
-  if (!knees) return knees.error();
-  std::vector<PreparedKnee> prepared;
-  for (Knee& knee : knees.value()) {
-    std::vector<float> tensor = to_tensor(knee.image, spec);
-    prepared.push_back({std::move(knee.side), std::move(knee.image), std::move(tensor), raw.value().metadata});
+  Result<GrayImage> windowed = window_image(raw.value(), spec);
+  if (!windowed) return windowed.error();
+  PreparedImage prepared{std::move(windowed).value(), raw.value().metadata, {}};
+  for (Knee& knee : find_knees(prepared.windowed, prepared.metadata, spec)) {
+    prepared.knees.push_back(prepare_knee(std::move(knee), prepared.metadata, spec));
   }
   return prepared;
+}
+
+Result<std::vector<PreparedKnee>> prepare(const uint8_t* data, size_t size, const PreprocessSpec& spec,
+                                          const Limits& limits) {
+  Result<PreparedImage> prepared = prepare_image(data, size, spec, limits);
+  if (!prepared) return prepared.error();
+  if (prepared.value().knees.empty()) return Error{kNoKneeFound};
+  return std::move(prepared.value().knees);
 }
 
 }  // namespace oac

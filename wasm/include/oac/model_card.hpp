@@ -3,10 +3,25 @@
 #include <array>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "oac/result.hpp"
 
 namespace oac {
+
+// Mirrors "preprocess.localise": how a whole radiograph is searched for knee joints (oac/localise.hpp).
+struct LocaliseSpec {
+  int template_size = 0;
+  // template_size^2 values in [0,1], row-major: the mean training crop, so a match is framed as
+  // the training crops are.
+  std::vector<float> knee_template;
+  double smallest_knee = 0;        // smallest box side searched, as a fraction of the longer side
+  int min_knee_pixels = 0;         // nor below this many pixels: a smaller knee lacks the detail the model reads
+  int scale_steps = 0;             // box sides searched, geometric from the smallest to the shorter side
+  double min_score = 0;            // a first knee matches at least this well
+  double pair_min_score = 0;       // a second knee beside the first matches at least this well
+  double joint_crop_fraction = 0;  // a first knee at least this fraction of the shorter side: already a joint crop
+};
 
 // Mirrors the "preprocess" object of the model card. There are deliberately no
 // built-in defaults: the card is the single source of truth.
@@ -20,6 +35,7 @@ struct PreprocessSpec {
   double border_max_fraction = 0;
   double bilateral_min_aspect = 0;
   std::string fit;
+  LocaliseSpec localise;
 };
 
 struct CalibrationSpec {

@@ -6,18 +6,39 @@
 #include <vector>
 
 #include "oac/image.hpp"
+#include "oac/localise.hpp"
 #include "oac/model_card.hpp"
 #include "oac/result.hpp"
 
 namespace oac {
 
-// One knee: `side` is "left" or "right" (half of the image as displayed) for a
-// bilateral radiograph, otherwise "single". `image` is the square canonical crop in [0,1].
+// One knee: `side` is "left" or "right" (half of the image as displayed) when the image shows two
+// knees, otherwise "single"; `patient_side` is "L" or "R" where a DICOM header says which knee a
+// one-knee film shows, else "". `box` is where the crop lies, in pixels of the decoded image;
+// `image` is the square canonical crop in [0,1].
 struct Knee {
   std::string side;
+  std::string patient_side;
+  Box box;
   GrayImage image;
 };
 
+// The message for an image in which no knee joint was found.
+extern const char* const kNoKneeFound;
+
+// The whole picture on the model's scale: luminance, percentile window to [0,1].
+Result<GrayImage> window_image(const RawImage& image, const PreprocessSpec& spec);
+
+// The knees of a windowed picture. An image framed like the training data (a joint crop, or a
+// strip of two) is cropped as they were; in a whole radiograph the knee joints are localised
+// (oac/localise.hpp) and each is cropped and windowed on its own. Empty when no joint is found.
+std::vector<Knee> find_knees(const GrayImage& windowed, const ImageMetadata& metadata, const PreprocessSpec& spec);
+
+// The knee in `box` (made square and moved inside the image with square_inside), windowed on its
+// own pixels: a box a person drew, or one localisation found.
+Knee knee_in_box(const GrayImage& windowed, const Box& box, std::string side, const PreprocessSpec& spec);
+
+// window_image + find_knees; no knee is an error (kNoKneeFound).
 Result<std::vector<Knee>> canonicalise(const RawImage& image, const PreprocessSpec& spec);
 
 // Antialiased separable triangle filter; matches PIL's Image.resize(BILINEAR) on mode "F".
@@ -29,12 +50,28 @@ std::vector<float> to_tensor(const GrayImage& square_crop, const PreprocessSpec&
 
 struct PreparedKnee {
   std::string side;
+  std::string patient_side;
+  Box box;
   GrayImage crop;
   std::vector<float> tensor;
   ImageMetadata metadata;  // the whole file's, shared by both knees of a bilateral image
 };
 
-// decode + canonicalise + to_tensor: what every consumer runs on a file.
+PreparedKnee prepare_knee(Knee knee, const ImageMetadata& metadata, const PreprocessSpec& spec);
+
+// A decoded file with its knees ready for the model. `windowed` is the whole picture, kept so a
+// box drawn by hand can be cropped from it (knee_in_box); `knees` is empty when none was found.
+struct PreparedImage {
+  GrayImage windowed;
+  ImageMetadata metadata;
+  std::vector<PreparedKnee> knees;
+};
+
+// decode + window_image + find_knees + to_tensor.
+Result<PreparedImage> prepare_image(const uint8_t* data, size_t size, const PreprocessSpec& spec,
+                                    const Limits& limits = {});
+
+// prepare_image for consumers that only want the knees; no knee is an error (kNoKneeFound).
 Result<std::vector<PreparedKnee>> prepare(const uint8_t* data, size_t size, const PreprocessSpec& spec,
                                           const Limits& limits = {});
 

@@ -1,0 +1,44 @@
+#pragma once
+// Finding knee joints in a whole radiograph.
+
+#include <vector>
+
+#include "oac/image.hpp"
+#include "oac/model_card.hpp"
+
+namespace oac {
+
+// A rectangle of pixels, half-open: columns [x0, x1), rows [y0, y1).
+struct Box {
+  int x0 = 0;
+  int y0 = 0;
+  int x1 = 0;
+  int y1 = 0;
+  int width() const { return x1 - x0; }
+  int height() const { return y1 - y0; }
+  bool operator==(const Box& other) const {
+    return x0 == other.x0 && y0 == other.y0 && x1 == other.x1 && y1 == other.y1;
+  }
+};
+
+struct KneeCandidate {
+  Box box;      // square, framed like the training crops
+  float score;  // template match in [-1, 1]
+};
+
+// Every place in `image` (windowed to [0,1]) that matches the card's knee template, best first,
+// overlapping matches suppressed. Boxes are squares whose side runs from the spec's smallest knee
+// (a fraction of the longer side, and at least min_knee_pixels) up to the shorter side. Empty when
+// the image's shorter side is below min_knee_pixels: such an image can only be a joint crop.
+std::vector<KneeCandidate> knee_candidates(const GrayImage& image, const LocaliseSpec& spec);
+
+// The knees among the candidates: the best one if it scores at least min_score, and beside it a
+// second of similar size at a similar height that scores at least pair_min_score (both knees of a
+// bilateral film). Sorted left to right.
+std::vector<KneeCandidate> pick_knees(const std::vector<KneeCandidate>& candidates, const LocaliseSpec& spec);
+
+// The square box of side max(width, height) with the same centre as `box`, moved inside a
+// width x height image (and shrunk to its shorter side when larger). Empty box when the image is.
+Box square_inside(const Box& box, int width, int height);
+
+}  // namespace oac

@@ -1,0 +1,240 @@
+#include "oac/localise.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "oac/preprocess.hpp"
+
+namespace oac {
+namespace {
+
+// The joint space and the outlines of the condyles and the tibial plateau are horizontal edges;
+// vertical edges (shafts, skin, film borders) run the whole length of a leg, so they count half.
+constexpr double kAcrossWeight = 0.5;
+// Best matches kept per box size before the sizes are compared with each other.
+constexpr int kPeaksPerScale = 4;
+
+// Forward differences down the rows and across the columns; the last row (column) has none.
+struct Gradients {
+  int width = 0;
+  int height = 0;
+  std::vector<float> down;
+  std::vector<float> across;
+};
+
+Gradients gradients(const GrayImage& image) {
+  const int w = image.width;
+  const int h = image.height;
+  Gradients out{w, h, std::vector<float>(image.pixels.size(), 0.0f), std::vector<float>(image.pixels.size(), 0.0f)};
+  for (int y = 0; y < h; ++y) {
+    const float* row = image.pixels.data() + static_cast<size_t>(y) * w;
+    float* down = out.down.data() + static_cast<size_t>(y) * w;
+    float* across = out.across.data() + static_cast<size_t>(y) * w;
+    if (y + 1 < h) {
+      for (int x = 0; x < w; ++x) down[x] = row[x + w] - row[x];
+    }
+    for (int x = 0; x + 1 < w; ++x) across[x] = row[x + 1] - row[x];
+  }
+  return out;
+}
+
+// Zero mean, unit norm: a template's dot product with any window is then that window's
+// correlation with it, up to the window's own norm.
+void standardise(std::vector<float>& values) {
+  double mean = 0;
+  for (float v : values) mean += v;
+  mean /= static_cast<double>(values.size());
+  double norm = 0;
+  for (float& v : values) {
+    v = static_cast<float>(v - mean);
+    norm += static_cast<double>(v) * v;
+  }
+  const double scale = norm > 0 ? 1.0 / std::sqrt(norm) : 0.0;
+  for (float& v : values) v = static_cast<float>(v * scale);
+}
+
+// Sums of values and of squares over any rectangle in constant time.
+class WindowMoments {
+ public:
+  explicit WindowMoments(const std::vector<float>& values, int width, int height)
+      : stride_(width + 1), sum_(static_cast<size_t>(stride_) * (height + 1), 0.0),
+        squares_(sum_.size(), 0.0) {
+    for (int y = 0; y < height; ++y) {
+      double row_sum = 0;
+      double row_squares = 0;
+      for (int x = 0; x < width; ++x) {
+        const double v = values[static_cast<size_t>(y) * width + x];
+        row_sum += v;
+        row_squares += v * v;
+        sum_[at(x + 1, y + 1)] = sum_[at(x + 1, y)] + row_sum;
+        squares_[at(x + 1, y + 1)] = squares_[at(x + 1, y)] + row_squares;
+      }
+    }
+  }
+
+  // Spread of the size x size window at (x, y): its norm after removing its mean.
+  double centred_norm(int x, int y, int size) const {
+    const double n = static_cast<double>(size) * size;
+    const double sum = rectangle(sum_, x, y, size);
+    const double spread = rectangle(squares_, x, y, size) - sum * sum / n;
+    return spread > 0 ? std::sqrt(spread) : 0.0;
+  }
+
+ private:
+  size_t at(int x, int y) const { return static_cast<size_t>(y) * stride_ + x; }
+  double rectangle(const std::vector<double>& table, int x, int y, int size) const {
+    return table[at(x + size, y + size)] - table[at(x, y + size)] - table[at(x + size, y)] + table[at(x, y)];
+  }
+
+  int stride_;
+  std::vector<double> sum_;
+  std::vector<double> squares_;
+};
+
+double dot_window(const std::vector<float>& values, int width, int x, int y, const std::vector<float>& kernel,
+                  int size) {
+  double total = 0;
+  for (int row = 0; row < size; ++row) {
+    const float* image_row = values.data() + static_cast<size_t>(y + row) * width + x;
+    const float* kernel_row = kernel.data() + static_cast<size_t>(row) * size;
+    float partial = 0;
+    for (int col = 0; col < size; ++col) partial += image_row[col] * kernel_row[col];
+    total += partial;
+  }
+  return total;
+}
+
+// Normalised correlation of the template's gradients with every window of the image's.
+std::vector<float> match_map(const Gradients& image, const Gradients& knee, int size) {
+  const int positions_x = image.width - size + 1;
+  const int positions_y = image.height - size + 1;
+  const WindowMoments down_moments(image.down, image.width, image.height);
+  const WindowMoments across_moments(image.across, image.width, image.height);
+  std::vector<float> scores(static_cast<size_t>(positions_x) * positions_y, 0.0f);
+  for (int y = 0; y < positions_y; ++y) {
+    for (int x = 0; x < positions_x; ++x) {
+      const double down_norm = down_moments.centred_norm(x, y, size);
+      const double across_norm = across_moments.centred_norm(x, y, size);
+      const double down = down_norm > 0 ? dot_window(image.down, image.width, x, y, knee.down, size) / down_norm : 0;
+      const double across =
+          across_norm > 0 ? dot_window(image.across, image.width, x, y, knee.across, size) / across_norm : 0;
+      scores[static_cast<size_t>(y) * positions_x + x] =
+          static_cast<float>((down + kAcrossWeight * across) / (1.0 + kAcrossWeight));
+    }
+  }
+  return scores;
+}
+
+bool overlapping(const Box& a, const Box& b) {
+  const double reach = 0.5 * std::max(a.width(), b.width());
+  return std::fabs((a.x0 + a.x1) - (b.x0 + b.x1)) / 2.0 < reach && std::fabs((a.y0 + a.y1) - (b.y0 + b.y1)) / 2.0 < reach;
+}
+
+Gradients template_gradients(const LocaliseSpec& spec) {
+  const int size = spec.template_size;
+  Gradients knee = gradients(GrayImage{size, size, spec.knee_template});
+  standardise(knee.down);
+  standardise(knee.across);
+  return knee;
+}
+
+}  // namespace
+
+std::vector<KneeCandidate> knee_candidates(const GrayImage& image, const LocaliseSpec& spec) {
+  const int size = spec.template_size;
+  const int shorter = std::min(image.width, image.height);
+  const int longer = std::max(image.width, image.height);
+  if (size < 2 || shorter < std::max(size, spec.min_knee_pixels) ||
+      spec.knee_template.size() != static_cast<size_t>(size) * size) {
+    return {};
+  }
+
+  // Every box size is searched on one working copy small enough that the smallest knee spans the
+  // template: the film is downscaled once, each size then only a little more.
+  const double working_scale = std::min(1.0, size / (spec.smallest_knee * longer));
+  const GrayImage working = working_scale < 1.0
+                                ? resize(image, std::max(size, static_cast<int>(std::lround(image.width * working_scale))),
+                                         std::max(size, static_cast<int>(std::lround(image.height * working_scale))))
+                                : image;
+  const double smallest_side = std::max({spec.smallest_knee * longer, static_cast<double>(spec.min_knee_pixels),
+                                         size * static_cast<double>(image.width) / working.width});
+  const double largest_side = shorter;
+  const int steps = smallest_side < largest_side ? std::max(1, spec.scale_steps) : 1;
+  const Gradients knee = template_gradients(spec);
+
+  std::vector<KneeCandidate> found;
+  for (int step = 0; step < steps; ++step) {
+    const double side = steps == 1 ? std::min(smallest_side, largest_side)
+                                   : smallest_side * std::pow(largest_side / smallest_side, step / (steps - 1.0));
+    const double factor = size / side;  // image pixels -> searched pixels
+    const int w = std::max(size, static_cast<int>(std::lround(image.width * factor)));
+    const int h = std::max(size, static_cast<int>(std::lround(image.height * factor)));
+    const GrayImage scaled = (w == working.width && h == working.height) ? working : resize(working, w, h);
+    std::vector<float> scores = match_map(gradients(scaled), knee, size);
+    const int positions_x = w - size + 1;
+    const int positions_y = h - size + 1;
+    const double to_image_x = static_cast<double>(image.width) / w;
+    const double to_image_y = static_cast<double>(image.height) / h;
+    for (int peak = 0; peak < kPeaksPerScale; ++peak) {
+      const auto best = std::max_element(scores.begin(), scores.end());
+      if (*best <= -1.0f) break;
+      const int index = static_cast<int>(best - scores.begin());
+      const int x = index % positions_x;
+      const int y = index / positions_x;
+      const Box box{static_cast<int>(std::lround(x * to_image_x)), static_cast<int>(std::lround(y * to_image_y)),
+                    static_cast<int>(std::lround((x + size) * to_image_x)),
+                    static_cast<int>(std::lround((y + size) * to_image_y))};
+      found.push_back({square_inside(box, image.width, image.height), *best});
+      // Neighbouring positions describe the same match.
+      for (int yy = std::max(0, y - size / 2); yy < std::min(positions_y, y + size / 2 + 1); ++yy) {
+        for (int xx = std::max(0, x - size / 2); xx < std::min(positions_x, x + size / 2 + 1); ++xx) {
+          scores[static_cast<size_t>(yy) * positions_x + xx] = -1.0f;
+        }
+      }
+    }
+  }
+
+  std::stable_sort(found.begin(), found.end(), [](const KneeCandidate& a, const KneeCandidate& b) { return a.score > b.score; });
+  std::vector<KneeCandidate> distinct;
+  for (const KneeCandidate& candidate : found) {
+    const bool seen = std::any_of(distinct.begin(), distinct.end(),
+                                  [&](const KneeCandidate& kept) { return overlapping(kept.box, candidate.box); });
+    if (!seen) distinct.push_back(candidate);
+  }
+  return distinct;
+}
+
+std::vector<KneeCandidate> pick_knees(const std::vector<KneeCandidate>& candidates, const LocaliseSpec& spec) {
+  if (candidates.empty() || candidates.front().score < spec.min_score) return {};
+  const KneeCandidate& first = candidates.front();
+  std::vector<KneeCandidate> knees{first};
+  for (size_t i = 1; i < candidates.size(); ++i) {
+    const KneeCandidate& other = candidates[i];
+    if (other.score < spec.pair_min_score) break;
+    const double mean_side = 0.5 * (first.box.width() + other.box.width());
+    const double size_ratio = static_cast<double>(other.box.width()) / first.box.width();
+    const double apart = std::fabs((other.box.x0 + other.box.x1) - (first.box.x0 + first.box.x1)) / 2.0;
+    const double level = std::fabs((other.box.y0 + other.box.y1) - (first.box.y0 + first.box.y1)) / 2.0;
+    // Two knees on one film stand side by side, at about one height and one size.
+    if (size_ratio > 0.6 && size_ratio < 1.0 / 0.6 && apart >= 0.75 * mean_side && level <= 0.5 * mean_side) {
+      knees.push_back(other);
+      break;
+    }
+  }
+  std::sort(knees.begin(), knees.end(), [](const KneeCandidate& a, const KneeCandidate& b) { return a.box.x0 < b.box.x0; });
+  return knees;
+}
+
+Box square_inside(const Box& box, int width, int height) {
+  const int side = std::min({std::max(box.width(), box.height()), width, height});
+  if (side <= 0) return {};
+  const auto place = [side](int low, int high, int limit) {
+    const int start = static_cast<int>(std::floor((low + high - side) / 2.0));
+    return std::clamp(start, 0, limit - side);
+  };
+  const int x0 = place(box.x0, box.x1, width);
+  const int y0 = place(box.y0, box.y1, height);
+  return {x0, y0, x0 + side, y0 + side};
+}
+
+}  // namespace oac
