@@ -203,17 +203,22 @@ std::vector<Knee> find_knees(const GrayImage& image, const ImageMetadata& metada
   const Box content =
       content_region(image, {0, 0, image.width, image.height}, spec.border_tolerance, spec.border_max_fraction);
   std::vector<Knee> knees;
+  // A strip of two knees, or a picture too small to hold a knee of min_knee_pixels with the
+  // surroundings a whole film has, can only be framed already (every dataset crop is).
+  const LocaliseSpec& localise = spec.localise;
   const bool strip = static_cast<double>(content.width()) / content.height() >= spec.bilateral_min_aspect;
+  const bool small = std::min(content.width(), content.height()) * localise.joint_crop_fraction < localise.min_knee_pixels;
   const GrayImage film = crop_or_keep(image, content);
-  const std::vector<KneeCandidate> candidates = strip ? std::vector<KneeCandidate>{} : knee_candidates(film, spec.localise);
-  // Too small to search, or one clear knee filling the frame: a joint crop, at any resolution.
+  const std::vector<KneeCandidate> candidates =
+      strip || small ? std::vector<KneeCandidate>{} : knee_candidates(film, localise);
+  // Nothing searched, or one clear knee filling the frame: a joint crop, at any resolution.
   const bool framed = candidates.empty() ||
-                      (candidates.front().score >= spec.localise.min_score &&
-                       candidates.front().box.width() >= spec.localise.joint_crop_fraction * std::min(film.width, film.height));
+                      (candidates.front().score >= localise.min_score &&
+                       candidates.front().box.width() >= localise.joint_crop_fraction * std::min(film.width, film.height));
   if (framed) {
     knees = framed_knees(image, content, spec);
   } else {
-    const std::vector<KneeCandidate> found = pick_knees(candidates, spec.localise);
+    const std::vector<KneeCandidate> found = pick_knees(candidates, localise);
     for (const KneeCandidate& joint : found) {
       const Box box{joint.box.x0 + content.x0, joint.box.y0 + content.y0, joint.box.x1 + content.x0,
                     joint.box.y1 + content.y0};

@@ -20,7 +20,9 @@ struct LocaliseSpec {
   int scale_steps = 0;             // box sides searched, geometric from the smallest to the shorter side
   double min_score = 0;            // a first knee matches at least this well
   double pair_min_score = 0;       // a second knee beside the first matches at least this well
-  double joint_crop_fraction = 0;  // a first knee at least this fraction of the shorter side: already a joint crop
+  // A first knee at least this fraction of the shorter side means a joint crop; a picture whose
+  // shorter side times this is below min_knee_pixels is one without a search.
+  double joint_crop_fraction = 0;
 };
 
 // Mirrors the "preprocess" object of the model card. There are deliberately no
@@ -47,10 +49,20 @@ struct OodSpec {
   double threshold = 0;
 };
 
+// Mirrors "kl_set": the KL prediction set (split conformal, adaptive prediction sets). The set
+// holds the grades in order of decreasing calibrated probability until their cumulative
+// probability reaches `threshold`; a threshold of 1 means every grade. Fitted so that the set
+// holds the true grade for `coverage` of knees like the validation split's (tools/calibrate.py).
+struct KlSetSpec {
+  double coverage = 0;
+  double threshold = 0;
+};
+
 struct ModelSpec {
   PreprocessSpec preprocess;
   CalibrationSpec calibration;
   double threshold = 0;  // on the calibrated P(OA)
+  KlSetSpec kl_set;
   OodSpec ood;
 };
 
