@@ -54,6 +54,14 @@ def render(card):
             "borders": f"uniform rows/columns within {p['border_tolerance']} of black or white, at most {p['border_max_fraction']} per side",
             "two knees": f"width/height >= {p['bilateral_min_aspect']} splits into left and right",
             "fit": p["fit"]}),
+        "## Knee localisation (whole radiographs)\n" + bullet_table({
+            **card.get("localisation", {}),
+            "search": f"box sides from {p['localise']['smallest_knee']} of the longer side (at least "
+                      f"{p['localise']['min_knee_pixels']} px) to the shorter side in {p['localise']['scale_steps']} steps; "
+                      f"a knee scores >= {p['localise']['min_score']}, a second beside it >= {p['localise']['pair_min_score']}",
+            "joint crops": f"a picture whose shorter side x {p['localise']['joint_crop_fraction']} is under "
+                           f"{p['localise']['min_knee_pixels']} px, or whose best match fills that fraction, is cropped as above",
+            "framing": p["localise"]["framing"]}),
         "## Outputs\n" + bullet_table(card["outputs"]),
         "## Labels\n" + bullet_table(card.get("labels", {})),
         "## Calibration and gates\n" + bullet_table({
