@@ -200,7 +200,8 @@ class InceptionV3Backbone(nn.Module):
                 self._last_use[parent] = layer.name
         self._frozen_norms: list[BatchNormNoScale] = []
 
-    def _apply(self, layer: KerasLayer, inputs: list[torch.Tensor]) -> torch.Tensor:
+    def _run_layer(self, layer: KerasLayer, inputs: list[torch.Tensor]) -> torch.Tensor:
+        # (not `_apply`: that name is nn.Module's hook behind .to(), .float() and .cuda())
         if layer.kind in ("conv2d", "batch_normalization"):
             return self.layers[layer.name](inputs[0])
         if layer.kind == "activation":
@@ -221,7 +222,7 @@ class InceptionV3Backbone(nn.Module):
         for layer in self.graph.values():
             if layer.kind == "input":
                 continue
-            outputs[layer.name] = self._apply(layer, [outputs[parent] for parent in layer.inputs])
+            outputs[layer.name] = self._run_layer(layer, [outputs[parent] for parent in layer.inputs])
             for parent in layer.inputs:
                 if self._last_use[parent] == layer.name:
                     del outputs[parent]

@@ -5,7 +5,8 @@ One readable script, its configuration in one place (CONFIG below; command-line 
 Every pixel comes from the C++ core's Python module (`oac_core.prepare`), so training sees exactly the
 tensors the browser and the CLI compute. Augmentations run on those tensors and are chosen to break
 the shortcuts the audit found between image source and label: contrast, gamma, blur, noise,
-resolution, crop, rotation and flip.
+resolution, crop, rotation (up to 8 degrees) and flip; and, for the users' images, JPEG re-compression
+and black margins (--aug-jpeg, --aug-margins).
 
 Protocols:
   clean  train/val of models/data/split.csv (patient- and duplicate-grouped), the shipped model;
@@ -14,14 +15,21 @@ Protocols:
 The run directory holds last.pt (resumable at any checkpoint), best.pt (best validation score),
 train.log and history.json. Rerunning the same command resumes.
 
-usage: tools/oac train [--protocol clean|seed] [--input-size 224] [--run NAME] [--max-minutes M] ...
+A run's configuration can live in a JSON file (`--config tools/runs/v3.json`: the Config fields below,
+by name); flags given on the command line override it. `--init-from` takes a training checkpoint (.pt)
+or an exported ONNX model (.onnx, imported by tools/import_onnx_weights.py).
+
+usage: tools/oac train [--config FILE.json] [--protocol clean|seed] [--input-size 224] [--run NAME] ...
 """
 import argparse
 import csv
 import hashlib
+import io
 import json
 import math
 import os
+import shutil
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -30,8 +38,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torch import nn
 
-import oac_core
 from inception import OAInceptionV3, pretrained_oa_model
 from metrics import auc, quadratic_weighted_kappa
 
@@ -51,10 +60,15 @@ class Config:
     warmup_steps: int = 100
     dropout: float = 0.4
     init: str = "nsfwjs"               # nsfwjs (converted Keras weights) or random
-    init_from: str = ""                # a best.pt whose weights start this run (continued training)
+    init_from: str = ""                # a checkpoint (.pt) or exported model (.onnx) whose weights start this run
     split: str = "models/data/split.csv"  # manifest; rows whose split is neither train nor val are unused
     freeze_through: str = "mixed5"     # nsfwjs kept everything up to mixed5 from ImageNet; "none" trains all
+    freeze_bn_stats: bool = False      # every BatchNorm in inference mode (statistics fixed; beta still trains)
     kl_loss_weight: float = 1.0
+    kl_neighbour_smoothing: float = 0.0  # KL target mass moved to the neighbouring grade(s)
+    aug_jpeg: float = 0.0              # fraction of samples re-compressed as JPEG (quality 40-95)
+    aug_margins: float = 0.0           # fraction of samples given black margins (2-15% of the side, 1-4 sides)
+    channels_last: bool = True         # NHWC memory format for model and input (faster on CPU)
     patience: int = 3                  # epochs without a better validation score
     eval_every_steps: int = 0          # 0: once per epoch
     checkpoint_every_steps: int = 50
@@ -65,23 +79,60 @@ class Config:
     ood_fit_images: int = 2000
     seed: int = 1234
     threads: int = 2
+    core: str = ""                     # "": the build tree's oac_core and the working tree's card; a git commit:
+                                       # that commit's core (built once into build/train-core/) and card
 
 
 CARD = ROOT / "models" / "oa-inceptionv3.json"
+oac_core = None  # the C++ core's Python module, imported by load_core()
 PRETRAINED = ROOT / "build" / "pretrained" / "inception_v3_nsfwjs.pt"
 
 
-def parse_args():
+def parse_bool(text):
+    if isinstance(text, bool):
+        return text
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+
+
+def read_config_file(path):
+    """A run config: a JSON object whose keys are Config fields (a "comment" key is allowed)."""
+    values = json.loads(Path(path).read_text())
+    values.pop("comment", None)
+    names = {f.name: f for f in fields(Config)}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        sys.exit(f"train: {path}: unknown config keys {unknown}; known: {sorted(names)}")
+    for name, value in values.items():
+        expected = type(names[name].default)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            values[name] = float(value)
+        elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            sys.exit(f"train: {path}: {name} must be {expected.__name__}, got {value!r}")
+    return values
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="JSON file of Config values (flags override it)")
     for f in fields(Config):
-        parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+        kind = parse_bool if isinstance(f.default, bool) else type(f.default)
+        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None,
+                            help=f"default {f.default!r}")
     parser.add_argument("--datasets", default=os.environ.get("OAC_DATASETS", str(ROOT.parent / "shared" / "datasets")))
     parser.add_argument("--fresh", action="store_true", help="ignore an existing last.pt and start over")
-    args = parser.parse_args()
-    config = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
+    args = parser.parse_args(argv)
+    values = asdict(Config())
+    if args.config:
+        values.update(read_config_file(args.config))
+    values.update({f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None})
+    config = Config(**values)
     if not config.run:
         config.run = f"{config.protocol}-{config.input_size}"
-    return config, Path(args.datasets), args.fresh
+    return config, Path(args.datasets), args.fresh, args.config
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,26 +165,92 @@ def protocol_labels(row, protocol):
     return seed_split, float(row["seed_label"] == "Osteoarthritis"), -1
 
 
-def load_knees(config, datasets, spec):
+def git(*args):
+    return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True).stdout
+
+
+def build_pinned_core(commit):
+    """Build the Python module of `commit`'s C++ core into build/train-core/<commit>/ once, from `git archive`,
+    so that edits to wasm/ in the working tree never change the tensors a run trains on."""
+    folder = ROOT / "build" / "train-core" / commit
+    module_dir = folder / "build" / "python"
+    if not list(module_dir.glob("oac_core*.so")):
+        log(f"building the core of {commit[:12]} into {folder.relative_to(ROOT)}")
+        source = folder / "src"
+        shutil.rmtree(source, ignore_errors=True)
+        source.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+        subprocess.run(["cmake", "-S", str(source), "-B", str(folder / "build"), "-DCMAKE_BUILD_TYPE=Release",
+                        "-DOAC_BUILD_WASM=OFF"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["cmake", "--build", str(folder / "build"), "-j2", "--target", "oac_core_python"], check=True,
+                       stdout=subprocess.DEVNULL)
+    return module_dir
+
+
+def load_core(config):
+    """Import oac_core (the build tree's, or the one pinned by config.core) and return the card text it reads."""
+    global oac_core
+    if config.core:
+        commit = git("rev-parse", "--verify", config.core + "^{commit}").strip()
+        module_dir = build_pinned_core(commit)
+        sys.path.insert(0, str(module_dir))
+        import oac_core as module
+        if Path(module.__file__).parent != module_dir:
+            sys.exit(f"train: imported {module.__file__}, not the pinned core in {module_dir}")
+        card_text = git("show", f"{commit}:models/oa-inceptionv3.json")
+        described = f"core of {commit[:12]} ({module_dir.relative_to(ROOT)}), card from {commit[:12]}"
+    else:
+        import oac_core as module
+        card_text = CARD.read_text()
+        described = f"core {module.__file__}, card {CARD.relative_to(ROOT)} (working tree)"
+    oac_core = module
+    return card_text, described
+
+
+def core_build_id():
+    """sha256 of the loaded oac_core module file: prepared tensors are only reused with the core that made them."""
+    return hashlib.sha256(Path(oac_core.__file__).read_bytes()).hexdigest()
+
+
+def load_knees(config, datasets, spec, card_text):
     split = ROOT / config.split
     rows = list(csv.DictReader(open(split, newline="")))
-    key = hashlib.sha256((json.dumps(asdict(spec_as_dict(spec)), sort_keys=True) + split.read_text()).encode()).hexdigest()[:16]
+    # Only rows the protocol trains or validates on are prepared: test rows are never even decoded.
+    used = [i for i, row in enumerate(rows) if protocol_labels(row, config.protocol)[0] in ("train", "val")]
+    # the key covers everything that shapes a tensor: the core's build, the card's whole preprocess section
+    # (as the core reads it, e.g. a localisation template) with the run's input size, and the manifest
+    preprocess = json.loads(card_text)["preprocess"]
+    key_text = json.dumps({"spec": asdict(spec_as_dict(spec)), "preprocess": preprocess, "protocol": config.protocol,
+                           "core": core_build_id()}, sort_keys=True) + split.read_text()
+    key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
     cache = ROOT / "build" / "cache" / f"knees-{config.input_size}-{key}.npz"
     if cache.exists():
         data = np.load(cache, allow_pickle=False)
         planes, row_index = data["planes"], data["row"]
     else:
-        planes, row_index = [], []
+        log(f"preparing {len(used)} images with the core {Path(oac_core.__file__).name} -> {cache.name}")
+        planes, row_index, refused = [], [], []
         mean, std = spec.preprocess.mean[0], spec.preprocess.std[0]
-        for i, row in enumerate(rows):
-            for knee in oac_core.prepare((datasets / row["path"]).read_bytes(), spec):
+        for n, i in enumerate(used):
+            try:
+                knees = oac_core.prepare((datasets / rows[i]["path"]).read_bytes(), spec)
+            except ValueError as error:  # the core refuses an image: left out, and said so
+                refused.append(rows[i]["path"])
+                if len(refused) <= 5:
+                    log(f"the core refused {rows[i]['path']}: {error}")
+                continue
+            for knee in knees:
                 planes.append((knee["tensor"][0] * std + mean).astype(np.float16))
                 row_index.append(i)
-            if i % 500 == 0:
-                log(f"prepared {i}/{len(rows)} images")
+            if n % 500 == 0:
+                log(f"prepared {n}/{len(used)} images")
+        if refused:
+            log(f"WARNING: the core refused {len(refused)} of {len(used)} train/val images; they are left out")
         planes, row_index = np.stack(planes), np.array(row_index)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, planes=planes, row=row_index)
+        np.savez(str(cache) + ".tmp.npz", planes=planes, row=row_index)
+        os.replace(str(cache) + ".tmp.npz", cache)
     labels = [protocol_labels(rows[i], config.protocol) for i in row_index]
     return Knees(
         planes=planes,
@@ -165,7 +282,11 @@ def spec_as_dict(spec):
 # ----------------------------------------------------------------------------------------------
 # Augmentation on batches of grey planes in [0, 1]; per-sample parameters, vectorised.
 
-def augment(x, gen):
+def augment(x, gen, jpeg=0.0, margins=0.0):
+    """Augmented copy of x [n,1,S,S] (grey in [0,1]); every draw comes from `gen`, in a fixed order.
+
+    jpeg: fraction of samples re-compressed as 8-bit JPEG at quality 40-95; margins: fraction given black
+    margins. Both are drawn after the older augmentations, so with 0 the older draws are unchanged."""
     n, _, size, _ = x.shape
     u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=gen)
 
@@ -204,7 +325,34 @@ def augment(x, gen):
     x = x.clamp(1e-4, 1.0) ** view(torch.exp(u(-0.4, 0.4)))
     x = (x - 0.5) * view(u(0.75, 1.3)) + 0.5 + view(u(-0.08, 0.08))
     x = x + torch.randn(x.shape, generator=gen) * view(u(0.0, 0.03))
-    return x.clamp(0.0, 1.0)
+    x = x.clamp(0.0, 1.0)
+
+    # black margins (scanner borders, letterboxing, cropped film edges the core did not remove):
+    # each chosen sample gets 1-4 sides blacked out, each 2-15% of the side
+    if margins > 0:
+        chosen = torch.rand(n, generator=gen) < margins
+        width = (0.02 + 0.13 * torch.rand(n, 4, generator=gen)) * size            # [n, 4]: left, right, top, bottom
+        sides = torch.rand(n, 4, generator=gen) < 0.5
+        sides[torch.arange(n), torch.randint(0, 4, (n,), generator=gen)] = True  # at least one side
+        width = torch.where(sides & chosen[:, None], width.round(), torch.zeros(n, 4))
+        idx = torch.arange(size, dtype=torch.float32)
+        cols = (idx[None] < width[:, 0:1]) | (idx[None] >= size - width[:, 1:2])  # [n, S]
+        rows = (idx[None] < width[:, 2:3]) | (idx[None] >= size - width[:, 3:4])
+        x = x.masked_fill((rows[:, :, None] | cols[:, None, :])[:, None], 0.0)
+
+    # JPEG re-compression of the 8-bit plane (phone photos and viewer exports of the users' images)
+    if jpeg > 0:
+        chosen = torch.rand(n, generator=gen) < jpeg
+        quality = torch.randint(40, 96, (n,), generator=gen)
+        if chosen.any():
+            x = x.clone()
+            for i in chosen.nonzero().flatten().tolist():
+                plane = (x[i, 0] * 255.0).round().to(torch.uint8).numpy()
+                buffer = io.BytesIO()
+                Image.fromarray(plane, mode="L").save(buffer, format="JPEG", quality=int(quality[i]))
+                decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("L"), dtype=np.float32)
+                x[i, 0] = torch.from_numpy(decoded / 255.0)
+    return x
 
 
 def to_model_input(planes, spec):
@@ -237,14 +385,32 @@ def class_weights(knees, train_mask):
     return torch.tensor(pos_weight), torch.tensor(kl_weight, dtype=torch.float32)
 
 
-def losses(out, oa, kl, pos_weight, kl_weight, kl_loss_weight):
+def neighbour_smoothed_targets(kl, smoothing, grades=5):
+    """One-hot KL targets with `smoothing` of the mass moved to the adjacent grade(s), split evenly."""
+    target = F.one_hot(kl, grades).float()
+    if smoothing <= 0:
+        return target
+    below = F.one_hot((kl - 1).clamp(min=0), grades).float() * (kl > 0)[:, None]
+    above = F.one_hot((kl + 1).clamp(max=grades - 1), grades).float() * (kl < grades - 1)[:, None]
+    neighbours = below + above
+    return target * (1 - smoothing) + smoothing * neighbours / neighbours.sum(1, keepdim=True)
+
+
+def losses(out, oa, kl, pos_weight, kl_weight, kl_loss_weight, kl_smoothing=0.0):
     known_oa = ~torch.isnan(oa)
     loss = out["oa_logit"].sum() * 0.0
     if known_oa.any():
         loss = loss + F.binary_cross_entropy_with_logits(out["oa_logit"][known_oa], oa[known_oa], pos_weight=pos_weight)
     known_kl = kl >= 0
     if known_kl.any():
-        loss = loss + kl_loss_weight * F.cross_entropy(out["kl_logits"][known_kl], kl[known_kl], weight=kl_weight)
+        if kl_smoothing > 0:
+            # class-weighted mean like F.cross_entropy(weight=...): sum_i w[y_i] CE_i / sum_i w[y_i]
+            target = neighbour_smoothed_targets(kl[known_kl], kl_smoothing)
+            per_sample = -(target * F.log_softmax(out["kl_logits"][known_kl], dim=1)).sum(1)
+            w = kl_weight[kl[known_kl]]
+            loss = loss + kl_loss_weight * (w * per_sample).sum() / w.sum()
+        else:
+            loss = loss + kl_loss_weight * F.cross_entropy(out["kl_logits"][known_kl], kl[known_kl], weight=kl_weight)
     return loss
 
 
@@ -254,7 +420,7 @@ def predict(model, planes, spec, batch_size=64):
     outputs = {"oa_logit": [], "kl_logits": [], "features": []}
     for start in range(0, len(planes), batch_size):
         x = torch.from_numpy(planes[start:start + batch_size].astype(np.float32))[:, None]
-        out = model(to_model_input(x, spec))
+        out = model(to_model_input(x, spec).contiguous(memory_format=memory_format(model)))
         for k in outputs:
             outputs[k].append(out[k])
     return {k: torch.cat(v).numpy() for k, v in outputs.items()}
@@ -271,6 +437,52 @@ def validation_score(model, knees, spec):
     kappa = quadratic_weighted_kappa(kl[graded], kl_pred[graded], 5) if graded.any() else 0.0
     kl_acc = float((kl_pred[graded] == kl[graded]).mean()) if graded.any() else 0.0
     return {"auc": float(oa_auc), "qwk": float(kappa), "kl_acc": kl_acc, "score": float(oa_auc + kappa)}
+
+
+def memory_format(model):
+    weight = getattr(model, "module", model).backbone.layers["conv2d_1"].weight
+    return torch.channels_last if weight.is_contiguous(memory_format=torch.channels_last) and \
+        not weight.is_contiguous() else torch.contiguous_format
+
+
+def set_train_mode(model, freeze_bn_stats):
+    """model.train(), with every BatchNorm kept in inference mode when freeze_bn_stats (frozen layers'
+    BatchNorms stay in inference mode anyway, see InceptionV3Backbone.train)."""
+    model.train()
+    if freeze_bn_stats:
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
+
+
+def load_init_weights(path):
+    """An OAInceptionV3 state dict from a training checkpoint (.pt) or an exported ONNX model (.onnx)."""
+    if path.suffix == ".onnx":
+        from import_onnx_weights import onnx_state_dict
+        state, info = onnx_state_dict(path)
+        return state, f"{path} (ONNX, sha256 {info['sha256'][:16]}, imported by tools/import_onnx_weights.py)"
+    return torch.load(path, map_location="cpu")["model"], str(path)
+
+
+def build_model(config):
+    freeze = None if config.freeze_through == "none" else config.freeze_through
+    if config.init_from:
+        # the init weights replace every tensor, so the nsfwjs file is not needed; freezing still applies
+        model = OAInceptionV3(dropout=config.dropout)
+        state, described = load_init_weights(ROOT / config.init_from)
+        model.load_state_dict(state)
+        if freeze is not None:
+            model.backbone.freeze_through(freeze)
+        log(f"weights from {described}")
+    elif config.init == "nsfwjs":
+        model = pretrained_oa_model(config.dropout, PRETRAINED, freeze_through=freeze)
+    elif config.init == "random":
+        model = OAInceptionV3(dropout=config.dropout)
+    else:
+        sys.exit(f"train: unknown --init {config.init!r}; use nsfwjs or random")
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def fit_ood(model, knees, spec, config):
@@ -298,7 +510,7 @@ def fit_ood(model, knees, spec, config):
 
 def main():
     global LOG_FILE
-    config, datasets, fresh = parse_args()
+    config, datasets, fresh, config_file = parse_args()
     run_dir = ROOT / "build" / "train" / config.run
     run_dir.mkdir(parents=True, exist_ok=True)
     LOG_FILE = run_dir / "train.log"
@@ -306,9 +518,11 @@ def main():
     torch.manual_seed(config.seed)
     started = time.time()
 
-    spec = oac_core.parse_model_card(CARD.read_text())
+    card_text, core_described = load_core(config)
+    spec = oac_core.parse_model_card(card_text)
     spec.preprocess.input_size = config.input_size
-    knees = load_knees(config, datasets, spec)
+    log(f"preprocessing: {core_described}")
+    knees = load_knees(config, datasets, spec, card_text)
     train_idx = np.flatnonzero(knees.split == "train")
     if config.train_subset:
         train_idx = np.sort(np.random.default_rng(config.seed).choice(train_idx, config.train_subset, replace=False))
@@ -316,19 +530,11 @@ def main():
         val_idx = np.flatnonzero(knees.split == "val")
         dropped = np.setdiff1d(val_idx, np.random.default_rng(config.seed).choice(val_idx, config.val_subset, replace=False))
         knees.split[dropped] = ""
-    log(f"config {json.dumps(asdict(config))}")
+    log(f"config {json.dumps(asdict(config))}" + (f" (from {config_file} and flags)" if config_file else ""))
+    log(f"core {Path(oac_core.__file__).name} sha256 {core_build_id()[:16]}; torch {torch.__version__}, {config.threads} threads")
     log(f"knees: train {len(train_idx)}, val {(knees.split == 'val').sum()}")
 
-    if config.init == "nsfwjs":
-        freeze = None if config.freeze_through == "none" else config.freeze_through
-        model = pretrained_oa_model(config.dropout, PRETRAINED, freeze_through=freeze)
-    elif config.init == "random":
-        model = OAInceptionV3(dropout=config.dropout)
-    else:
-        sys.exit(f"train: unknown --init {config.init!r}; use nsfwjs or random")
-    if config.init_from:  # a resumed run then replaces these weights with its own last.pt
-        model.load_state_dict(torch.load(ROOT / config.init_from)["model"])
-        log(f"weights from {config.init_from}")
+    model = build_model(config)  # a resumed run then replaces these weights with its own last.pt
     is_head = lambda name: name.startswith(("oa.", "kl."))
     heads = [p for n, p in model.named_parameters() if p.requires_grad and is_head(n)]
     backbone = [p for n, p in model.named_parameters() if p.requires_grad and not is_head(n)]
@@ -372,17 +578,18 @@ def main():
     while state["epoch"] < config.epochs and state["bad_epochs"] < config.patience and not out_of_time():
         # the epoch's order depends only on (seed, epoch), so a resumed epoch continues the same order
         order = np.random.default_rng(config.seed + state["epoch"]).permutation(train_idx)
-        model.train()  # frozen batch norms stay in inference mode (see InceptionV3Backbone.train)
+        set_train_mode(model, config.freeze_bn_stats)
         tick = time.time()
         while state["step_in_epoch"] < steps_per_epoch:
             batch = order[state["step_in_epoch"] * config.batch_size:(state["step_in_epoch"] + 1) * config.batch_size]
             planes = torch.from_numpy(knees.planes[batch].astype(np.float32))[:, None]
             # augmentation draws depend only on (seed, step): a resumed run repeats them exactly
             gen = torch.Generator().manual_seed(config.seed * 1_000_003 + state["global_step"])
-            x = to_model_input(augment(planes, gen), spec)
-            out = model(x)
+            torch.manual_seed(config.seed * 1_000_033 + state["global_step"])  # dropout, likewise
+            x = to_model_input(augment(planes, gen, config.aug_jpeg, config.aug_margins), spec)
+            out = model(x.contiguous(memory_format=memory_format(model)))
             loss = losses(out, torch.from_numpy(knees.oa[batch]), torch.from_numpy(knees.kl[batch]),
-                          pos_weight, kl_weight, config.kl_loss_weight)
+                          pos_weight, kl_weight, config.kl_loss_weight, config.kl_neighbour_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -396,7 +603,7 @@ def main():
                     f"{rate:.1f} img/s lr {scheduler.get_last_lr()[0]:.2e}")
             if config.eval_every_steps and state["global_step"] % config.eval_every_steps == 0:
                 evaluate_and_select()
-                model.train()
+                set_train_mode(model, config.freeze_bn_stats)
             if state["global_step"] % config.checkpoint_every_steps == 0:
                 save(last)
             if out_of_time():
