@@ -24,6 +24,7 @@ struct KneeInfo {
   std::string patientSide;  // "L" or "R" where a DICOM header names the knee of a one-knee film, else ""
   val box = val::array();
   bool byHand = false;
+  bool inverted = false;  // the picture was a negative (bone dark) and was turned back
   int width = 0;
   int height = 0;
 };
@@ -162,6 +163,8 @@ class Core {
     oac::PreparedKnee knee = oac::prepare_knee(oac::knee_in_box(picture, box, std::move(side), spec_->preprocess),
                                                image_->metadata, spec_->preprocess);
     if (index < knees.size()) {
+    // The kept picture was already turned back if it was a negative.
+    knee.inverted = !knees.empty() && knees.front().inverted;
       knee.patient_side = knees[index].patient_side;
       knees[index] = std::move(knee);
       by_hand_[index] = true;
@@ -248,7 +251,7 @@ class Core {
     const oac::PreparedKnee& knee = image_->knees[index];
     val box = val::array();
     for (const int edge : {knee.box.x0, knee.box.y0, knee.box.x1, knee.box.y1}) box.call<void>("push", edge);
-    return val(KneeInfo{knee.side, knee.patient_side, box, by_hand_[index], knee.crop.width, knee.crop.height});
+    return val(KneeInfo{knee.side, knee.patient_side, box, by_hand_[index], knee.inverted, knee.crop.width, knee.crop.height});
   }
 
   // A knee drawn where none was found is the film's only knee, or the one on the other half.
@@ -298,6 +301,7 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .field("height", &KneeInfo::height);
   value_object<PrepareOutcome>("PrepareOutcome")
       .field("ok", &PrepareOutcome::ok)
+      .field("inverted", &KneeInfo::inverted)
       .field("error", &PrepareOutcome::error)
       .field("width", &PrepareOutcome::width)
       .field("height", &PrepareOutcome::height)

@@ -155,8 +155,9 @@ PYBIND11_MODULE(oac_core, m) {
           out.append(entry);
         }
         return out;
+          entry["inverted"] = knee.inverted;
       },
-      py::arg("image"), py::arg("spec"), "decode() result -> [{side, patient_side, box: [x0, y0, x1, y1], crop: float32[H,W]}].");
+      py::arg("image"), py::arg("spec"), "decode() result -> [{side, patient_side, box: [x0, y0, x1, y1], inverted, crop: float32[H,W]}].");
 
   m.def(
       "resize",
@@ -207,12 +208,13 @@ PYBIND11_MODULE(oac_core, m) {
           entry["tensor"] = to_numpy(std::move(knee.tensor), {3, size, size});
           add_metadata(entry, knee.metadata);
           out.append(entry);
+          entry["inverted"] = knee.inverted;
         }
         return out;
       },
       py::arg("data"), py::arg("spec"), py::arg("max_pixels") = kDefaultMaxPixels,
       py::arg("max_bytes") = kDefaultMaxBytes,
-      "File bytes -> [{side, patient_side, box: [x0, y0, x1, y1] in decoded pixels, crop: float32[H,W], "
+      "File bytes -> [{side, patient_side, box: [x0, y0, x1, y1] in decoded pixels, inverted, crop: float32[H,W], "
       "tensor: float32[3,S,S], pixel_spacing_mm, laterality}] (one or two knees).");
 
   m.def(

@@ -199,10 +199,12 @@ Result<GrayImage> window_image(const RawImage& raw, const PreprocessSpec& spec) 
   return window(raw, spec.window_percentiles);
 }
 
-std::vector<Knee> find_knees(const GrayImage& image, const ImageMetadata& metadata, const PreprocessSpec& spec) {
+namespace {
+
+// The knees as the picture shows them: framed as it is, or localised.
+std::vector<Knee> knees_as_shown(const GrayImage& image, const PreprocessSpec& spec) {
   const Box content =
       content_region(image, {0, 0, image.width, image.height}, spec.border_tolerance, spec.border_max_fraction);
-  std::vector<Knee> knees;
   // A strip of two knees, or a picture too small to hold a knee of min_knee_pixels with the
   // surroundings a whole film has, can only be framed already (every dataset crop is).
   const LocaliseSpec& localise = spec.localise;
@@ -215,15 +217,42 @@ std::vector<Knee> find_knees(const GrayImage& image, const ImageMetadata& metada
   const bool framed = candidates.empty() ||
                       (candidates.front().score >= localise.min_score &&
                        candidates.front().box.width() >= localise.joint_crop_fraction * std::min(film.width, film.height));
-  if (framed) {
-    knees = framed_knees(image, content, spec);
-  } else {
-    const std::vector<KneeCandidate> found = pick_knees(candidates, localise);
-    for (const KneeCandidate& joint : found) {
-      const Box box{joint.box.x0 + content.x0, joint.box.y0 + content.y0, joint.box.x1 + content.x0,
-                    joint.box.y1 + content.y0};
-      const char* side = found.size() == 1 ? "single" : (&joint == &found.front() ? "left" : "right");
-      knees.push_back(knee_in_box(image, box, side, spec));
+  if (framed) return framed_knees(image, content, spec);
+  std::vector<Knee> knees;
+  const std::vector<KneeCandidate> found = pick_knees(candidates, localise);
+  for (const KneeCandidate& joint : found) {
+    const Box box{joint.box.x0 + content.x0, joint.box.y0 + content.y0, joint.box.x1 + content.x0,
+                  joint.box.y1 + content.y0};
+    const char* side = found.size() == 1 ? "single" : (&joint == &found.front() ? "left" : "right");
+    knees.push_back(knee_in_box(image, box, side, spec));
+  }
+  return knees;
+}
+
+GrayImage negative_of(const GrayImage& image) {
+  GrayImage negative = image;
+  for (float& value : negative.pixels) value = 1.0f - value;
+  return negative;
+}
+
+}  // namespace
+
+std::vector<Knee> find_knees(GrayImage& image, const ImageMetadata& metadata, const PreprocessSpec& spec) {
+  std::vector<Knee> knees = knees_as_shown(image, spec);
+  // Bone is bright. A negative (exported inverted, or scanned from a print) shows its joint crops
+  // against the template's sign, or hides a whole film's knees until it is turned back.
+  if (!metadata.polarity_from_header) {
+    const bool reversed = !knees.empty() && std::all_of(knees.begin(), knees.end(), [&](const Knee& knee) {
+      return brightness_profile_match(knee.image, spec.localise) <= -spec.localise.inverted_score;
+    });
+    if (reversed || knees.empty()) {
+      GrayImage negative = negative_of(image);
+      std::vector<Knee> turned = knees_as_shown(negative, spec);
+      if (!turned.empty()) {
+        image = std::move(negative);
+        knees = std::move(turned);
+        for (Knee& knee : knees) knee.inverted = true;
+      }
     }
   }
   // A header's laterality names the patient's side only for a film of one knee.

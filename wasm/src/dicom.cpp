@@ -721,6 +721,7 @@ RawImage display_image(StoredSamples samples, const PixelLayout& layout, const I
 
 ImageMetadata read_metadata(const ImageAttributes& attributes) {
   ImageMetadata metadata;
+  metadata.polarity_from_header = true;
   for (const uint32_t tag : {kPixelSpacingTag, kImagerPixelSpacingTag}) {
     const std::optional<double> between_rows = attributes.number(tag, 0);
     const std::optional<double> between_columns = attributes.number(tag, 1);

@@ -225,6 +225,23 @@ std::vector<KneeCandidate> pick_knees(const std::vector<KneeCandidate>& candidat
   return knees;
 }
 
+// Rows rather than the gradients localisation matches: the bright condyles and plateau around the
+// dark joint space hold across every framing of the training data, their edges do not.
+float brightness_profile_match(const GrayImage& picture, const LocaliseSpec& spec) {
+  const int size = spec.template_size;
+  if (picture.width < 1 || picture.height < 1 || size < 2) return 0.0f;
+  std::vector<float> rows = resize(picture, 1, size).pixels;
+  std::vector<float> template_rows(static_cast<size_t>(size), 0.0f);
+  for (int y = 0; y < size; ++y) {
+    for (int x = 0; x < size; ++x) template_rows[static_cast<size_t>(y)] += spec.knee_template[static_cast<size_t>(y) * size + x];
+  }
+  standardise(rows);
+  standardise(template_rows);
+  double match = 0;
+  for (int y = 0; y < size; ++y) match += static_cast<double>(rows[static_cast<size_t>(y)]) * template_rows[static_cast<size_t>(y)];
+  return static_cast<float>(match);
+}
+
 Box square_inside(const Box& box, int width, int height) {
   const int side = std::min({std::max(box.width(), box.height()), width, height});
   if (side <= 0) return {};

@@ -4,8 +4,8 @@ namespace oac {
 
 PreparedKnee prepare_knee(Knee knee, const ImageMetadata& metadata, const PreprocessSpec& spec) {
   std::vector<float> tensor = to_tensor(knee.image, spec);
-  return {std::move(knee.side), std::move(knee.patient_side), knee.box, std::move(knee.image), std::move(tensor),
-          metadata};
+  return {std::move(knee.side), std::move(knee.patient_side), knee.box, std::move(knee.image), knee.inverted,
+          std::move(tensor), metadata};
 }
 
 Result<PreparedImage> prepare_image(const uint8_t* data, size_t size, const PreprocessSpec& spec,

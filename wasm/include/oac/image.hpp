@@ -19,6 +19,9 @@ struct ImageMetadata {
   std::optional<std::array<double, 2>> pixel_spacing_mm;
   // "L", "R", "B" (both) or "U" (unpaired) from Image Laterality, else Laterality; "" if absent.
   std::string laterality;
+  // True for DICOM, whose photometric interpretation says which way is bright; other formats
+  // carry no such fact, so the core judges their polarity from the picture.
+  bool polarity_from_header = false;
 };
 
 // A decoded file as stored: `bit_depth` is 8 or 16, samples are interleaved

@@ -37,6 +37,10 @@ std::vector<KneeCandidate> knee_candidates(const GrayImage& image, const Localis
 // bilateral film). Sorted left to right.
 std::vector<KneeCandidate> pick_knees(const std::vector<KneeCandidate>& candidates, const LocaliseSpec& spec);
 
+// Correlation of the brightness of `picture`'s rows, top to bottom, with the knee template's: near
+// 1 for a joint crop with bright bone around the dark joint space, near -1 for its negative.
+float brightness_profile_match(const GrayImage& picture, const LocaliseSpec& spec);
+
 // The square box of side max(width, height) with the same centre as `box`, moved inside a
 // width x height image (and shrunk to its shorter side when larger). Empty box when the image is.
 Box square_inside(const Box& box, int width, int height);

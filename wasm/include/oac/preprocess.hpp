@@ -15,12 +15,14 @@ namespace oac {
 // One knee: `side` is "left" or "right" (half of the image as displayed) when the image shows two
 // knees, otherwise "single"; `patient_side` is "L" or "R" where a DICOM header says which knee a
 // one-knee film shows, else "". `box` is where the crop lies, in pixels of the decoded image;
-// `image` is the square canonical crop in [0,1].
+// `image` is the square canonical crop in [0,1]; `inverted` tells that the picture was a negative
+// (bone dark) and was turned back before cropping.
 struct Knee {
   std::string side;
   std::string patient_side;
   Box box;
   GrayImage image;
+  bool inverted = false;
 };
 
 // The message for an image in which no knee joint was found.
@@ -32,7 +34,8 @@ Result<GrayImage> window_image(const RawImage& image, const PreprocessSpec& spec
 // The knees of a windowed picture. An image framed like the training data (a joint crop, or a
 // strip of two) is cropped as they were; in a whole radiograph the knee joints are localised
 // (oac/localise.hpp) and each is cropped and windowed on its own. Empty when no joint is found.
-std::vector<Knee> find_knees(const GrayImage& windowed, const ImageMetadata& metadata, const PreprocessSpec& spec);
+// A negative (bone dark) that is not DICOM is turned back in place first, and its knees say so.
+std::vector<Knee> find_knees(GrayImage& windowed, const ImageMetadata& metadata, const PreprocessSpec& spec);
 
 // The knee in `box` (made square and moved inside the image with square_inside), windowed on its
 // own pixels: a box a person drew, or one localisation found.
@@ -53,6 +56,7 @@ struct PreparedKnee {
   std::string patient_side;
   Box box;
   GrayImage crop;
+  bool inverted = false;
   std::vector<float> tensor;
   ImageMetadata metadata;  // the whole file's, shared by both knees of a bilateral image
 };
