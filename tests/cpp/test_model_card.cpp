@@ -35,6 +35,8 @@ TEST_CASE("every field is read", "[card]") {
   CHECK(spec.calibration.oa_temperature == 1.0);
   CHECK(spec.calibration.kl_temperature == 1.0);
   CHECK(spec.threshold == 0.5);
+  CHECK(spec.kl_set.coverage == 0.9);
+  CHECK(spec.kl_set.threshold == 0.8);
   CHECK(spec.ood.threshold == 1e30);
 }
 
@@ -77,6 +79,12 @@ TEST_CASE("missing and ill-typed fields", "[card][errors]") {
         "The model card field \"preprocess.layout\" must be a string.");
   CHECK(parse_error(card_with("\"threshold\": 0.5", "\"threshold\": true")) ==
         "The model card field \"threshold\" must be a number.");
+  CHECK(parse_error(card_with("\"kl_set\": {\"coverage\": 0.9, \"threshold\": 0.8}", "\"kl_sets\": {}")) ==
+        "The model card has no \"kl_set.coverage\" field.");
+  CHECK(parse_error(card_with("\"coverage\": 0.9, \"threshold\": 0.8", "\"coverage\": 0.9")) ==
+        "The model card has no \"kl_set.threshold\" field.");
+  CHECK(parse_error(card_with("\"coverage\": 0.9", "\"coverage\": \"90%\"")) ==
+        "The model card field \"kl_set.coverage\" must be a number.");
 }
 
 TEST_CASE("out-of-range values", "[card][errors]") {
@@ -96,4 +104,13 @@ TEST_CASE("out-of-range values", "[card][errors]") {
         "The model card field \"calibration.kl_temperature\" must be a positive number.");
   CHECK(parse_error(card_with("\"threshold\": 0.5", "\"threshold\": 1.5")) ==
         "The model card field \"threshold\" must be a probability from 0 to 1.");
+  CHECK(parse_error(card_with("\"coverage\": 0.9", "\"coverage\": 90")) ==
+        "The model card field \"kl_set.coverage\" must be a probability above 0 and at most 1.");
+  CHECK(parse_error(card_with("\"coverage\": 0.9", "\"coverage\": 0")) ==
+        "The model card field \"kl_set.coverage\" must be a probability above 0 and at most 1.");
+  CHECK(parse_error(card_with("\"threshold\": 0.8", "\"threshold\": -0.1")) ==
+        "The model card field \"kl_set.threshold\" must be a cumulative probability from 0 to 1.");
+  CHECK(parse_error(card_with("\"threshold\": 0.8", "\"threshold\": 1.0000001")) ==
+        "The model card field \"kl_set.threshold\" must be a cumulative probability from 0 to 1.");
+  CHECK(parse_error(card_with("\"threshold\": 0.8", "\"threshold\": 0")).empty());
 }

@@ -48,6 +48,59 @@ TEST_CASE("interpret applies temperatures, threshold and the OOD limit", "[inter
 
 namespace {
 
+// Logits whose softmax (temperature 1) is `probs`.
+std::array<float, 5> logits_of(const std::array<double, 5>& probs) {
+  std::array<float, 5> logits{};
+  for (int k = 0; k < 5; ++k) logits[k] = static_cast<float>(std::log(probs[k]));
+  return logits;
+}
+
+using Set = std::array<bool, 5>;
+
+Set kl_set_of(const std::array<double, 5>& probs, const oac::ModelSpec& spec) {
+  return oac::interpret(0.0f, logits_of(probs).data(), 0.0f, spec).kl_set;
+}
+
+}  // namespace
+
+TEST_CASE("interpret's KL set holds grades by probability until the card's threshold is exceeded", "[interpret][kl_set]") {
+  oac::ModelSpec spec = test_spec();  // kl_set.threshold 0.8
+  REQUIRE(spec.kl_set.threshold == 0.8);
+
+  // 0.5 + 0.27 <= 0.8, so the third most likely grade joins: 0.92.
+  CHECK(kl_set_of({0.02, 0.15, 0.5, 0.27, 0.06}, spec) == Set{false, true, true, true, false});
+  // Not necessarily contiguous: 0.55 + 0.3 exceeds 0.8 before grade 1 would join.
+  CHECK(kl_set_of({0.3, 0.05, 0.55, 0.05, 0.05}, spec) == Set{true, false, true, false, false});
+  // A confident grade alone.
+  CHECK(kl_set_of({0.01, 0.01, 0.9, 0.04, 0.04}, spec) == Set{false, false, true, false, false});
+  // The set always holds the predicted grade.
+  const oac::Prediction prediction = oac::interpret(0.0f, logits_of({0.3, 0.05, 0.55, 0.05, 0.05}).data(), 0.0f, spec);
+  CHECK(prediction.kl_set[prediction.kl_grade]);
+
+  SECTION("ties go to the lower grade, as kl_grade's do") {
+    spec.kl_set.threshold = 0.5;
+    const float flat[5] = {0, 0, 0, 0, 0};
+    CHECK(oac::interpret(0.0f, flat, 0.0f, spec).kl_set == Set{true, true, true, false, false});  // 0.4 <= 0.5
+  }
+  SECTION("on the calibrated probabilities") {
+    const float logits[5] = {0, 2, 4, 0, 0};
+    CHECK(oac::interpret(0.0f, logits, 0.0f, spec).kl_set == Set{false, false, true, false, false});  // 0.840
+    spec.calibration.kl_temperature = 2.0;  // 0.564 + 0.207 < 0.8; then the lowest of three tied grades
+    CHECK(oac::interpret(0.0f, logits, 0.0f, spec).kl_set == Set{true, true, true, false, false});
+  }
+  SECTION("a threshold of 0 is the most probable grade alone; 1 is every grade, even those of probability 0") {
+    spec.kl_set.threshold = 0.0;
+    CHECK(kl_set_of({0.2, 0.25, 0.15, 0.2, 0.2}, spec) == Set{false, true, false, false, false});
+    const float extreme[5] = {1000, -1000, 0, 0, 0};
+    spec.kl_set.threshold = 0.999;
+    CHECK(oac::interpret(0.0f, extreme, 0.0f, spec).kl_set == Set{true, false, false, false, false});
+    spec.kl_set.threshold = 1.0;
+    CHECK(oac::interpret(0.0f, extreme, 0.0f, spec).kl_set == Set{true, true, true, true, true});
+  }
+}
+
+namespace {
+
 std::array<uint8_t, 4> pixel(const std::vector<uint8_t>& rgba, int width, int x, int y) {
   const size_t at = (static_cast<size_t>(y) * width + x) * 4;
   return {rgba[at], rgba[at + 1], rgba[at + 2], rgba[at + 3]};

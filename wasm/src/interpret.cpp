@@ -31,6 +31,19 @@ Prediction interpret(float oa_logit, const float* kl_logits, float ood_score, co
   for (int k = 0; k < kKlGrades; ++k) prediction.kl_probs[k] = static_cast<float>(scaled[k] / total);
   // Chosen on the unrounded values so that near-ties follow the logits, not float rounding.
   prediction.kl_grade = static_cast<int>(std::max_element(scaled.begin(), scaled.end()) - scaled.begin());
+  // Adaptive prediction set, deterministic: a grade joins while the probability of the grades
+  // ranked before it is at most the threshold (tools/calibrate.py's score). On the unrounded
+  // probabilities, in the order a stable sort gives, so every build and calibrate.py rank alike.
+  std::array<int, kKlGrades> order{};
+  for (int k = 0; k < kKlGrades; ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return scaled[a] > scaled[b]; });
+  const bool every_grade = spec.kl_set.threshold >= 1;
+  double cumulative = 0;
+  for (int k : order) {
+    if (!every_grade && cumulative > spec.kl_set.threshold) break;
+    prediction.kl_set[k] = true;
+    cumulative += scaled[k] / total;
+  }
   // A NaN score compares false, so a broken OOD head never vouches for an image.
   prediction.in_distribution = ood_score <= spec.ood.threshold;
   return prediction;

@@ -150,6 +150,8 @@ Result<ModelSpec> parse_model_card(std::string_view json_text) {
   spec.calibration.oa_temperature = card.number("calibration.oa_temperature");
   spec.calibration.kl_temperature = card.number("calibration.kl_temperature");
   spec.threshold = card.number("threshold");
+  spec.kl_set.coverage = card.number("kl_set.coverage");
+  spec.kl_set.threshold = card.number("kl_set.threshold");
   spec.ood.threshold = card.number("ood.threshold");
   if (card.problem()) return *card.problem();
 
@@ -185,6 +187,10 @@ Result<ModelSpec> parse_model_card(std::string_view json_text) {
   card.require(spec.calibration.oa_temperature > 0, "calibration.oa_temperature", "a positive number");
   card.require(spec.calibration.kl_temperature > 0, "calibration.kl_temperature", "a positive number");
   card.require(spec.threshold >= 0 && spec.threshold <= 1, "threshold", "a probability from 0 to 1");
+  card.require(spec.kl_set.coverage > 0 && spec.kl_set.coverage <= 1, "kl_set.coverage",
+               "a probability above 0 and at most 1");
+  card.require(spec.kl_set.threshold >= 0 && spec.kl_set.threshold <= 1, "kl_set.threshold",
+               "a cumulative probability from 0 to 1");
   if (card.problem()) return *card.problem();
   return spec;
 }

@@ -52,8 +52,9 @@ struct OodSpec {
 
 // Mirrors "kl_set": the KL prediction set (split conformal, adaptive prediction sets). The set
 // holds the grades in order of decreasing calibrated probability until their cumulative
-// probability reaches `threshold`; a threshold of 1 means every grade. Fitted so that the set
-// holds the true grade for `coverage` of knees like the validation split's (tools/calibrate.py).
+// probability exceeds `threshold` (0: the most probable grade alone; 1: every grade). Fitted so
+// that the set holds the true grade for `coverage` of knees like the validation split's
+// (tools/calibrate.py).
 struct KlSetSpec {
   double coverage = 0;
   double threshold = 0;

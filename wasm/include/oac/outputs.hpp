@@ -17,6 +17,10 @@ struct Prediction {
   bool oa = false;
   std::array<float, kKlGrades> kl_probs{};
   int kl_grade = 0;
+  // The KL prediction set (ModelSpec::kl_set): kl_set[g] is true when grade g is in it. Grades join
+  // in order of decreasing probability (ties: the lower grade first) until their cumulative
+  // probability exceeds the card's threshold, so the set always holds kl_grade and may skip a grade.
+  std::array<bool, kKlGrades> kl_set{};
   bool in_distribution = false;
 };
 
