@@ -13,10 +13,11 @@ import { CORE_MODULE_FILES, WASM_CORE_DIR, locateModel, REPO_ROOT } from './arti
 const USAGE = `usage: tools/oac classify [--model CARD_OR_ONNX] [--files-from LIST] [--batch N] [--quiet] FILE...
 
 Classifies knee X-rays (PNG, JPEG, BMP, DICOM) on this machine and prints one JSON object per file per line:
-  {"file":…,"ok":true,"p_oa":…,"oa":…,"kl_probs":[…],"kl_grade":…,"in_distribution":…,
+  {"file":…,"ok":true,"p_oa":…,"oa":…,"kl_probs":[…],"kl_grade":…,"kl_set":[…],"in_distribution":…,
    "oa_logit":…,"kl_logits":[…],"ood_score":…,"knees":[{"side":…,"p_oa":…,…}]}
 or {"file":…,"ok":false,"error":"…"} for a file that could not be classified.
-Top-level fields are those of the knee with the highest p_oa. A DICOM file's result also has
+"kl_set" is the KL prediction set: the grades (ascending) that hold the true grade with the
+card's kl_set.coverage (e.g. 0.9). Top-level fields are those of the knee with the highest p_oa. A DICOM file's result also has
 "pixel_spacing_mm":[rows,columns] and "laterality" ("L","R","B","U") when its header gives them.
 
   --model CARD_OR_ONNX  model card (.json) or ONNX model; default: the trained model of

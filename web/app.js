@@ -1,11 +1,16 @@
 // The page: input, results and the service worker. All classification runs in worker.js; this
 // module only moves files there and draws what comes back, so the page stays responsive.
 
-import { failedFileResult } from './engine.js';
+import { failedFileResult, fileResult } from './engine.js';
 
 const KL_GRADE_NAMES = ['none', 'doubtful', 'minimal', 'moderate', 'severe'];
 const SIDE_LABELS = { single: 'single', left: 'left half', right: 'right half' };
 const KNEE_TITLES = { single: 'Knee', left: 'Knee on the left half of the image', right: 'Knee on the right half of the image' };
+// Short labels drawn on the boxes over the image: halves of the image as shown, not the patient's sides.
+const BOX_LABELS = { single: 'Knee', left: 'Left of image', right: 'Right of image' };
+const PATIENT_SIDES = { L: "patient's left knee", R: "patient's right knee" };
+// After the last arrow or +/- key on a box, the knee is scored again once the keys rest this long.
+const KEY_RESCORE_DELAY_MS = 600;
 // The core refuses larger inputs anyway (its default limit); refusing here avoids reading them into memory.
 const MAX_FILE_BYTES = 100 * 1024 * 1024;
 // Crops and heatmaps are kept for this many files; older ones are recomputed when opened again.
@@ -235,7 +240,9 @@ async function checkFiles(fileList) {
   }
   if (files.length > 1) {
     const failed = state.entries.filter((entry) => entry.status === 'failed').length;
-    announce(`Checked ${files.length} files: ${files.length - failed} classified`
+    const withoutKnee = state.entries.filter(hasNoKnee).length;
+    announce(`Checked ${files.length} files: ${files.length - failed - withoutKnee} classified`
+      + `${withoutKnee ? `, ${withoutKnee} without a knee joint found` : ''}`
       + `${failed ? `, ${failed} could not be read` : ''}. Results are in the table below.`, failed > 0);
   }
 }
@@ -253,21 +260,43 @@ async function classifyEntry(entry) {
     }
   }
   if (buffer) {
-    const reply = await request('classify', { name: entry.name, buffer }, [buffer]);
+    // Boxes set by hand before (its pictures were dropped and are made again) are set again first.
+    const reply = await request('classify', { fileId: entry.id, name: entry.name, buffer, boxes: handBoxes(entry) }, [buffer]);
     entry.summary = reply.error ? failedFileResult(entry.name, reply.error) : reply.summary;
     entry.views = reply.views ?? null;
+    entry.overview = reply.overview ?? null;
+    entry.image = reply.image ?? null;
     entry.milliseconds = reply.milliseconds;
   }
   entry.status = entry.summary.ok ? 'done' : 'failed';
 }
 
+/** The boxes a person set on this file's knees: [{ index, box }]. */
+function handBoxes(entry) {
+  if (!entry.summary?.ok) return [];
+  return entry.summary.knees.flatMap((knee, index) => (knee.by_hand ? [{ index, box: knee.box }] : []));
+}
+
 function forgetOldViews() {
-  const withViews = state.entries.filter((entry) => entry.views && entry.id !== state.selectedId);
-  for (const entry of withViews.slice(0, Math.max(0, withViews.length - MAX_FILES_WITH_VIEWS))) entry.views = null;
+  const withViews = state.entries.filter((entry) => (entry.views || entry.overview) && entry.id !== state.selectedId);
+  for (const entry of withViews.slice(0, Math.max(0, withViews.length - MAX_FILES_WITH_VIEWS))) {
+    entry.views = null;
+    entry.overview = null;
+  }
+}
+
+/** A file that decoded but where the core found no knee joint (the page offers to draw its box). */
+function hasNoKnee(entry) {
+  return Boolean(entry.summary?.ok && entry.summary.knees.length === 0);
+}
+
+function kneeTitle(knee) {
+  const title = KNEE_TITLES[knee.side] ?? 'Knee';
+  return PATIENT_SIDES[knee.patient_side] ? `${title} (${PATIENT_SIDES[knee.patient_side]})` : title;
 }
 
 function kneeSentence(knee) {
-  const title = KNEE_TITLES[knee.side] ?? 'Knee';
+  const title = `${kneeTitle(knee)}${knee.by_hand ? ', box set by hand' : ''}`;
   if (!knee.in_distribution) return `${title}: this does not look like a knee X-ray.`;
   return `${title}: ${percent(knee.p_oa)} chance of osteoarthritis, ${knee.oa ? 'osteoarthritis likely' : 'osteoarthritis unlikely'}.`;
 }
@@ -275,6 +304,10 @@ function kneeSentence(knee) {
 function announceEntry(entry) {
   if (!entry.summary.ok) {
     announce(`Could not check ${entry.name}: ${readableError(entry.summary.error)}`, true);
+    return;
+  }
+  if (hasNoKnee(entry)) {
+    announce(`${entry.name}: ${entry.summary.notice} Choose "Draw the knee's box" below.`);
     return;
   }
   const timing = entry.milliseconds ? ` (${Math.round(entry.milliseconds)} ms)` : '';
@@ -292,13 +325,17 @@ function tableRows() {
     if (!entry.summary.ok) {
       return [{ entry, knee: '', p_oa: null, kl_grade: null, status: `Error: ${entry.summary.error}`, error: entry.summary.error }];
     }
+    if (hasNoKnee(entry)) {
+      return [{ entry, knee: '', p_oa: null, kl_grade: null, status: 'No knee joint found: open the file to draw its box' }];
+    }
     return entry.summary.knees.map((knee) => ({
       entry,
-      knee: SIDE_LABELS[knee.side] ?? knee.side,
+      knee: `${SIDE_LABELS[knee.side] ?? knee.side}${knee.patient_side ? ` (${knee.patient_side})` : ''}`,
       kneeResult: knee,
       p_oa: knee.in_distribution ? knee.p_oa : null,
       kl_grade: knee.in_distribution ? knee.kl_grade : null,
-      status: !knee.in_distribution ? 'Not a knee X-ray' : (knee.oa ? 'OA likely' : 'OA unlikely'),
+      status: (!knee.in_distribution ? 'Not a knee X-ray' : (knee.oa ? 'OA likely' : 'OA unlikely'))
+        + (knee.by_hand ? ' (box set by hand)' : ''),
     }));
   });
 }
@@ -370,7 +407,7 @@ async function selectEntry(id) {
   state.selectedId = id;
   const entry = state.entries.find((candidate) => candidate.id === id);
   render();
-  if (entry?.status === 'done' && !entry.views) {
+  if (entry?.status === 'done' && (!entry.views || !entry.overview)) {
     // Its pictures were dropped to save memory; compute them again.
     const selection = state.selection;
     await classifyEntry(entry);
@@ -392,8 +429,10 @@ function renderDetail() {
   const heading = view.querySelector('.file-name');
   heading.textContent = entry.name;
   heading.tabIndex = -1;
-  drawOriginal(entry.file, view.querySelector('.original'));
+  shownFile?.dispose();
+  shownFile = null;
   if (!entry.summary.ok) {
+    drawOriginal(entry.file, view.querySelector('.original'));
     const error = view.querySelector('.file-error');
     error.hidden = false;
     error.textContent = `This file could not be checked: ${readableError(entry.summary.error)} `
@@ -405,8 +444,9 @@ function renderDetail() {
       meta.hidden = false;
       meta.textContent = `From the DICOM header: ${facts}.`;
     }
-    const knees = entry.summary.knees.map((knee, i) => renderKnee(knee, entry.views?.[i]));
+    const knees = entry.summary.knees.map((knee, i) => renderKnee(knee, entry.views?.[i], i));
     view.querySelector('.knees').replaceChildren(...knees);
+    shownFile = new ShownFile(entry, view);
   }
   elements.detail.replaceChildren(view);
 }
@@ -442,12 +482,16 @@ function paint(canvas, rgba, width, height) {
   canvas.getContext('2d').putImageData(new ImageData(rgba, width, height), 0, 0);
 }
 
-function renderKnee(knee, images) {
+function renderKnee(knee, images, index) {
   const view = elements.kneeTemplate.content.firstElementChild.cloneNode(true);
+  view.dataset.index = String(index);
   view.dataset.side = knee.side;
   view.dataset.pOa = String(knee.p_oa);
   view.dataset.inDistribution = String(knee.in_distribution);
-  view.querySelector('.knee-title').textContent = KNEE_TITLES[knee.side] ?? 'Knee';
+  view.dataset.box = knee.box ? knee.box.join(',') : '';
+  view.dataset.byHand = String(Boolean(knee.by_hand));
+  view.querySelector('.knee-title').textContent = kneeTitle(knee);
+  if (knee.by_hand) view.querySelector('.by-hand').hidden = false;
 
   if (!knee.in_distribution) {
     view.querySelector('.probability').hidden = true;
@@ -506,6 +550,413 @@ function renderKnee(knee, images) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The whole image with a box on each knee: moving and resizing a box (pointer or keys), drawing one
+// where no knee was found, and scoring that knee again from its box in the worker.
+
+/** The detail view's whole-image editor, or null (a failed file, or nothing shown). */
+let shownFile = null;
+
+// The smallest box side, as a fraction of the image's shorter side (the core needs 2 pixels at least).
+const MIN_BOX_FRACTION = 0.04;
+// Arrow keys move a box by this fraction of the image's shorter side; with Shift ten times as far.
+const KEY_STEP_FRACTION = 0.01;
+
+function sameBox(a, b) {
+  return Boolean(a && b) && a.length === 4 && a.every((edge, i) => edge === b[i]);
+}
+
+/** A square box of side `side` with its top-left corner at (x0, y0), kept inside a width × height image. */
+function squareBox(x0, y0, side, width, height) {
+  const limit = Math.min(width, height);
+  const minimum = Math.min(limit, Math.max(2, Math.round(limit * MIN_BOX_FRACTION)));
+  const edge = Math.round(Math.min(limit, Math.max(minimum, side)));
+  const left = Math.round(Math.min(Math.max(0, x0), width - edge));
+  const top = Math.round(Math.min(Math.max(0, y0), height - edge));
+  return [left, top, left + edge, top + edge];
+}
+
+function boxSide(box) {
+  return Math.max(box[2] - box[0], box[3] - box[1]);
+}
+
+/** The DICOM facts of a result, to carry over when one of its knees is scored again. */
+function metadataOf(summary) {
+  const metadata = {};
+  if (summary.pixel_spacing_mm) metadata.pixel_spacing_mm = summary.pixel_spacing_mm;
+  if (summary.laterality) metadata.laterality = summary.laterality;
+  return metadata;
+}
+
+function paintGrey(canvas, grey, width, height) {
+  const rgba = new Uint8ClampedArray(width * height * 4);
+  for (let i = 0; i < grey.length; i += 1) {
+    const value = grey[i];
+    rgba[i * 4] = value;
+    rgba[i * 4 + 1] = value;
+    rgba[i * 4 + 2] = value;
+    rgba[i * 4 + 3] = 255;
+  }
+  paint(canvas, rgba, width, height);
+}
+
+function boxLabel(knee, pending) {
+  if (pending) return 'New knee box';
+  const label = BOX_LABELS[knee.side] ?? 'Knee';
+  return knee.patient_side ? `${label} · patient's ${knee.patient_side}` : label;
+}
+
+class ShownFile {
+  constructor(entry, view) {
+    this.entry = entry;
+    this.view = view;
+    this.figure = view.querySelector('.overview');
+    this.stack = view.querySelector('.overview-stack');
+    this.layer = view.querySelector('.overview-boxes');
+    this.tools = view.querySelector('.box-tools');
+    this.drawButton = view.querySelector('.draw-box');
+    this.hint = view.querySelector('.draw-hint');
+    this.notice = view.querySelector('.no-knee-notice');
+    this.records = []; // per knee index (and the new knee's box at the end): { element, label, box, scored, timer }
+    this.drawing = false;
+    if (hasNoKnee(entry)) {
+      this.notice.hidden = false;
+      this.notice.textContent = entry.summary.notice;
+    }
+    if (!entry.overview || !entry.image) return; // its pictures are being made again
+    const { width, height, grey } = entry.overview;
+    paintGrey(view.querySelector('.overview-canvas'), grey, width, height);
+    this.stack.style.aspectRatio = `${width} / ${height}`;
+    this.stack.style.width = `min(100%, calc(70vh * ${(width / height).toFixed(4)}))`;
+    this.figure.hidden = false;
+    this.stack.addEventListener('pointerdown', (event) => this.startDrawing(event));
+    this.drawButton.addEventListener('click', () => this.placeNewBox());
+    entry.summary.knees.forEach((knee, index) => this.addRecord(index, knee.box, knee));
+    if (entry.pendingBox) this.addRecord(entry.summary.knees.length, entry.pendingBox, null);
+    this.updateTools();
+  }
+
+  get width() { return this.entry.image.width; }
+
+  get height() { return this.entry.image.height; }
+
+  /** Image pixels per CSS pixel of the shown picture. */
+  scale() {
+    return this.width / this.stack.getBoundingClientRect().width;
+  }
+
+  keyStep(large) {
+    const step = Math.max(1, Math.round(Math.min(this.width, this.height) * KEY_STEP_FRACTION));
+    return large ? 10 * step : step;
+  }
+
+  addRecord(index, box, knee) {
+    const element = document.createElement('div');
+    element.className = 'knee-box';
+    element.tabIndex = 0;
+    element.setAttribute('role', 'group');
+    element.setAttribute('aria-roledescription', 'movable box');
+    element.dataset.index = String(index);
+    const label = document.createElement('span');
+    label.className = 'knee-box-label';
+    label.setAttribute('aria-hidden', 'true');
+    const handle = document.createElement('span');
+    handle.className = 'knee-box-handle';
+    handle.setAttribute('aria-hidden', 'true');
+    element.append(label, handle);
+    const record = { index, element, label, box, scored: knee ? knee.box : null, timer: null };
+    this.records[index] = record;
+    this.describe(record, knee);
+    this.place(record);
+    element.addEventListener('pointerdown', (event) => this.startDrag(event, record, event.target === handle ? 'resize' : 'move'));
+    element.addEventListener('keydown', (event) => this.onKey(event, record));
+    this.layer.append(element);
+    return record;
+  }
+
+  describe(record, knee) {
+    const pending = !knee;
+    record.element.classList.toggle('pending', pending);
+    record.element.classList.toggle('by-hand', Boolean(knee?.by_hand));
+    record.label.textContent = boxLabel(knee, pending);
+    const name = pending ? 'New knee box, not scored yet' : `Box of the ${kneeTitle(knee).replace(/^Knee/, 'knee')}`
+      + `${knee.by_hand ? ', set by hand' : ''}`;
+    record.element.setAttribute('aria-label', `${name}. Arrow keys move it, with Shift in bigger steps; plus and minus `
+      + `resize it; Enter scores the knee ${pending ? '' : 'again '}from it${pending ? '; Escape removes it' : '; Escape puts it back'}.`);
+  }
+
+  place(record) {
+    const [x0, y0, x1, y1] = record.box;
+    const style = record.element.style;
+    style.left = `${(x0 / this.width) * 100}%`;
+    style.top = `${(y0 / this.height) * 100}%`;
+    style.width = `${((x1 - x0) / this.width) * 100}%`;
+    style.height = `${((y1 - y0) / this.height) * 100}%`;
+    record.element.dataset.box = record.box.join(',');
+    record.element.dataset.step = String(this.keyStep(false));
+  }
+
+  move(record, box) {
+    record.box = box;
+    this.place(record);
+  }
+
+  isPending(record) {
+    return record.index >= this.entry.summary.knees.length;
+  }
+
+  startDrag(event, record, mode) {
+    if (event.button !== 0) return;
+    event.preventDefault();
+    event.stopPropagation();
+    record.element.focus({ preventScroll: true });
+    clearTimeout(record.timer);
+    const { element } = record;
+    element.setPointerCapture(event.pointerId);
+    const start = { x: event.clientX, y: event.clientY, box: record.box, scale: this.scale() };
+    let moved = false;
+    const onMove = (moveEvent) => {
+      const dx = (moveEvent.clientX - start.x) * start.scale;
+      const dy = (moveEvent.clientY - start.y) * start.scale;
+      const [x0, y0, x1, y1] = start.box;
+      let box;
+      if (mode === 'move') {
+        box = squareBox(x0 + dx, y0 + dy, boxSide(start.box), this.width, this.height);
+      } else {
+        // The corner follows the pointer; the opposite corner stays.
+        const side = Math.min(Math.max(x1 - x0 + dx, y1 - y0 + dy), this.width - x0, this.height - y0);
+        box = squareBox(x0, y0, side, this.width, this.height);
+      }
+      moved ||= !sameBox(box, start.box);
+      this.move(record, box);
+    };
+    const onEnd = (endEvent) => {
+      element.removeEventListener('pointermove', onMove);
+      element.removeEventListener('pointerup', onEnd);
+      element.removeEventListener('pointercancel', onEnd);
+      if (element.hasPointerCapture(endEvent.pointerId)) element.releasePointerCapture(endEvent.pointerId);
+      if (endEvent.type === 'pointercancel') this.move(record, start.box);
+      else if (moved) this.commit(record);
+    };
+    element.addEventListener('pointermove', onMove);
+    element.addEventListener('pointerup', onEnd);
+    element.addEventListener('pointercancel', onEnd);
+  }
+
+  /** In drawing mode, a drag on the picture draws the new knee's box; a click moves it there. */
+  startDrawing(event) {
+    if (!this.drawing || event.button !== 0 || event.target.closest('.knee-box')) return;
+    event.preventDefault();
+    const rect = this.stack.getBoundingClientRect();
+    const scale = this.width / rect.width;
+    const anchor = { x: (event.clientX - rect.left) * scale, y: (event.clientY - rect.top) * scale };
+    const index = this.entry.summary.knees.length;
+    const record = this.records[index] ?? this.addRecord(index, squareBox(anchor.x, anchor.y, 0, this.width, this.height), null);
+    const before = record.box;
+    clearTimeout(record.timer);
+    this.stack.setPointerCapture(event.pointerId);
+    let drawn = false;
+    const onMove = (moveEvent) => {
+      const dx = (moveEvent.clientX - rect.left) * scale - anchor.x;
+      const dy = (moveEvent.clientY - rect.top) * scale - anchor.y;
+      if (!drawn && Math.hypot(dx, dy) < 3 * scale) return;
+      drawn = true;
+      const side = Math.max(Math.abs(dx), Math.abs(dy));
+      this.move(record, squareBox(dx < 0 ? anchor.x - side : anchor.x, dy < 0 ? anchor.y - side : anchor.y, side,
+        this.width, this.height));
+    };
+    const onEnd = (endEvent) => {
+      this.stack.removeEventListener('pointermove', onMove);
+      this.stack.removeEventListener('pointerup', onEnd);
+      this.stack.removeEventListener('pointercancel', onEnd);
+      if (this.stack.hasPointerCapture(endEvent.pointerId)) this.stack.releasePointerCapture(endEvent.pointerId);
+      if (endEvent.type === 'pointercancel') {
+        this.move(record, before);
+      } else if (drawn) {
+        this.commit(record);
+      } else {
+        // A click: the box (its size kept) goes where the click was.
+        const side = boxSide(before);
+        this.move(record, squareBox(anchor.x - side / 2, anchor.y - side / 2, side, this.width, this.height));
+      }
+      this.entry.pendingBox = this.isPending(record) ? record.box : this.entry.pendingBox;
+      record.element.focus({ preventScroll: true });
+    };
+    this.stack.addEventListener('pointermove', onMove);
+    this.stack.addEventListener('pointerup', onEnd);
+    this.stack.addEventListener('pointercancel', onEnd);
+  }
+
+  onKey(event, record) {
+    const step = this.keyStep(event.shiftKey);
+    const [x0, y0] = record.box;
+    const side = boxSide(record.box);
+    let box = null;
+    switch (event.key) {
+      case 'ArrowLeft': box = squareBox(x0 - step, y0, side, this.width, this.height); break;
+      case 'ArrowRight': box = squareBox(x0 + step, y0, side, this.width, this.height); break;
+      case 'ArrowUp': box = squareBox(x0, y0 - step, side, this.width, this.height); break;
+      case 'ArrowDown': box = squareBox(x0, y0 + step, side, this.width, this.height); break;
+      case '+': case '=': case '-': case '_': {
+        const grow = event.key === '+' || event.key === '=' ? 2 * step : -2 * step;
+        const limit = Math.min(this.width, this.height);
+        const next = Math.min(limit, side + grow);
+        box = squareBox(x0 - (next - side) / 2, y0 - (next - side) / 2, next, this.width, this.height);
+        break;
+      }
+      case 'Enter':
+        event.preventDefault();
+        this.commit(record, { force: true });
+        return;
+      case 'Escape':
+        event.preventDefault();
+        clearTimeout(record.timer);
+        if (this.isPending(record)) this.removeNewBox();
+        else if (record.scored) this.move(record, record.scored);
+        return;
+      default:
+        return;
+    }
+    event.preventDefault();
+    this.move(record, box);
+    if (this.isPending(record)) this.entry.pendingBox = box;
+    clearTimeout(record.timer);
+    record.timer = setTimeout(() => this.commit(record), KEY_RESCORE_DELAY_MS);
+  }
+
+  /** Scores the knee again from the box shown, unless that is the box it was scored with. */
+  commit(record, { force = false } = {}) {
+    clearTimeout(record.timer);
+    record.timer = null;
+    const pending = this.isPending(record);
+    if (pending) this.entry.pendingBox = record.box;
+    if (!force && !pending && sameBox(record.box, record.scored)) return;
+    if (!force && record.submitted && sameBox(record.box, record.submitted)) return;
+    record.submitted = record.box;
+    rescoreKnee(this.entry, record.index, record.box);
+  }
+
+  /** Offers the new knee's box: a square in the middle, focused for the keys; a drag on the picture draws one. */
+  placeNewBox() {
+    const index = this.entry.summary.knees.length;
+    let record = this.records[index];
+    if (!record) {
+      const side = Math.round(Math.min(this.width, this.height) / 3);
+      const box = squareBox((this.width - side) / 2, (this.height - side) / 2, side, this.width, this.height);
+      this.entry.pendingBox = box;
+      record = this.addRecord(index, box, null);
+    }
+    this.drawing = true;
+    this.updateTools();
+    record.element.focus();
+  }
+
+  removeNewBox() {
+    const index = this.entry.summary.knees.length;
+    this.records[index]?.element.remove();
+    this.records.length = Math.min(this.records.length, index);
+    this.entry.pendingBox = null;
+    this.drawing = false;
+    this.updateTools();
+    this.drawButton.focus();
+  }
+
+  updateTools() {
+    const count = this.entry.summary.knees.length;
+    const hasNew = Boolean(this.records[count]);
+    this.drawing ||= hasNew;
+    // Two knees fit a film; a third box would be a mistake. A film without a knee found gets the offer first.
+    this.tools.hidden = count >= 2 && !hasNew;
+    this.drawButton.textContent = count === 0 ? "Draw the knee's box" : "Add a missed knee's box";
+    this.hint.hidden = !this.drawing;
+    this.stack.classList.toggle('drawing', this.drawing);
+    if (count > 0) this.notice.hidden = true;
+  }
+
+  setBusy(index, busy) {
+    this.records[index]?.element.classList.toggle('busy', busy);
+    const section = this.kneeSection(index);
+    if (section) {
+      section.classList.toggle('rescoring', busy);
+      section.setAttribute('aria-busy', String(busy));
+      section.querySelector('.rescoring-note').hidden = !busy;
+    }
+  }
+
+  kneeSection(index) {
+    return this.view.querySelector(`.knees > .knee[data-index="${index}"]`);
+  }
+
+  /** Knee `index` has a new result from `submitted`: its section is replaced, its box shows what the core used. */
+  scored(index, knee, images, submitted) {
+    const record = this.records[index];
+    if (record) {
+      record.scored = knee.box;
+      record.submitted = null;
+      // The core squares the box and keeps it inside the image; unless the box has moved on since, show its box.
+      if (sameBox(record.box, submitted)) this.move(record, knee.box);
+      this.describe(record, knee);
+    }
+    const section = renderKnee(knee, images, index);
+    const old = this.kneeSection(index);
+    if (old) old.replaceWith(section);
+    else this.view.querySelector('.knees').append(section);
+    if (!this.records[this.entry.summary.knees.length]) this.drawing = false;
+    this.updateTools();
+  }
+
+  failed(index) {
+    const record = this.records[index];
+    if (!record) return;
+    record.submitted = null;
+    if (!this.isPending(record) && record.scored) this.move(record, record.scored);
+  }
+
+  /** The keys' pending re-scores are sent now; the view is about to go. */
+  dispose() {
+    for (const record of this.records) {
+      if (record?.timer) this.commit(record);
+    }
+  }
+}
+
+/**
+ * Scores knee `index` of a file again from a box a person set (index === its number of knees adds one), in the
+ * worker. The latest box of a knee wins: an answer for an older box of the same knee is dropped.
+ */
+async function rescoreKnee(entry, index, box) {
+  entry.boxRequests ??= [];
+  const token = (entry.boxRequests[index] ?? 0) + 1;
+  entry.boxRequests[index] = token;
+  const shown = () => (shownFile?.entry === entry ? shownFile : null);
+  shown()?.setBusy(index, true);
+  announce(`Scoring the knee again from its box in ${entry.name}…`);
+  let reply;
+  try {
+    const buffer = await entry.file.arrayBuffer();
+    reply = await request('set-box', { fileId: entry.id, name: entry.name, buffer, index, box, boxes: handBoxes(entry) }, [buffer]);
+  } catch {
+    reply = { error: 'the file could not be read from this device' };
+  }
+  if (entry.boxRequests[index] !== token || !entry.summary?.ok) return;
+  shown()?.setBusy(index, false);
+  if (reply.error) {
+    shown()?.failed(index);
+    announce(`The box could not be used: ${readableError(reply.error)}`, true);
+    return;
+  }
+  const knees = [...entry.summary.knees];
+  const added = index >= knees.length;
+  knees[index] = reply.knee;
+  entry.summary = fileResult(entry.name, knees, metadataOf(entry.summary));
+  entry.views ??= [];
+  entry.views[index] = reply.view;
+  if (added) entry.pendingBox = null;
+  shown()?.scored(index, reply.knee, reply.view, box);
+  if (state.entries.length > 1) renderTable();
+  announce(`${entry.name}: ${kneeSentence(reply.knee)}`);
+}
+
+// ---------------------------------------------------------------------------------------------
 // CSV export (built here; nothing is uploaded)
 
 function csvField(value) {
@@ -514,12 +965,15 @@ function csvField(value) {
 }
 
 function resultsCsv() {
-  const header = ['file', 'knee', 'p_oa', 'oa', 'kl_grade', 'kl0', 'kl1', 'kl2', 'kl3', 'kl4',
-    'in_distribution', 'ood_score', 'status'];
+  // box: the knee's square in pixels of the decoded image, "x0 y0 x1 y1" (half-open).
+  const header = ['file', 'knee', 'p_oa', 'oa', 'kl_grade', 'kl_set', 'kl0', 'kl1', 'kl2', 'kl3', 'kl4',
+    'in_distribution', 'ood_score', 'status', 'box', 'box_set_by_hand'];
   const lines = sortedRows().map((row) => {
     const knee = row.kneeResult;
-    return [row.entry.name, row.knee, knee?.p_oa, knee?.oa, knee?.kl_grade, ...(knee?.kl_probs ?? ['', '', '', '', '']),
-      knee?.in_distribution, knee?.ood_score, row.status].map(csvField).join(',');
+    return [row.entry.name, row.knee, knee?.p_oa, knee?.oa, knee?.kl_grade, knee?.kl_set?.join(' '),
+      ...(knee?.kl_probs ?? ['', '', '', '', '']),
+      knee?.in_distribution, knee?.ood_score, row.status, knee?.box?.join(' '), knee ? Boolean(knee.by_hand) : '']
+      .map(csvField).join(',');
   });
   return `${[header.join(','), ...lines].join('\r\n')}\r\n`;
 }

@@ -201,6 +201,7 @@ export class KneeClassifier {
       oa: prediction.oa,
       kl_probs: toNumbers(prediction.klProbs),
       kl_grade: prediction.klGrade,
+      kl_set: prediction.klSet,
       in_distribution: prediction.inDistribution,
       oa_logit: raw.oaLogit,
       kl_logits: Array.from(raw.klLogits),

@@ -1,10 +1,18 @@
 // The engine thread. Everything heavy happens here so the page never blocks: fetching, verifying
 // and caching the model, decoding images with the WASM core, and running ONNX Runtime Web.
 //
-// Messages in:  {type:'classify', requestId, name, buffer} | {type:'clear-model', requestId} | {type:'load'}
-//               | {type:'stats', requestId}
+// Messages in:  {type:'classify', requestId, fileId, name, buffer, boxes?}
+//               | {type:'set-box', requestId, fileId, name, buffer, index, box, boxes?}
+//               | {type:'clear-model', requestId} | {type:'load'} | {type:'stats', requestId}
 // Messages out: {type:'about'|'card'|'model-progress'|'model-status'|'ready'|'model-error', ...}
 //               {type:'reply', requestId, ...} answering a request
+//
+// classify answers {summary, image: {width, height}, overview: {width, height, grey}, views, milliseconds,
+// timings}; a file without a knee joint has summary.knees [] and summary.notice. set-box re-crops knee `index`
+// (index === its number of knees adds one) from `box` ([x0, y0, x1, y1] in pixels of the decoded image) and
+// scores that knee alone: {knee, view, milliseconds, timings} or {error}. `boxes` lists the boxes a person
+// set on that file before ([{index, box}]): the core holds one image at a time, so a file other than the last
+// one classified is prepared again from `buffer` with those boxes first.
 
 import * as ort from './ort/ort.wasm.min.mjs';
 import createCoreModule from './core/oac_core.mjs';
@@ -186,30 +194,73 @@ function classifier() {
 
 // Classify requests handled since the worker started (a file opened again after its views were dropped counts twice).
 let filesChecked = 0;
+// The page's id of the file whose image the core holds now (null: none, or one that could not be read).
+let preparedFileId = null;
+// The page's views fit 512 px (its largest heatmap on a high-density screen); the whole image 1024 px.
+const VIEW_MAX_SIDE = 512;
+const OVERVIEW_MAX_SIDE = 1024;
+const MODEL_MISSING = 'the model is not available (see the Model section)';
 
-async function classify({ name, buffer }) {
+/** A knee's crop and heatmap as the page paints them, and the buffers to transfer. */
+function transferableView(view) {
+  const image = {
+    ...view,
+    cropRgba: new Uint8ClampedArray(view.cropRgba.buffer),
+    camRgba: new Uint8ClampedArray(view.camRgba.buffer),
+  };
+  return { image, transfer: [image.cropRgba.buffer, image.camRgba.buffer] };
+}
+
+async function classify({ fileId = null, name, buffer, boxes = [] }) {
   let engine;
   try {
     engine = await classifier();
   } catch {
-    return { summary: failedFileResult(name, 'the model is not available (see the Model section)') };
+    return { summary: failedFileResult(name, MODEL_MISSING) };
   }
   filesChecked += 1;
   const started = performance.now();
-  const { summary, views = [], timings } = await engine.classifyImage(name, new Uint8Array(buffer));
+  preparedFileId = null;
+  const { summary, image = null, overview = null, views = [], timings } = await engine.classifyImage(
+    name, new Uint8Array(buffer), { viewMaxSide: VIEW_MAX_SIDE, overviewMaxSide: OVERVIEW_MAX_SIDE, boxes });
+  if (summary.ok) preparedFileId = fileId;
   const milliseconds = performance.now() - started;
-  const images = views.map((view) => ({
-    ...view,
-    cropRgba: new Uint8ClampedArray(view.cropRgba.buffer),
-    camRgba: new Uint8ClampedArray(view.camRgba.buffer),
-  }));
+  const images = views.map(transferableView);
   return {
     summary,
-    views: images,
+    image,
+    overview,
+    views: images.map((view) => view.image),
     milliseconds,
     timings,
-    transfer: images.flatMap((image) => [image.cropRgba.buffer, image.camRgba.buffer]),
+    transfer: [...images.flatMap((view) => view.transfer), ...(overview ? [overview.grey.buffer] : [])],
   };
+}
+
+async function setBox({ fileId = null, buffer, index, box, boxes = [] }) {
+  let engine;
+  try {
+    engine = await classifier();
+  } catch {
+    return { error: MODEL_MISSING };
+  }
+  if (!Number.isInteger(index) || index < 0 || !Array.isArray(box) || box.length !== 4) {
+    return { error: 'the knee or its box was not given' };
+  }
+  const started = performance.now();
+  if (fileId === null || fileId !== preparedFileId) {
+    // The core holds another image now: this file again, with the boxes set on it before (so that knees
+    // added by hand keep their places; this knee's old box is replaced below).
+    if (!buffer) return { error: 'the image is needed again to set this box' };
+    preparedFileId = null;
+    const prepared = engine.prepareWithBoxes(new Uint8Array(buffer), boxes);
+    if (!prepared.ok) return { error: prepared.error };
+    preparedFileId = fileId;
+  }
+  const outcome = await engine.rescoreKnee(index, box, { viewMaxSide: VIEW_MAX_SIDE });
+  if (!outcome.ok) return { error: outcome.error };
+  const { image, transfer } = transferableView(outcome.view);
+  return { knee: outcome.knee, view: image, milliseconds: performance.now() - started, timings: outcome.timings, transfer };
 }
 
 /**
@@ -240,7 +291,7 @@ self.addEventListener('message', (event) => {
     classifier().catch(() => {});
     return;
   }
-  const handlers = { classify, 'clear-model': clearModel, stats };
+  const handlers = { classify, 'set-box': setBox, 'clear-model': clearModel, stats };
   const handler = handlers[message.type];
   if (!handler) return;
   enqueue(() => handler(message)).then(({ transfer = [], ...reply }) => {

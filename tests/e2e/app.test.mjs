@@ -140,7 +140,7 @@ describe('web app', { timeout: SUITE_MS }, () => {
     assert.equal(download.suggestedFilename(), 'knee-oa-results.csv');
     const csv = (await readFile(await download.path(), 'utf8')).trim().split(/\r?\n/);
     assert.equal(csv.length, 11);
-    assert.match(csv[0], /^file,knee,p_oa,oa,kl_grade,kl0,kl1,kl2,kl3,kl4,in_distribution,ood_score,status$/);
+    assert.match(csv[0], /^file,knee,p_oa,oa,kl_grade,kl_set,kl0,kl1,kl2,kl3,kl4,in_distribution,ood_score,status$/);
 
     const cli = await runCli(BATCH_OF_TEN);
     assert.equal(cli.code, 0, cli.stderr);
@@ -149,6 +149,7 @@ describe('web app', { timeout: SUITE_MS }, () => {
       const [name, , pOa] = parseCsvLine(line);
       const expected = cliByName.get(name).p_oa;
       assert.ok(Math.abs(Number(pOa) - expected) <= TOLERANCE, `${name}: CSV ${pOa} vs CLI ${expected}`);
+      assert.equal(parseCsvLine(line)[5], cliByName.get(name).kl_set.join(' '), `${name}: the KL set`);
     }
 
     // Sorting by P(OA): ascending, then descending.

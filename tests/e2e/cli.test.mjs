@@ -11,7 +11,7 @@ import { locateModel } from '../../tools/artifacts.mjs';
 import { BATCH_OF_TEN, CLI_MODEL, SAMPLES, SUITE_MS, runCli } from './harness.mjs';
 
 const classify = (args, options = {}) => runCli(args, { model: CLI_MODEL, coreDir: null, ...options });
-const KNEE_FIELDS = ['side', 'p_oa', 'oa', 'kl_probs', 'kl_grade', 'in_distribution', 'oa_logit', 'kl_logits', 'ood_score'];
+const KNEE_FIELDS = ['side', 'p_oa', 'oa', 'kl_probs', 'kl_grade', 'kl_set', 'in_distribution', 'oa_logit', 'kl_logits', 'ood_score'];
 
 describe('tools/oac classify', { timeout: SUITE_MS }, () => {
   let card;
@@ -52,6 +52,8 @@ describe('tools/oac classify', { timeout: SUITE_MS }, () => {
         assert.equal(knee.kl_logits.length, 5);
         assert.ok(Math.abs(knee.kl_probs.reduce((sum, p) => sum + p, 0) - 1) < 1e-5);
         assert.equal(knee.kl_grade, knee.kl_probs.indexOf(Math.max(...knee.kl_probs)));
+        assert.ok(knee.kl_set.length >= 1 && knee.kl_set.includes(knee.kl_grade), 'the KL set holds kl_grade');
+        assert.deepEqual(knee.kl_set, [...knee.kl_set].sort((a, b) => a - b));
         assert.equal(knee.in_distribution, knee.ood_score <= card.ood.threshold);
       }
       // Top-level fields are the knee with the highest P(OA).

@@ -127,6 +127,30 @@ test('interpret calibrates the outputs', () => {
   core.delete();
 });
 
+test('interpret gives the KL prediction set as a list of grades', () => {
+  const withSet = (threshold) => JSON.stringify({
+    ...JSON.parse(card),
+    calibration: { oa_temperature: 1, kl_temperature: 1 },
+    kl_set: { coverage: 0.9, threshold },
+  });
+  // Probabilities 0.3, 0.05, 0.55, 0.05, 0.05: 0.55 + 0.3 exceeds 0.8 before grade 1 would join.
+  const logits = new Float32Array([0.3, 0.05, 0.55, 0.05, 0.05].map(Math.log));
+  for (const [threshold, expected] of [[0.8, [0, 2]], [0, [2]], [1, [0, 1, 2, 3, 4]]]) {
+    const core = new oac.Core(withSet(threshold));
+    const prediction = core.interpret(0, logits, 0);
+    assert.equal(prediction.ok, true, prediction.error);
+    assert.deepEqual(prediction.klSet, expected, `threshold ${threshold}`);
+    assert.ok(prediction.klSet.includes(prediction.klGrade));
+    core.delete();
+  }
+  const product = new oac.Core(card);
+  assert.ok(Array.isArray(product.interpret(0, logits, 0).klSet));
+  product.delete();
+  const broken = new oac.Core(JSON.stringify({ ...JSON.parse(card), kl_set: { coverage: 0.9 } }));
+  assert.equal(broken.interpret(0, logits, 0).error, 'The model card has no "kl_set.threshold" field.');
+  broken.delete();
+});
+
 test('renderCam returns an RGBA view of the crop, or an empty one', () => {
   const core = new oac.Core(card);
   core.prepare(kneePng(120, 100));

@@ -48,6 +48,8 @@ def test_parse_model_card_reads_the_card(spec):
     assert spec.calibration.oa_temperature == card["calibration"]["oa_temperature"]
     assert spec.calibration.kl_temperature == card["calibration"]["kl_temperature"]
     assert spec.threshold == card["threshold"]
+    assert spec.kl_set.coverage == card["kl_set"]["coverage"]
+    assert spec.kl_set.threshold == card["kl_set"]["threshold"]
     assert spec.ood.threshold == card["ood"]["threshold"]
 
 
@@ -124,6 +126,12 @@ def test_interpret(oac_core, spec):
     assert oac_core.interpret(2.0, np.zeros(5, np.float32), 0.0, spec)["p_oa"] == pytest.approx(1 / (1 + np.exp(-1)))
     assert result["kl_grade"] == 2
     assert sum(result["kl_probs"]) == pytest.approx(1.0)
+    spec.calibration.kl_temperature = 1.0
+    spec.kl_set.threshold = 0.8   # probabilities 0.3, 0.05, 0.55, 0.05, 0.05: 0.55 + 0.3 exceeds 0.8
+    logits = np.log(np.array([0.3, 0.05, 0.55, 0.05, 0.05], np.float32))
+    assert oac_core.interpret(0.0, logits, 0.0, spec)["kl_set"] == [0, 2]
+    spec.kl_set.threshold = 1.0
+    assert oac_core.interpret(0.0, logits, 0.0, spec)["kl_set"] == [0, 1, 2, 3, 4]
     assert result["in_distribution"] is True
     assert oac_core.interpret(0.0, np.zeros(5, np.float32), 2.5, spec)["in_distribution"] is False
     with pytest.raises(ValueError, match="exactly 5"):

@@ -63,6 +63,7 @@ struct InterpretOutcome {
   bool oa = false;
   std::array<float, oac::kKlGrades> klProbs{};
   int klGrade = 0;
+  val klSet = val::array();  // the grades of the KL prediction set, ascending
   bool inDistribution = false;
 };
 
@@ -209,6 +210,9 @@ class Core {
     outcome.oa = prediction.oa;
     outcome.klProbs = prediction.kl_probs;
     outcome.klGrade = prediction.kl_grade;
+    for (int grade = 0; grade < oac::kKlGrades; ++grade) {
+      if (prediction.kl_set[grade]) outcome.klSet.call<void>("push", grade);
+    }
     outcome.inDistribution = prediction.in_distribution;
     return outcome;
   }
@@ -324,6 +328,7 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .field("oa", &InterpretOutcome::oa)
       .field("klProbs", &InterpretOutcome::klProbs)
       .field("klGrade", &InterpretOutcome::klGrade)
+      .field("klSet", &InterpretOutcome::klSet)
       .field("inDistribution", &InterpretOutcome::inDistribution);
   class_<Core>("Core")
       .constructor<std::string>()

@@ -112,10 +112,14 @@ PYBIND11_MODULE(oac_core, m) {
       .def_readwrite("oa_temperature", &oac::CalibrationSpec::oa_temperature)
       .def_readwrite("kl_temperature", &oac::CalibrationSpec::kl_temperature);
   py::class_<oac::OodSpec>(m, "OodSpec").def_readwrite("threshold", &oac::OodSpec::threshold);
+  py::class_<oac::KlSetSpec>(m, "KlSetSpec")
+      .def_readwrite("coverage", &oac::KlSetSpec::coverage)
+      .def_readwrite("threshold", &oac::KlSetSpec::threshold);
   py::class_<oac::ModelSpec>(m, "ModelSpec")
       .def_readwrite("preprocess", &oac::ModelSpec::preprocess)
       .def_readwrite("calibration", &oac::ModelSpec::calibration)
       .def_readwrite("threshold", &oac::ModelSpec::threshold)
+      .def_readwrite("kl_set", &oac::ModelSpec::kl_set)
       .def_readwrite("ood", &oac::ModelSpec::ood);
 
   m.def(
@@ -242,11 +246,16 @@ PYBIND11_MODULE(oac_core, m) {
         out["oa"] = prediction.oa;
         out["kl_probs"] = prediction.kl_probs;
         out["kl_grade"] = prediction.kl_grade;
+        py::list kl_set;
+        for (int grade = 0; grade < oac::kKlGrades; ++grade) {
+          if (prediction.kl_set[grade]) kl_set.append(grade);
+        }
+        out["kl_set"] = kl_set;
         out["in_distribution"] = prediction.in_distribution;
         return out;
       },
       py::arg("oa_logit"), py::arg("kl_logits"), py::arg("ood_score"), py::arg("spec"),
-      "Raw model outputs -> {p_oa, oa, kl_probs, kl_grade, in_distribution}.");
+      "Raw model outputs -> {p_oa, oa, kl_probs, kl_grade, kl_set: [grades], in_distribution}.");
 
   m.def(
       "render_cam",
