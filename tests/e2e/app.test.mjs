@@ -140,16 +140,19 @@ describe('web app', { timeout: SUITE_MS }, () => {
     assert.equal(download.suggestedFilename(), 'knee-oa-results.csv');
     const csv = (await readFile(await download.path(), 'utf8')).trim().split(/\r?\n/);
     assert.equal(csv.length, 11);
-    assert.match(csv[0], /^file,knee,p_oa,oa,kl_grade,kl_set,kl0,kl1,kl2,kl3,kl4,in_distribution,ood_score,status$/);
+    assert.match(csv[0], /^file,knee,p_oa,oa,kl_grade,kl_set,kl0,kl1,kl2,kl3,kl4,in_distribution,ood_score,status,box,box_set_by_hand$/);
 
     const cli = await runCli(BATCH_OF_TEN);
     assert.equal(cli.code, 0, cli.stderr);
     const cliByName = new Map(cli.results.map((result) => [path.basename(result.file), result]));
     for (const line of csv.slice(1)) {
-      const [name, , pOa] = parseCsvLine(line);
-      const expected = cliByName.get(name).p_oa;
-      assert.ok(Math.abs(Number(pOa) - expected) <= TOLERANCE, `${name}: CSV ${pOa} vs CLI ${expected}`);
-      assert.equal(parseCsvLine(line)[5], cliByName.get(name).kl_set.join(' '), `${name}: the KL set`);
+      const fields = parseCsvLine(line);
+      const [name, , pOa] = fields;
+      const expected = cliByName.get(name);
+      assert.ok(Math.abs(Number(pOa) - expected.p_oa) <= TOLERANCE, `${name}: CSV ${pOa} vs CLI ${expected.p_oa}`);
+      assert.equal(fields[5], expected.kl_set.join(' '), `${name}: the KL set`);
+      assert.equal(fields.at(-2), expected.box.join(' '), `${name}: the knee's box`);
+      assert.equal(fields.at(-1), 'false', `${name}: found, not set by hand`);
     }
 
     // Sorting by P(OA): ascending, then descending.

@@ -8,6 +8,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { startServer } from '../../tools/serve.mjs';
 
@@ -38,6 +39,9 @@ export const SAMPLES = {
   // 300×162 16-bit grey.
   sixteenBit: path.join(OA_DATASET, 'test', 'Normal', 'NormalG0 (374).png'),
 };
+
+/** A whole radiograph as people have them: 2180×2660 8-bit JPEG, both knees, long femur and tibia, markers. */
+export const WHOLE_RADIOGRAPH = path.join(DATASETS, 'full-radiographs', 'normal_N14.jpg');
 
 /** Ten different real X-rays from both classes and several sources. */
 export const BATCH_OF_TEN = [
@@ -263,13 +267,61 @@ export async function waitForResults(page, fileCount) {
   return page.textContent('#status');
 }
 
-/** The knees shown in the detail view: [{ side, pOa, inDistribution }]. */
+/**
+ * The knees shown in the detail view: [{ index, side, pOa, inDistribution, box ([x0, y0, x1, y1] in pixels of the
+ * decoded image), byHand }].
+ */
 export async function shownKnees(page) {
   return page.$$eval('#detail .knee', (knees) => knees.map((knee) => ({
+    index: Number(knee.dataset.index),
     side: knee.dataset.side,
     pOa: Number(knee.dataset.pOa),
     inDistribution: knee.dataset.inDistribution === 'true',
+    box: knee.dataset.box ? knee.dataset.box.split(',').map(Number) : null,
+    byHand: knee.dataset.byHand === 'true',
   })));
+}
+
+/** The boxes drawn over the whole image in the detail view: [{ index, box, pending, step }]. */
+export async function shownBoxes(page) {
+  return page.$$eval('#detail .knee-box', (boxes) => boxes.map((element) => ({
+    index: Number(element.dataset.index),
+    box: element.dataset.box.split(',').map(Number),
+    pending: element.classList.contains('pending'),
+    step: Number(element.dataset.step),
+  })));
+}
+
+/** An 8-bit grey PNG of width × height whose pixel (x, y) is value(x, y) (0–255). */
+export function greyPng(width, height, value) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let bit = 0; bit < 8; bit += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc32 = (bytes) => {
+    let crc = ~0;
+    for (const byte of bytes) crc = crcTable[(crc ^ byte) & 0xff] ^ (crc >>> 8);
+    return ~crc >>> 0;
+  };
+  const chunk = (type, body) => {
+    const out = Buffer.alloc(12 + body.length);
+    out.writeUInt32BE(body.length, 0);
+    out.write(type, 4, 'latin1');
+    body.copy(out, 8);
+    out.writeUInt32BE(crc32(out.subarray(4, 8 + body.length)), 8 + body.length);
+    return out;
+  };
+  const rows = Buffer.alloc((width + 1) * height);
+  for (let y = 0; y < height; y += 1) {
+    for (let x = 0; x < width; x += 1) rows[y * (width + 1) + 1 + x] = value(x, y);
+  }
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8;
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header),
+    chunk('IDAT', zlib.deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
 }
 
 export async function screenshot(page, name) {
