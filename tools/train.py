@@ -23,12 +23,15 @@ usage: tools/oac train [--config FILE.json] [--protocol clean|seed] [--input-siz
 """
 import argparse
 import csv
+import datetime
 import hashlib
 import io
 import json
 import math
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -124,6 +127,12 @@ def parse_args(argv=None):
                             help=f"default {f.default!r}")
     parser.add_argument("--datasets", default=os.environ.get("OAC_DATASETS", str(ROOT.parent / "shared" / "datasets")))
     parser.add_argument("--fresh", action="store_true", help="ignore an existing last.pt and start over")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: a CUDA GPU (one per rank) when there is one, else the CPU")
+    parser.add_argument("--work", help="folder for train/<run>/ and cache/ (default build/)")
+    parser.add_argument("--nproc", type=int, default=1,
+                        help="start this many DDP ranks on this machine (as torchrun --standalone --nproc_per_node does)")
+    parser.add_argument("--dump-rank-weights", metavar="DIR", help=argparse.SUPPRESS)  # tests: each rank's final weights
     args = parser.parse_args(argv)
     values = asdict(Config())
     if args.config:
@@ -132,7 +141,7 @@ def parse_args(argv=None):
     config = Config(**values)
     if not config.run:
         config.run = f"{config.protocol}-{config.input_size}"
-    return config, Path(args.datasets), args.fresh, args.config
+    return config, Path(args.datasets), args.fresh, args.config, args
 
 
 # ----------------------------------------------------------------------------------------------
@@ -201,7 +210,11 @@ def load_core(config):
         card_text = git("show", f"{commit}:models/oa-inceptionv3.json")
         described = f"core of {commit[:12]} ({module_dir.relative_to(ROOT)}), card from {commit[:12]}"
     else:
-        import oac_core as module
+        try:
+            import oac_core as module
+        except ImportError:  # run without tools/oac (e.g. torchrun tools/train.py): the build tree's module
+            sys.path.insert(0, str(ROOT / "build" / "native" / "python"))
+            import oac_core as module
         card_text = CARD.read_text()
         described = f"core {module.__file__}, card {CARD.relative_to(ROOT)} (working tree)"
     oac_core = module
@@ -213,7 +226,7 @@ def core_build_id():
     return hashlib.sha256(Path(oac_core.__file__).read_bytes()).hexdigest()
 
 
-def load_knees(config, datasets, spec, card_text):
+def load_knees(config, datasets, spec, card_text, cache_dir):
     split = ROOT / config.split
     rows = list(csv.DictReader(open(split, newline="")))
     # Only rows the protocol trains or validates on are prepared: test rows are never even decoded.
@@ -224,7 +237,7 @@ def load_knees(config, datasets, spec, card_text):
     key_text = json.dumps({"spec": asdict(spec_as_dict(spec)), "preprocess": preprocess, "protocol": config.protocol,
                            "core": core_build_id()}, sort_keys=True) + split.read_text()
     key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
-    cache = ROOT / "build" / "cache" / f"knees-{config.input_size}-{key}.npz"
+    cache = cache_dir / f"knees-{config.input_size}-{key}.npz"
     if cache.exists():
         data = np.load(cache, allow_pickle=False)
         planes, row_index = data["planes"], data["row"]
@@ -364,9 +377,12 @@ def to_model_input(planes, spec):
 # ----------------------------------------------------------------------------------------------
 
 LOG_FILE = None
+IS_MAIN = True  # under torchrun only rank 0 logs
 
 
 def log(message):
+    if not IS_MAIN:
+        return
     line = f"{time.strftime('%H:%M:%S')} {message}"
     print(line, flush=True)
     if LOG_FILE:
@@ -417,12 +433,13 @@ def losses(out, oa, kl, pos_weight, kl_weight, kl_loss_weight, kl_smoothing=0.0)
 @torch.no_grad()
 def predict(model, planes, spec, batch_size=64):
     model.eval()
+    device = next(model.parameters()).device
     outputs = {"oa_logit": [], "kl_logits": [], "features": []}
     for start in range(0, len(planes), batch_size):
         x = torch.from_numpy(planes[start:start + batch_size].astype(np.float32))[:, None]
-        out = model(to_model_input(x, spec).contiguous(memory_format=memory_format(model)))
+        out = model(to_model_input(x, spec).to(device).contiguous(memory_format=memory_format(model)))
         for k in outputs:
-            outputs[k].append(out[k])
+            outputs[k].append(out[k].cpu())
     return {k: torch.cat(v).numpy() for k, v in outputs.items()}
 
 
@@ -508,21 +525,141 @@ def fit_ood(model, knees, spec, config):
             "fit_images": int(len(pick))}
 
 
-def main():
-    global LOG_FILE
-    config, datasets, fresh, config_file = parse_args()
-    run_dir = ROOT / "build" / "train" / config.run
-    run_dir.mkdir(parents=True, exist_ok=True)
-    LOG_FILE = run_dir / "train.log"
-    torch.set_num_threads(config.threads)
+class Ranks:
+    """One process, or one of `world` under torchrun (DistributedDataParallel): gloo on CPU, nccl on GPUs.
+
+    Every rank draws the same batch and the same augmentations and trains on its shard of the batch
+    (DDP averages the gradients), so the data a step sees does not depend on the number of ranks.
+    Rank 0 alone logs, validates, and writes checkpoints and results; the others follow its decisions."""
+
+    def __init__(self, device_choice):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        use_cuda = device_choice == "cuda" or (device_choice == "auto" and torch.cuda.is_available())
+        self.device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+        if use_cuda:
+            torch.cuda.set_device(self.device)
+        if self.world > 1:
+            torch.distributed.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(hours=2))
+            self.rank, self.world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+    @property
+    def main(self):
+        return self.rank == 0
+
+    def barrier(self):
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def from_main(self, value):
+        """rank 0's value of a picklable object, on every rank"""
+        if self.world == 1:
+            return value
+        box = [value]
+        torch.distributed.broadcast_object_list(box, src=0, device=self.device if self.device.type == "cuda" else None)
+        return box[0]
+
+    def shard(self, count):
+        """this rank's slice of a batch of `count` samples (contiguous, sizes differing by at most one)"""
+        bounds = np.linspace(0, count, self.world + 1).round().astype(int)
+        return slice(bounds[self.rank], bounds[self.rank + 1])
+
+    def mean(self, value):
+        if self.world == 1:
+            return float(value)
+        t = torch.tensor([float(value)], device=self.device)
+        torch.distributed.all_reduce(t)
+        return float(t) / self.world
+
+    def max_parameter_difference(self, model):
+        """max |rank r's - rank 0's| over every parameter (0.0 when the ranks agree exactly); BatchNorm statistics
+        trained in batch mode are each rank's own (DDP copies rank 0's into every forward; rank 0's are saved)"""
+        if self.world == 1:
+            return 0.0
+        tensors = [p.detach() for p in model.parameters()]
+        flat = torch.cat([t.reshape(-1) for t in tensors]).float()
+        reference = flat.clone()
+        torch.distributed.broadcast(reference, 0)
+        difference = (flat - reference).abs().max().reshape(1)
+        torch.distributed.all_reduce(difference, op=torch.distributed.ReduceOp.MAX)
+        return float(difference)
+
+    def close(self):
+        if self.world > 1:
+            torch.distributed.destroy_process_group()
+
+
+def without_nproc(argv):
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
+def launch_ranks(nproc, argv):
+    """Run this script as `nproc` DDP ranks on this machine, the environment torchrun would give them, without
+    torchrun's elastic agent (Debian's torch 1.13 agent fails under Python 3.11 unless given --redirects 1 --tee 1).
+    One rank failing stops the others; SIGTERM/SIGINT are passed on, so a killed run stops every rank."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    processes = []
+    for rank in range(nproc):
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(nproc),
+               "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(nproc)}
+        processes.append(subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *argv], env=env))
+
+    def stop(signum, _frame):
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signum)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    codes = {}
+    while len(codes) < nproc:
+        for rank, process in enumerate(processes):
+            if rank not in codes and process.poll() is not None:
+                codes[rank] = process.returncode
+                if process.returncode != 0:
+                    stop(signal.SIGTERM, None)
+        time.sleep(0.2)
+    return next((code for code in codes.values() if code != 0), 0)
+
+
+def main(argv=None):
+    global LOG_FILE, IS_MAIN
+    config, datasets, fresh, config_file, options = parse_args(argv)
+    if options.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        sys.exit(launch_ranks(options.nproc, without_nproc(sys.argv[1:] if argv is None else argv)))
+    ranks = Ranks(options.device)
+    IS_MAIN = ranks.main
+    work = Path(options.work).resolve() if options.work else ROOT / "build"
+    run_dir = work / "train" / config.run
+    if ranks.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        LOG_FILE = run_dir / "train.log"
+    if ranks.device.type == "cpu":
+        # config.threads is the whole run's budget, shared by the ranks
+        torch.set_num_threads(max(1, config.threads // ranks.world))
     torch.manual_seed(config.seed)
     started = time.time()
 
-    card_text, core_described = load_core(config)
-    spec = oac_core.parse_model_card(card_text)
-    spec.preprocess.input_size = config.input_size
-    log(f"preprocessing: {core_described}")
-    knees = load_knees(config, datasets, spec, card_text)
+    # rank 0 first: it may build the pinned core and prepare the tensor cache; the others then read both
+    for turn in ((0,) if ranks.world == 1 else (0, 1)):
+        if (turn == 0) == ranks.main:
+            card_text, core_described = load_core(config)
+            spec = oac_core.parse_model_card(card_text)
+            spec.preprocess.input_size = config.input_size
+            log(f"preprocessing: {core_described}")
+            knees = load_knees(config, datasets, spec, card_text, work / "cache")
+        if ranks.world > 1 and turn == 0:
+            ranks.barrier()
     train_idx = np.flatnonzero(knees.split == "train")
     if config.train_subset:
         train_idx = np.sort(np.random.default_rng(config.seed).choice(train_idx, config.train_subset, replace=False))
@@ -531,13 +668,15 @@ def main():
         dropped = np.setdiff1d(val_idx, np.random.default_rng(config.seed).choice(val_idx, config.val_subset, replace=False))
         knees.split[dropped] = ""
     log(f"config {json.dumps(asdict(config))}" + (f" (from {config_file} and flags)" if config_file else ""))
-    log(f"core {Path(oac_core.__file__).name} sha256 {core_build_id()[:16]}; torch {torch.__version__}, {config.threads} threads")
+    threads = torch.get_num_threads() if ranks.device.type == "cpu" else "-"
+    log(f"core {Path(oac_core.__file__).name} sha256 {core_build_id()[:16]}; torch {torch.__version__}; "
+        f"{ranks.world} rank(s) on {ranks.device.type}, {threads} threads each")
     log(f"knees: train {len(train_idx)}, val {(knees.split == 'val').sum()}")
 
-    model = build_model(config)  # a resumed run then replaces these weights with its own last.pt
+    net = build_model(config).to(ranks.device)  # a resumed run then replaces these weights with its own last.pt
     is_head = lambda name: name.startswith(("oa.", "kl."))
-    heads = [p for n, p in model.named_parameters() if p.requires_grad and is_head(n)]
-    backbone = [p for n, p in model.named_parameters() if p.requires_grad and not is_head(n)]
+    heads = [p for n, p in net.named_parameters() if p.requires_grad and is_head(n)]
+    backbone = [p for n, p in net.named_parameters() if p.requires_grad and not is_head(n)]
     optimizer = torch.optim.AdamW([{"params": backbone, "lr": config.lr_backbone},
                                    {"params": heads, "lr": config.lr_heads}], weight_decay=config.weight_decay)
     steps_per_epoch = len(train_idx) // config.batch_size
@@ -545,50 +684,71 @@ def main():
     schedule = lambda step: min(1.0, (step + 1) / config.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     pos_weight, kl_weight = class_weights(knees, np.isin(np.arange(len(knees.split)), train_idx))
+    pos_weight, kl_weight = pos_weight.to(ranks.device), kl_weight.to(ranks.device)
 
     state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_score": -1.0, "bad_epochs": 0, "history": []}
     last = run_dir / "last.pt"
-    if last.exists() and not fresh:
-        checkpoint = torch.load(last)
-        model.load_state_dict(checkpoint["model"])
+    if ranks.from_main(last.exists() and not fresh):  # every rank loads the same file
+        checkpoint = torch.load(last, map_location="cpu")
+        net.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         state = checkpoint["state"]
         log(f"resumed at epoch {state['epoch']} step {state['step_in_epoch']}")
+    model = net
+    if ranks.world > 1:
+        model = nn.parallel.DistributedDataParallel(net, device_ids=[ranks.device.index] if ranks.device.type == "cuda" else None)
 
     def save(path, extra=None):
-        payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        if not ranks.main:
+            return
+        payload = {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                    "state": state, "config": asdict(config), **(extra or {})}
         torch.save(payload, str(path) + ".tmp")
         os.replace(str(path) + ".tmp", path)
 
     def evaluate_and_select():
-        scores = validation_score(model, knees, spec)
-        scores.update(epoch=state["epoch"], step=state["global_step"], minutes=round((time.time() - started) / 60, 1))
-        state["history"].append(scores)
-        log(f"validation {json.dumps(scores)}")
-        if scores["score"] > state["best_score"]:
-            state["best_score"], state["bad_epochs"] = scores["score"], 0
-            torch.save({"model": model.state_dict(), "config": asdict(config), "validation": scores}, run_dir / "best.pt")
-        else:
-            state["bad_epochs"] += 1
-        (run_dir / "history.json").write_text(json.dumps(state["history"], indent=1))
+        nonlocal state
+        if ranks.main:
+            scores = validation_score(net, knees, spec)
+            scores.update(epoch=state["epoch"], step=state["global_step"], minutes=round((time.time() - started) / 60, 1))
+            state["history"].append(scores)
+            log(f"validation {json.dumps(scores)}")
+            if scores["score"] > state["best_score"] or not (run_dir / "best.pt").exists():
+                state["best_score"], state["bad_epochs"] = scores["score"], 0
+                torch.save({"model": net.state_dict(), "config": asdict(config), "validation": scores}, run_dir / "best.pt")
+            else:
+                state["bad_epochs"] += 1
+            (run_dir / "history.json").write_text(json.dumps(state["history"], indent=1))
+        state = ranks.from_main(state)
+        set_train_mode(net, config.freeze_bn_stats)
 
-    out_of_time = lambda: config.max_minutes and (time.time() - started) / 60 > config.max_minutes
+    def check_ranks_agree(when):
+        if ranks.world > 1:
+            difference = ranks.max_parameter_difference(net)
+            log(f"{when}: weights on the {ranks.world} ranks " +
+                ("identical" if difference == 0 else f"DIFFER by up to {difference:.3g}"))
+
+    def out_of_time():
+        return ranks.from_main(bool(config.max_minutes and (time.time() - started) / 60 > config.max_minutes))
+
     while state["epoch"] < config.epochs and state["bad_epochs"] < config.patience and not out_of_time():
         # the epoch's order depends only on (seed, epoch), so a resumed epoch continues the same order
         order = np.random.default_rng(config.seed + state["epoch"]).permutation(train_idx)
-        set_train_mode(model, config.freeze_bn_stats)
+        set_train_mode(net, config.freeze_bn_stats)
         tick = time.time()
         while state["step_in_epoch"] < steps_per_epoch:
             batch = order[state["step_in_epoch"] * config.batch_size:(state["step_in_epoch"] + 1) * config.batch_size]
             planes = torch.from_numpy(knees.planes[batch].astype(np.float32))[:, None]
             # augmentation draws depend only on (seed, step): a resumed run repeats them exactly
             gen = torch.Generator().manual_seed(config.seed * 1_000_003 + state["global_step"])
-            torch.manual_seed(config.seed * 1_000_033 + state["global_step"])  # dropout, likewise
-            x = to_model_input(augment(planes, gen, config.aug_jpeg, config.aug_margins), spec)
-            out = model(x.contiguous(memory_format=memory_format(model)))
-            loss = losses(out, torch.from_numpy(knees.oa[batch]), torch.from_numpy(knees.kl[batch]),
+            # dropout, likewise (and per rank, so shards do not share masks)
+            torch.manual_seed(config.seed * 1_000_033 + state["global_step"] + 7919 * ranks.rank)
+            mine = ranks.shard(len(batch))
+            x = to_model_input(augment(planes, gen, config.aug_jpeg, config.aug_margins)[mine], spec)
+            out = model(x.to(ranks.device).contiguous(memory_format=memory_format(net)))
+            loss = losses(out, torch.from_numpy(knees.oa[batch][mine]).to(ranks.device),
+                          torch.from_numpy(knees.kl[batch][mine]).to(ranks.device),
                           pos_weight, kl_weight, config.kl_loss_weight, config.kl_neighbour_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -597,13 +757,13 @@ def main():
             state["step_in_epoch"] += 1
             state["global_step"] += 1
             if state["global_step"] % 10 == 0:
+                mean_loss = ranks.mean(loss.item())
                 rate = 10 * config.batch_size / (time.time() - tick)
                 tick = time.time()
-                log(f"epoch {state['epoch']} step {state['step_in_epoch']}/{steps_per_epoch} loss {loss.item():.4f} "
+                log(f"epoch {state['epoch']} step {state['step_in_epoch']}/{steps_per_epoch} loss {mean_loss:.4f} "
                     f"{rate:.1f} img/s lr {scheduler.get_last_lr()[0]:.2e}")
             if config.eval_every_steps and state["global_step"] % config.eval_every_steps == 0:
                 evaluate_and_select()
-                set_train_mode(model, config.freeze_bn_stats)
             if state["global_step"] % config.checkpoint_every_steps == 0:
                 save(last)
             if out_of_time():
@@ -611,18 +771,27 @@ def main():
         if state["step_in_epoch"] >= steps_per_epoch:
             state["epoch"] += 1
             state["step_in_epoch"] = 0
+            check_ranks_agree(f"epoch {state['epoch']}")
             evaluate_and_select()
         save(last)
 
-    if not (run_dir / "best.pt").exists():
+    if options.dump_rank_weights:  # for tests: every rank's final weights
+        Path(options.dump_rank_weights).mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()},
+                   Path(options.dump_rank_weights) / f"rank{ranks.rank}.pt")
+    check_ranks_agree("end of training")
+    if ranks.from_main(not (run_dir / "best.pt").exists()):
         evaluate_and_select()
-    best = torch.load(run_dir / "best.pt")
-    model.load_state_dict(best["model"])
-    best["ood"] = fit_ood(model, knees, spec, config)
-    torch.save(best, run_dir / "best.pt")
-    log(f"done: best validation {json.dumps(best['validation'])}; OOD fitted on {best['ood']['fit_images']} knees")
-    (run_dir / "summary.json").write_text(json.dumps({"config": asdict(config), "best": best["validation"],
-                                                      "history": state["history"]}, indent=1))
+    if ranks.main:
+        best = torch.load(run_dir / "best.pt", map_location="cpu")
+        net.load_state_dict(best["model"])
+        best["ood"] = fit_ood(net, knees, spec, config)
+        torch.save(best, run_dir / "best.pt")
+        log(f"done: best validation {json.dumps(best['validation'])}; OOD fitted on {best['ood']['fit_images']} knees")
+        (run_dir / "summary.json").write_text(json.dumps({"config": asdict(config), "best": best["validation"],
+                                                          "history": state["history"]}, indent=1))
+    ranks.barrier()
+    ranks.close()
 
 
 if __name__ == "__main__":
