@@ -710,8 +710,10 @@ class ShownFile {
     event.stopPropagation();
     record.element.focus({ preventScroll: true });
     clearTimeout(record.timer);
+    record.timer = null;
     const { element } = record;
     element.setPointerCapture(event.pointerId);
+    record.dragging = true;
     const start = { x: event.clientX, y: event.clientY, box: record.box, scale: this.scale() };
     let moved = false;
     const onMove = (moveEvent) => {
@@ -734,8 +736,10 @@ class ShownFile {
       element.removeEventListener('pointerup', onEnd);
       element.removeEventListener('pointercancel', onEnd);
       if (element.hasPointerCapture(endEvent.pointerId)) element.releasePointerCapture(endEvent.pointerId);
+      record.dragging = false;
       if (endEvent.type === 'pointercancel') this.move(record, start.box);
-      else if (moved) this.commit(record);
+      // commit() skips a box that was scored already; a new knee's box is only scored once it was moved.
+      else if (moved || !this.isPending(record)) this.commit(record);
     };
     element.addEventListener('pointermove', onMove);
     element.addEventListener('pointerup', onEnd);
@@ -753,6 +757,8 @@ class ShownFile {
     const record = this.records[index] ?? this.addRecord(index, squareBox(anchor.x, anchor.y, 0, this.width, this.height), null);
     const before = record.box;
     clearTimeout(record.timer);
+    record.timer = null;
+    record.dragging = true;
     this.stack.setPointerCapture(event.pointerId);
     let drawn = false;
     const onMove = (moveEvent) => {
@@ -769,6 +775,7 @@ class ShownFile {
       this.stack.removeEventListener('pointerup', onEnd);
       this.stack.removeEventListener('pointercancel', onEnd);
       if (this.stack.hasPointerCapture(endEvent.pointerId)) this.stack.releasePointerCapture(endEvent.pointerId);
+      record.dragging = false;
       if (endEvent.type === 'pointercancel') {
         this.move(record, before);
       } else if (drawn) {
@@ -810,6 +817,7 @@ class ShownFile {
       case 'Escape':
         event.preventDefault();
         clearTimeout(record.timer);
+        record.timer = null;
         if (this.isPending(record)) this.removeNewBox();
         else if (record.scored) this.move(record, record.scored);
         return;
@@ -888,14 +896,13 @@ class ShownFile {
 
   /** Knee `index` has a new result from `submitted`: its section is replaced, its box shows what the core used. */
   scored(index, knee, images, submitted) {
-    const record = this.records[index];
-    if (record) {
-      record.scored = knee.box;
-      record.submitted = null;
-      // The core squares the box and keeps it inside the image; unless the box has moved on since, show its box.
-      if (sameBox(record.box, submitted)) this.move(record, knee.box);
-      this.describe(record, knee);
-    }
+    const record = this.records[index] ?? this.addRecord(index, knee.box, knee);
+    record.scored = knee.box;
+    record.submitted = null;
+    // The core squares the box and keeps it inside the image: the box shows what was scored, unless it is being
+    // moved on (a drag, or keys whose own re-score is still to come).
+    if (sameBox(record.box, submitted) || (!record.timer && !record.dragging)) this.move(record, knee.box);
+    this.describe(record, knee);
     const section = renderKnee(knee, images, index);
     const old = this.kneeSection(index);
     if (old) old.replaceWith(section);

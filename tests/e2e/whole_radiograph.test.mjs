@@ -131,6 +131,26 @@ describe('whole radiographs in the page', { timeout: SUITE_MS }, () => {
     keyboardResult = moved;
   });
 
+  it('resizes a box with + and − about its centre and scores it again once the keys rest', { timeout: SLOW_MS }, async () => {
+    const before = await shownKnees(page);
+    const [{ step }] = await shownBoxes(page);
+    await page.locator('#detail .knee-box[data-index="0"]').focus();
+    await page.keyboard.press('+');
+    await page.keyboard.press('+');
+    await page.keyboard.press('-');
+    // No Enter: the knee is scored again a moment after the last key.
+    const resized = await waitForHandBox(page, 0, before[0].box);
+    const [x0, y0, x1, y1] = before[0].box;
+    assert.deepEqual(resized.box, [x0 - step, y0 - step, x1 + step, y1 + step]);
+    assert.deepEqual((await shownKnees(page))[1], before[1], 'the other knee keeps its result');
+    // Escape after a move puts the box back where its knee was scored, and nothing is scored.
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('Escape');
+    assert.deepEqual((await shownBoxes(page))[0].box, resized.box);
+    await page.waitForTimeout(1500);
+    assert.deepEqual(await shownKnees(page), [resized, before[1]]);
+  });
+
   it('moves and resizes a box with the mouse and scores that knee again', { timeout: SLOW_MS }, async () => {
     const before = await shownKnees(page);
     const stack = await showWholeImage(page);
