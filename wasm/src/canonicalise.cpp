@@ -243,7 +243,8 @@ std::vector<Knee> find_knees(GrayImage& image, const ImageMetadata& metadata, co
   // against the template's sign, or hides a whole film's knees until it is turned back.
   if (!metadata.polarity_from_header) {
     const bool reversed = !knees.empty() && std::all_of(knees.begin(), knees.end(), [&](const Knee& knee) {
-      return brightness_profile_match(knee.image, spec.localise) <= -spec.localise.inverted_score;
+      return brightness_profile_match(knee.image, spec.localise) <= -spec.localise.inverted_profile &&
+             frame_match(knee.image, spec.localise) <= -spec.localise.inverted_match;
     });
     if (reversed || knees.empty()) {
       GrayImage negative = negative_of(image);

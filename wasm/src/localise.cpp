@@ -225,6 +225,12 @@ std::vector<KneeCandidate> pick_knees(const std::vector<KneeCandidate>& candidat
   return knees;
 }
 
+float frame_match(const GrayImage& picture, const LocaliseSpec& spec) {
+  const int size = spec.template_size;
+  if (picture.width < 1 || picture.height < 1 || size < 2) return 0.0f;
+  return match_map(gradients(resize(picture, size, size)), template_gradients(spec), size).front();
+}
+
 // Rows rather than the gradients localisation matches: the bright condyles and plateau around the
 // dark joint space hold across every framing of the training data, their edges do not.
 float brightness_profile_match(const GrayImage& picture, const LocaliseSpec& spec) {

@@ -146,7 +146,8 @@ Result<ModelSpec> parse_model_card(std::string_view json_text) {
   localise.min_score = card.number("preprocess.localise.min_score");
   localise.pair_min_score = card.number("preprocess.localise.pair_min_score");
   localise.joint_crop_fraction = card.number("preprocess.localise.joint_crop_fraction");
-  localise.inverted_score = card.number("preprocess.localise.inverted_score");
+  localise.inverted_profile = card.number("preprocess.localise.inverted_profile");
+  localise.inverted_match = card.number("preprocess.localise.inverted_match");
   spec.calibration.oa_temperature = card.number("calibration.oa_temperature");
   spec.calibration.kl_temperature = card.number("calibration.kl_temperature");
   spec.threshold = card.number("threshold");
@@ -180,10 +181,12 @@ Result<ModelSpec> parse_model_card(std::string_view json_text) {
                "a whole number from 1 to 100");
   card.require(localise.pair_min_score <= localise.min_score, "preprocess.localise.pair_min_score",
                "at most min_score");
+  card.require(localise.inverted_profile > 0 && localise.inverted_profile <= 1, "preprocess.localise.inverted_profile",
+               "above 0 and at most 1");
+  card.require(localise.inverted_match >= 0 && localise.inverted_match <= 1, "preprocess.localise.inverted_match",
+               "from 0 to 1");
   card.require(localise.joint_crop_fraction > 0 && localise.joint_crop_fraction <= 1,
                "preprocess.localise.joint_crop_fraction", "above 0 and at most 1");
-  card.require(localise.inverted_score > 0 && localise.inverted_score <= 1, "preprocess.localise.inverted_score",
-               "above 0 and at most 1");
   card.require(spec.calibration.oa_temperature > 0, "calibration.oa_temperature", "a positive number");
   card.require(spec.calibration.kl_temperature > 0, "calibration.kl_temperature", "a positive number");
   card.require(spec.threshold >= 0 && spec.threshold <= 1, "threshold", "a probability from 0 to 1");

@@ -37,6 +37,10 @@ std::vector<KneeCandidate> knee_candidates(const GrayImage& image, const Localis
 // bilateral film). Sorted left to right.
 std::vector<KneeCandidate> pick_knees(const std::vector<KneeCandidate>& candidates, const LocaliseSpec& spec);
 
+// How well the whole of `picture` (a joint crop, windowed) matches the knee template's gradients:
+// near 1 for a crop framed like the training crops, negative for a negative of one.
+float frame_match(const GrayImage& picture, const LocaliseSpec& spec);
+
 // Correlation of the brightness of `picture`'s rows, top to bottom, with the knee template's: near
 // 1 for a joint crop with bright bone around the dark joint space, near -1 for its negative.
 float brightness_profile_match(const GrayImage& picture, const LocaliseSpec& spec);

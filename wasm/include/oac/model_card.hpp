@@ -20,7 +20,11 @@ struct LocaliseSpec {
   int scale_steps = 0;             // box sides searched, geometric from the smallest to the shorter side
   double min_score = 0;            // a first knee matches at least this well
   double pair_min_score = 0;       // a second knee beside the first matches at least this well
-  double inverted_score = 0;       // a crop whose brightness profile matches at or below minus this is a negative
+  // A negative (bone dark) joint crop: its row-brightness profile matches the template's at or
+  // below -inverted_profile and its gradients at or below -inverted_match; either alone is fooled
+  // by unusual framings.
+  double inverted_profile = 0;
+  double inverted_match = 0;
   // A first knee at least this fraction of the shorter side means a joint crop; a picture whose
   // shorter side times this is below min_knee_pixels is one without a search.
   double joint_crop_fraction = 0;
