@@ -3,15 +3,16 @@
 // OAC_MODEL names another.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { locateModel } from '../../tools/artifacts.mjs';
-import { BATCH_OF_TEN, CLI_MODEL, SAMPLES, SUITE_MS, runCli } from './harness.mjs';
+import { BATCH_OF_TEN, CLI_MODEL, DATASETS, REPO_ROOT, SAMPLES, SUITE_MS, runCli } from './harness.mjs';
 
 const classify = (args, options = {}) => runCli(args, { model: CLI_MODEL, coreDir: null, ...options });
-const KNEE_FIELDS = ['side', 'p_oa', 'oa', 'kl_probs', 'kl_grade', 'kl_set', 'in_distribution', 'oa_logit', 'kl_logits', 'ood_score'];
+const KNEE_FIELDS = ['side', 'box', 'p_oa', 'oa', 'kl_probs', 'kl_grade', 'kl_set', 'in_distribution', 'oa_logit', 'kl_logits', 'ood_score'];
 
 describe('tools/oac classify', { timeout: SUITE_MS }, () => {
   let card;
@@ -118,5 +119,63 @@ describe('tools/oac classify', { timeout: SUITE_MS }, () => {
     const missing = await classify([SAMPLES.single], { model: path.join(scratch, 'nothing.json') });
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /does not exist/);
+  });
+});
+
+// Whole radiographs: the knees' boxes against the hand annotations (models/data/full-radiographs-joints.csv).
+describe('tools/oac classify on whole radiographs', { timeout: SUITE_MS }, () => {
+  const annotated = new Map();
+  for (const line of readFileSync(path.join(REPO_ROOT, 'models/data/full-radiographs-joints.csv'), 'utf8').trim().split('\n').slice(1)) {
+    const [file, , cx, cy, width] = line.split(',');
+    if (!annotated.has(file)) annotated.set(file, []);
+    if (cx) annotated.get(file).push({ cx: Number(cx), cy: Number(cy), width: Number(width) });
+  }
+  const radiograph = (file) => path.join(DATASETS, 'full-radiographs', file);
+  const holds = ([x0, y0, x1, y1], { cx, cy }) => x0 <= cx && cx < x1 && y0 <= cy && cy < y1;
+  let scratch;
+  before(() => { scratch = mkdtempSync(path.join(tmpdir(), 'oac-cli-whole-')); });
+  after(() => rmSync(scratch, { recursive: true, force: true }));
+
+  it('gives each annotated knee its own box and result, one and two knees alike', async () => {
+    const files = ['normal_N14.jpg', 'normal_N24.jpg', 'osteopenia_OP57.jpg', 'osteoporosis_OS10.jpg', 'normal_N11.jpeg'];
+    const run = await classify(files.map(radiograph));
+    assert.equal(run.code, 0, run.stderr);
+    for (const [i, result] of run.results.entries()) {
+      const knees = annotated.get(files[i]);
+      assert.equal(result.ok, true, files[i]);
+      assert.equal(result.knees.length, knees.length, `${files[i]}: one result per knee`);
+      assert.deepEqual(result.knees.map((knee) => knee.side), knees.length === 2 ? ['left', 'right'] : ['single']);
+      knees.forEach((knee, k) => {
+        const [x0, y0, x1, y1] = result.knees[k].box;
+        assert.ok(holds(result.knees[k].box, knee), `${files[i]} knee ${k}: box ${result.knees[k].box} misses the joint`);
+        assert.equal(x1 - x0, y1 - y0, 'boxes are square');
+        assert.ok(Math.abs(x1 - x0 - knee.width) < 0.5 * knee.width, `${files[i]} knee ${k}: box side ${x1 - x0} for a knee ${knee.width} wide`);
+      });
+    }
+  });
+
+  it('finds the same boxes in a DICOM made from the JPEG with DCMTK', async () => {
+    const jpeg = radiograph('normal_N14.jpg');
+    const dicom = path.join(scratch, 'N14.dcm');
+    execFileSync('img2dcm', ['-i', 'JPEG', jpeg, dicom]);
+    const run = await classify([jpeg, dicom]);
+    assert.equal(run.code, 0, run.stderr);
+    const [fromJpeg, fromDicom] = run.results;
+    assert.equal(fromDicom.ok, true, fromDicom.error);
+    assert.equal(fromDicom.knees.length, 2);
+    assert.deepEqual(fromDicom.knees.map((knee) => knee.box), fromJpeg.knees.map((knee) => knee.box));
+  });
+
+  it('says plainly that no knee was found in an image without one', async () => {
+    const noise = path.join(scratch, 'noise.pgm');
+    const pixels = Buffer.alloc(640 * 480);
+    for (let i = 0; i < pixels.length; i += 1) pixels[i] = (i * 2654435761) >>> 24;
+    writeFileSync(noise, Buffer.concat([Buffer.from('P5 640 480 255\n'), pixels]));
+    const bmp = path.join(scratch, 'noise.bmp');
+    execFileSync('convert', [noise, bmp]);
+    const run = await classify([bmp]);
+    assert.equal(run.code, 2);
+    assert.equal(run.results[0].ok, false);
+    assert.match(run.results[0].error, /^No knee joint was found in this image/);
   });
 });
