@@ -5,7 +5,8 @@
 
 VAL.jsonl is `tools/oac classify` output for the validation images. Only the raw model outputs
 (oa_logit, kl_logits, ood_score) are used, so the card the predictions were made with does not matter.
-Writes `calibration`, `threshold`, `threshold_rule` and `ood` into the card; every other field is kept.
+Writes `calibration`, `threshold`, `threshold_rule`, `kl_set` and `ood` into the card; every other field
+is kept.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import eval_io
 import metrics
 
 MIN_SENSITIVITY = 0.90
+KL_SET_COVERAGE = 0.90
 OOD_QUANTILE = 0.99
 # Search range for log(1 / T): temperatures from about 0.001 to 1100, far beyond any sane fit.
 LOG_INVERSE_TEMPERATURE_BOUNDS = (-7.0, 7.0)
@@ -79,6 +81,37 @@ def ood_threshold(knee_scores: np.ndarray, quantile: float) -> float:
     return float(ordered[math.ceil(quantile * len(ordered) - 1e-9) - 1])
 
 
+def aps_scores(probs: np.ndarray, grades: np.ndarray) -> np.ndarray:
+    """Non-conformity score of deterministic adaptive prediction sets: the probability of the grades ranked
+    before the true one (by decreasing probability, ties to the lower grade: the core's order).
+
+    The core's set takes grades in that order until their cumulative probability exceeds the threshold,
+    so it holds a grade exactly when this score is at most the threshold: coverage is what the quantile
+    states. (Scoring the mass up to and including the true grade instead, with the same sets, holds the
+    grade that crosses the threshold for free and covers far more than stated: 0.99 for a stated 0.90 on
+    calibrated probabilities; tests/python/test_kl_set.py.)
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    order = np.argsort(-probs, axis=1, kind="stable")
+    ranked = np.take_along_axis(probs, order, axis=1)
+    before = np.cumsum(ranked, axis=1) - ranked
+    rank_of_truth = np.argmax(order == np.asarray(grades)[:, None], axis=1)
+    return before[np.arange(len(probs)), rank_of_truth]
+
+
+def conformal_threshold(scores: np.ndarray, coverage: float) -> float:
+    """Split-conformal threshold: the ceil((n + 1) * coverage)-th smallest of the n calibration scores, so a
+    new exchangeable case's score is at most it with probability >= coverage. 1 (every grade) when that
+    rank exceeds n; never above 1 (a cumulative probability that rounding took past 1)."""
+    ordered = np.sort(np.asarray(scores, dtype=np.float64))
+    if len(ordered) == 0:
+        raise ValueError("no validation image has a KL grade for the KL prediction set")
+    if not 0 < coverage < 1:
+        raise ValueError(f"the KL set coverage must be between 0 and 1, not {coverage}")
+    rank = math.ceil((len(ordered) + 1) * coverage - 1e-9)
+    return 1.0 if rank > len(ordered) else min(float(ordered[rank - 1]), 1.0)
+
+
 def insert_after(mapping: dict, anchor: str, key: str, value) -> dict:
     """Copy of mapping with key placed right after anchor, so a rule sits next to the number it explains."""
     items = [(k, v) for k, v in mapping.items() if k != key]
@@ -86,7 +119,8 @@ def insert_after(mapping: dict, anchor: str, key: str, value) -> dict:
     return dict(items[:position] + [(key, value)] + items[position:])
 
 
-def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quantile: float) -> tuple[dict, list[str]]:
+def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quantile: float,
+              kl_set_coverage: float = KL_SET_COVERAGE) -> tuple[dict, list[str]]:
     """Returns the updated card and the summary lines."""
     ok = scored.ok
     binary = ok & ~np.isnan(scored.label)
@@ -100,6 +134,8 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
     kl_temperature = fit_temperature(lambda t: multiclass_nll(kl_logits, grades, t))
     p_oa = eval_io.sigmoid(oa_logits / oa_temperature)
     threshold = threshold_for_sensitivity(labels, p_oa, min_sensitivity)
+    kl_probs = eval_io.softmax(kl_logits / kl_temperature)
+    kl_set_threshold = conformal_threshold(aps_scores(kl_probs, grades), kl_set_coverage)
     knee_scores = np.array([s for knees in scored.knee_ood_scores for s in knees])
     ood = ood_threshold(knee_scores, quantile)
 
@@ -115,6 +151,15 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
     updated = insert_after(updated, "threshold", "threshold_rule",
                            f"highest specificity on the validation split subject to sensitivity >= "
                            f"{min_sensitivity:g}, on calibrated P(OA); halfway to the next lower score")
+    updated = insert_after(updated, "threshold_rule", "kl_set", {
+        "coverage": kl_set_coverage,
+        "threshold": kl_set_threshold,
+        "method": "split conformal prediction, adaptive prediction sets without randomisation: the set holds the "
+                  "KL grades in order of decreasing calibrated probability (ties: the lower grade first) until "
+                  "their cumulative probability exceeds the threshold, the ceil((n + 1) x coverage)-th smallest of "
+                  "the n validation scores (score: calibrated probability of the grades ranked before the true one)",
+        "fitted_on": f"clean validation split: {len(grades)} images with a KL grade",
+    })
     updated["ood"] = dict(card.get("ood", {}))
     updated["ood"]["threshold"] = ood
     updated["ood"]["rule"] = (f"{quantile:g} quantile of ood_score over the {len(knee_scores)} validation knees "
@@ -122,7 +167,8 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
                               f"about {1 - quantile:.0%} of in-distribution knees are refused")
 
     predicted = p_oa >= threshold
-    kl_before, kl_after = eval_io.softmax(kl_logits), eval_io.softmax(kl_logits / kl_temperature)
+    kl_before, kl_after = eval_io.softmax(kl_logits), kl_probs
+    kl_sets = eval_io.kl_sets(kl_logits, updated)   # as the product computes them, from the updated card
     summary = [
         f"validation: {len(scored)} images matched, {int((~ok).sum())} failed to classify, "
         f"{len(labels)} with an OA label ({int(labels.sum())} OA), {len(grades)} with a KL grade",
@@ -137,6 +183,9 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
         f"threshold {threshold:.6f} on calibrated P(OA): validation sensitivity "
         f"{metrics.sensitivity(labels, predicted):.4f}, specificity {metrics.specificity(labels, predicted):.4f}, "
         f"AUC {metrics.auc(labels, p_oa):.4f}",
+        f"KL set threshold {kl_set_threshold:.6f} for {kl_set_coverage:.0%} coverage: validation coverage "
+        f"{float(np.mean(kl_sets[np.arange(len(grades)), grades])):.4f}, mean set size "
+        f"{float(kl_sets.sum(axis=1).mean()):.3f}",
         f"OOD threshold {ood:.6g}: {float(np.mean(knee_scores > ood)):.2%} of {len(knee_scores)} "
         "validation knees refused",
     ]
@@ -151,18 +200,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", type=Path, default=None, help=eval_io.DATASETS_HELP)
     parser.add_argument("--min-sensitivity", type=float, default=MIN_SENSITIVITY)
     parser.add_argument("--ood-quantile", type=float, default=OOD_QUANTILE)
+    parser.add_argument("--kl-set-coverage", type=float, default=KL_SET_COVERAGE,
+                        help=f"coverage of the KL prediction set (default {KL_SET_COVERAGE})")
     args = parser.parse_args(argv)
     try:
         card = eval_io.load_card(args.card)
         scored = eval_io.join(eval_io.load_predictions(args.predictions), eval_io.load_split(args.split),
                               args.datasets or eval_io.default_datasets_dir())
         validation = eval_io.only(scored, scored.split == "val", "validation split", args.predictions)
-        updated, summary = calibrate(validation, card, args.min_sensitivity, args.ood_quantile)
+        updated, summary = calibrate(validation, card, args.min_sensitivity, args.ood_quantile, args.kl_set_coverage)
     except (eval_io.InputError, ValueError) as error:
         sys.exit(f"calibrate: {error}")
     eval_io.save_card(args.card, updated)
     print("\n".join(summary))
-    print(f"wrote calibration, threshold and OOD threshold into {args.card}")
+    print(f"wrote calibration, threshold, KL set and OOD threshold into {args.card}")
     return 0
 
 

@@ -268,6 +268,34 @@ def calibrated_kl_probs(kl_logits: np.ndarray, card: dict) -> np.ndarray:
     return softmax(kl_logits / card["calibration"]["kl_temperature"])
 
 
+def core():
+    """The C++ core's Python module: tools/oac puts build/native/python on PYTHONPATH, else the build tree's."""
+    build_dir = REPO / "build" / "native" / "python"
+    if str(build_dir) not in sys.path:
+        sys.path.append(str(build_dir))
+    try:
+        import oac_core
+    except ImportError as error:
+        raise InputError(f"the C++ core's Python module oac_core is not importable ({error}); "
+                         f"build it first with `tools/oac build` (it lands in {build_dir})") from None
+    return oac_core
+
+
+def kl_sets(kl_logits: np.ndarray, card: dict) -> np.ndarray:
+    """bool [N, 5]: the card's KL prediction set of each row, computed by the core's `interpret` (not a
+    twin of it); a row with NaN logits (failed to classify) has an empty set."""
+    oac_core = core()
+    try:
+        spec = oac_core.parse_model_card(json.dumps(card))
+    except ValueError as error:
+        raise InputError(f"the core refuses the model card: {error}") from None
+    sets = np.zeros((len(kl_logits), N_GRADES), dtype=bool)
+    for row, logits in enumerate(np.asarray(kl_logits, dtype=np.float32)):
+        if np.isfinite(logits).all():
+            sets[row, oac_core.interpret(0.0, logits, 0.0, spec)["kl_set"]] = True
+    return sets
+
+
 # ---------------------------------------------------------------------------------------------
 # The model card: read, and written back in its hand-written layout so diffs show only what changed
 

@@ -6,7 +6,8 @@
 
 Writes OUT/REPORT.md, OUT/report/metrics.json and the plots in OUT/report/, and the key metrics into
 the card's `metrics` field. Test P(OA), verdicts and KL probabilities are recomputed from the raw
-outputs with the card's calibration, so the figures always describe the card as it is now.
+outputs with the card's calibration, and KL prediction sets by the core's `interpret` (oac_core) with
+the card, so the figures always describe the card as it is now.
 """
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ METRIC_NAMES = {
     "qwk": "KL QWK",
     "kl_mae": "KL MAE",
     "kl_top_label_ece": "KL top-label ECE",
+    "kl_set_coverage": "KL set coverage",
+    "kl_set_size": "KL set mean size",
     "ood_false_rejection_knees": "OOD false rejection, knees",
     "ood_false_rejection_images": "OOD false rejection, images (every knee refused)",
     "accuracy_unleaked": "accuracy on clean files",
@@ -74,6 +77,16 @@ def describe_counts(scored: eval_io.Scored) -> dict:
             "resampling_units": int(len(set(scored.unit[ok].tolist())))}
 
 
+def kl_set_text(grades) -> str:
+    """A KL prediction set as people read it: "KL 2", "KL 2–3", "KL 0, 2" (sets need not be contiguous)."""
+    grades = sorted(int(g) for g in grades)
+    if not grades:
+        return "no grade"
+    if grades == list(range(grades[0], grades[-1] + 1)) and len(grades) > 1:
+        return f"KL {grades[0]}–{grades[-1]}"
+    return "KL " + ", ".join(str(g) for g in grades)
+
+
 def restricted_to(mask: np.ndarray, metric):
     """A metric of row indices that only sees the rows where mask holds."""
     return lambda rows: metric(rows[mask[rows]])
@@ -90,6 +103,8 @@ def clean_test_view(scored: eval_io.Scored, card: dict) -> dict[str, np.ndarray]
         "verdict": p_oa >= card["threshold"],
         "kl_probs": kl_probs,
         "kl_predicted": np.where(scored.ok, np.nan_to_num(kl_probs).argmax(axis=1), -1),
+        # bool [N, 5]: the card's KL prediction set, from the core's interpret (empty where not ok)
+        "kl_set": eval_io.kl_sets(scored.kl_logits, card),
         "positive": positive,
         "labelled": labelled,
         # KL1 is "doubtful": this set asks whether the model separates definite OA from clearly healthy knees.
@@ -107,6 +122,16 @@ def clean_test_metrics(scored: eval_io.Scored, card: dict) -> dict[str, callable
     p_oa, verdict, positive = v["p_oa"], v["verdict"], v["positive"]
     grade, kl_predicted = scored.kl_grade, v["kl_predicted"]
     refused, knees = v["refused_knees"], v["knee_count"]
+    kl_set, graded = v["kl_set"], v["graded"]
+    covered = kl_set[np.arange(len(grade)), np.clip(grade, 0, None)] & graded
+    set_size = kl_set.sum(axis=1)
+    by_grade = {}
+    for g in range(eval_io.N_GRADES):
+        of_grade = graded & (grade == g)
+        by_grade[f"kl_set_coverage_kl{g}"] = restricted_to(of_grade, lambda r: float(np.mean(covered[r]))
+                                                           if len(r) else math.nan)
+        by_grade[f"kl_set_size_kl{g}"] = restricted_to(of_grade, lambda r: float(np.mean(set_size[r]))
+                                                       if len(r) else math.nan)
     return {
         "auc_kl2_vs_kl0": restricted_to(v["definite"], lambda r: metrics.auc(positive[r], p_oa[r])),
         "auc_kl2_vs_kl01": restricted_to(v["labelled"], lambda r: metrics.auc(positive[r], p_oa[r])),
@@ -120,6 +145,9 @@ def clean_test_metrics(scored: eval_io.Scored, card: dict) -> dict[str, callable
         "kl_mae": restricted_to(v["graded"], lambda r: metrics.mean_absolute_error(grade[r], kl_predicted[r])),
         "kl_top_label_ece": restricted_to(v["graded"], lambda r: metrics.top_label_calibration_error(
             grade[r], v["kl_probs"][r])),
+        "kl_set_coverage": restricted_to(graded, lambda r: float(np.mean(covered[r])) if len(r) else math.nan),
+        "kl_set_size": restricted_to(graded, lambda r: float(np.mean(set_size[r])) if len(r) else math.nan),
+        **by_grade,
         "ood_false_rejection_knees": restricted_to(scored.ok, lambda r: refused[r].sum() / knees[r].sum()
                                                    if knees[r].sum() else math.nan),
         "ood_false_rejection_images": restricted_to(scored.ok, lambda r: float(np.mean(refused[r] == knees[r]))
@@ -159,6 +187,10 @@ def evaluate_clean_test(scored: eval_io.Scored, card: dict, resamples: int, seed
         "operating_point": (results["all"]["specificity"]["value"], results["all"]["sensitivity"]["value"]),
         "test_knee_ood_scores": np.array([s for knees in scored.knee_ood_scores for s in knees]),
     }
+    # How often each set is given, on the graded images the coverage counts.
+    given = [kl_set_text(np.flatnonzero(row)) for row in v["kl_set"][graded]]
+    curves["kl_sets_given"] = dict(sorted(((text, given.count(text)) for text in set(given)),
+                                           key=lambda item: (-item[1], item[0])))
     failed = scored.file[~ok]
     if len(failed):
         notes.append(f"{len(failed)} test image(s) failed to classify and are left out of every metric, "
@@ -330,6 +362,40 @@ def confusion_table(matrix: np.ndarray) -> list[str]:
     return lines
 
 
+def kl_set_summary(test_all: dict, stated: float) -> str:
+    """One line: coverage overall and per true grade, and the mean set size (printed and in the report)."""
+    per_grade = ", ".join(f"KL{g} {figure(test_all.get(f'kl_set_coverage_kl{g}'))}" for g in range(eval_io.N_GRADES))
+    return (f"KL set ({stated:.0%} stated coverage): coverage {figure(test_all.get('kl_set_coverage'))}; "
+            f"by true grade {per_grade}; mean set size {figure(test_all.get('kl_set_size'))}")
+
+
+def kl_set_section(results: dict, card: dict) -> list[str]:
+    kl_set, test_all = card["kl_set"], results["test"]["all"]
+    lines = [
+        "### KL prediction sets (clean test, all sources)", "",
+        f"The card's KL set (`kl_set`: threshold {kl_set['threshold']:.4f}, stated coverage "
+        f"{kl_set['coverage']:.0%}, {kl_set.get('fitted_on', 'fitting not recorded')}) holds the grades in order "
+        "of decreasing calibrated probability until their cumulative probability exceeds the threshold; each "
+        "image's set comes from the core's `interpret`. *Coverage* is the share of graded images whose set holds "
+        "their true grade: split conformal prediction promises at least the stated level on average over images "
+        "like the validation split's, not for each grade.", "",
+        "| true grade | images | coverage [95% CI] | mean set size [95% CI] |",
+        "| --- | --- | --- | --- |",
+        f"| all | {test_all['counts']['with_kl_grade']} | {figure(test_all.get('kl_set_coverage'))} | "
+        f"{figure(test_all.get('kl_set_size'))} |",
+    ]
+    confusion = np.array(results["kl_confusion"])
+    for g in range(eval_io.N_GRADES):
+        lines.append(f"| KL{g} | {int(confusion[g].sum())} | {figure(test_all.get(f'kl_set_coverage_kl{g}'))} | "
+                     f"{figure(test_all.get(f'kl_set_size_kl{g}'))} |")
+    given = results.get("kl_sets_given", {})
+    total = sum(given.values())
+    if total:
+        lines += ["", "Sets given, most frequent first: " + ", ".join(
+            f"{text}: {count} ({count / total:.1%})" for text, count in given.items()) + ".", ""]
+    return lines
+
+
 def write_report(path: Path, results: dict, targets: list[dict], card: dict, config: dict, notes: list[str]) -> None:
     test = results["test"]
     met = [t["description"] for t in targets if t["met"]]
@@ -375,13 +441,14 @@ def write_report(path: Path, results: dict, targets: list[dict], card: dict, con
         "",
     ]
     lines += metric_table(test, ["auc_kl2_vs_kl0", "auc_kl2_vs_kl01", "accuracy", "sensitivity", "specificity",
-                                 "ece", "kl_accuracy", "qwk", "kl_mae", "kl_top_label_ece",
-                                 "ood_false_rejection_knees", "ood_false_rejection_images"],
+                                 "ece", "kl_accuracy", "qwk", "kl_mae", "kl_top_label_ece", "kl_set_coverage",
+                                 "kl_set_size", "ood_false_rejection_knees", "ood_false_rejection_images"],
                           ["images", "failed", "with_label", "oa", "kl0", "kl1", "with_kl_grade", "resampling_units"])
     lines += ["", "![ROC](report/roc.png) ![Reliability](report/reliability.png)", "",
               "### KL confusion matrix (clean test, all sources)", ""]
     lines += confusion_table(np.array(results["kl_confusion"]))
     lines += ["", "![KL confusion matrix](report/kl_confusion.png)", ""]
+    lines += kl_set_section(results, card)
 
     lines += ["## Seed protocol", ""]
     if "seed" in results:
@@ -428,6 +495,8 @@ def write_report(path: Path, results: dict, targets: list[dict], card: dict, con
         f"- OA temperature {calibration.get('oa_temperature')}, KL temperature {calibration.get('kl_temperature')}"
         + (f": {calibration['fitted_on']}" if "fitted_on" in calibration else ""),
         f"- threshold {card['threshold']}: {card.get('threshold_rule', 'rule not recorded')}",
+        f"- KL set threshold {card['kl_set']['threshold']} for {card['kl_set']['coverage']:.0%} coverage: "
+        f"{card['kl_set'].get('method', 'rule not recorded')}",
         f"- OOD threshold {card['ood']['threshold']}: {card['ood'].get('rule', 'rule not recorded')}",
         "", "## Inputs", "",
     ]
@@ -443,6 +512,7 @@ CARD_METRICS = (
     ("accuracy", "test.all.accuracy"), ("sensitivity", "test.all.sensitivity"),
     ("specificity", "test.all.specificity"), ("ece", "test.all.ece"), ("kl_accuracy", "test.all.kl_accuracy"),
     ("kl_qwk", "test.all.qwk"), ("kl_mae", "test.all.kl_mae"),
+    ("kl_set_coverage", "test.all.kl_set_coverage"), ("kl_set_mean_size", "test.all.kl_set_size"),
     ("ood_false_rejection_knees", "test.all.ood_false_rejection_knees"),
     ("seed_protocol_accuracy", "seed.all.accuracy"), ("seed_protocol_auc", "seed.all.auc"),
     ("ood_corpus_rejection_rate", "ood.all.rejection_rate"),
@@ -502,6 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         results = {}
         results["test"], curves, test_notes = evaluate_clean_test(test, card, args.resamples, args.bootstrap_seed)
         results["kl_confusion"] = curves["kl_confusion"]
+        results["kl_sets_given"] = curves["kl_sets_given"]
         notes += test_notes
         seed_curves = ood_curves = None
         if args.seed:
@@ -537,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
                                      ood_curves["corpus_knee_ood_scores"], card["ood"]["threshold"])
     payload = {"model": {"name": card.get("name"), "version": card.get("version")}, "config": config,
                "card": {"calibration": card.get("calibration"), "threshold": card["threshold"],
+                        "kl_set": {k: card["kl_set"][k] for k in ("coverage", "threshold")},
                         "ood_threshold": card["ood"]["threshold"]},
                "targets": targets, "results": results, "notes": notes}
     (report_dir / "metrics.json").write_text(json.dumps(jsonable(payload), indent=2) + "\n")
@@ -546,6 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     for t in targets:
         status = {True: "met", False: "NOT MET", None: "not measured"}[t["met"]]
         print(f"{t['description']}: {figure(t)} (target {t['comparison']} {t['target']}): {status}")
+    print(kl_set_summary(results["test"]["all"], card["kl_set"]["coverage"]))
     for note in notes:
         print(f"note: {note}")
     print(f"wrote {args.out / 'REPORT.md'}, {report_dir}/ and the card's metrics ({args.card})")

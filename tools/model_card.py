@@ -38,6 +38,14 @@ def metric_lines(metrics):
     return "\n".join(lines)
 
 
+def kl_set_line(kl_set):
+    if not kl_set:
+        return "not in the card"
+    line = f"{kl_set['coverage']:.0%} coverage at threshold {kl_set['threshold']:.4g}"
+    details = "; ".join(kl_set[key] for key in ("method", "fitted_on") if key in kl_set)
+    return f"{line} ({details})" if details else line
+
+
 def render(card):
     p = card["preprocess"]
     sections = [
@@ -67,6 +75,7 @@ def render(card):
         "## Calibration and gates\n" + bullet_table({
             "temperatures": card["calibration"],
             "threshold on calibrated P(OA)": f"{card['threshold']} ({card.get('threshold_rule', 'rule not recorded')})",
+            "KL prediction set": kl_set_line(card.get("kl_set")),
             "out-of-distribution threshold": f"{card['ood']['threshold']} ({card['ood'].get('rule', 'rule not recorded')})"}),
     ]
     if card.get("training"):

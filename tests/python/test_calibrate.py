@@ -105,8 +105,10 @@ def test_calibrate_writes_only_its_fields(tmp_path):
                            "--card", str(card_path)]) == 0
     after = json.loads(card_path.read_text())
     changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
-    assert changed == {"calibration", "threshold", "threshold_rule", "ood"}
+    assert changed == {"calibration", "threshold", "threshold_rule", "kl_set", "ood"}
     assert list(after).index("threshold_rule") == list(after).index("threshold") + 1
+    assert list(after).index("kl_set") == list(after).index("threshold_rule") + 1
+    assert after["kl_set"]["coverage"] == calibrate.KL_SET_COVERAGE and 0 < after["kl_set"]["threshold"] <= 1
     assert 0 < after["threshold"] < 1 and math.isfinite(after["ood"]["threshold"])
     assert after["calibration"]["oa_temperature"] > 0 and after["calibration"]["kl_temperature"] > 0
 
@@ -118,6 +120,9 @@ def test_calibrate_writes_only_its_fields(tmp_path):
     assert np.mean(p_oa[scored.label[labelled] == 1] >= after["threshold"]) >= 0.9
     knees = np.concatenate([np.array(k) for k in scored.knee_ood_scores])
     assert np.mean(knees > after["ood"]["threshold"]) <= 0.01
+    graded = scored.kl_grade >= 0
+    sets = eval_io.kl_sets(scored.kl_logits[graded], after)   # the core's sets with the new card
+    assert np.mean(sets[np.arange(graded.sum()), scored.kl_grade[graded]]) >= 0.9
 
 
 def test_calibrate_complains_clearly_without_validation_rows(tmp_path):

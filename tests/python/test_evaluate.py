@@ -149,3 +149,29 @@ def test_prediction_errors_are_clear(tmp_path):
     broken.write_text("not json\n")
     with pytest.raises(eval_io.InputError, match=":1: not a JSON object"):
         eval_io.load_predictions(broken)
+
+
+def test_kl_set_figures_equal_direct_computation(evaluated):
+    card = evaluated["calibrated"]
+    paths = evaluated["paths"]
+    scored = eval_io.join(eval_io.load_predictions(paths["test"]), eval_io.load_split(paths["split"]))
+    scored = scored.select((scored.split == "test") & scored.ok & (scored.kl_grade >= 0))
+    probs = eval_io.calibrated_kl_probs(scored.kl_logits, card)
+    # The set rule written out here: grades by decreasing probability until their mass exceeds the threshold.
+    sets = np.zeros_like(probs, dtype=bool)
+    for row, p in enumerate(probs):
+        mass = 0.0
+        for grade in np.argsort(-p, kind="stable"):
+            if mass > card["kl_set"]["threshold"]:
+                break
+            sets[row, grade], mass = True, mass + p[grade]
+    covered = sets[np.arange(len(sets)), scored.kl_grade]
+    overall = evaluated["metrics"]["results"]["test"]["all"]
+    assert overall["kl_set_coverage"]["value"] == pytest.approx(covered.mean())
+    assert overall["kl_set_size"]["value"] == pytest.approx(sets.sum(axis=1).mean())
+    for grade in range(5):
+        assert overall[f"kl_set_coverage_kl{grade}"]["value"] == pytest.approx(covered[scored.kl_grade == grade].mean())
+    assert sum(evaluated["metrics"]["results"]["kl_sets_given"].values()) == len(sets)
+    report = (evaluated["out"] / "REPORT.md").read_text()
+    assert "### KL prediction sets" in report and "| KL4 |" in report
+    assert evaluated["metrics"]["card"]["kl_set"]["coverage"] == 0.9
