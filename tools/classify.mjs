@@ -3,9 +3,10 @@
 // same engine module (web/engine.js) as the web app, through onnxruntime-node. Prints one JSON
 // object per input file per line on stdout, progress on stderr.
 
+import { spawn } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import ort from 'onnxruntime-node';
 import { DEFAULT_KNEES_PER_RUN, KneeClassifier } from '../web/engine.js';
 import { CORE_MODULE_FILES, WASM_CORE_DIR, locateModel, REPO_ROOT } from './artifacts.mjs';
@@ -30,6 +31,27 @@ Exit status: 0 every file classified, 2 some file failed, 1 usage error or no us
 `;
 
 class UsageError extends Error {}
+
+// onnxruntime-node's native start-up overflows the stack when the process's command line runs to tens
+// of kilobytes, as a shell glob over a folder of X-rays makes it (exit 139, nothing printed). Such a
+// run hands its file names to a child process through stdin instead.
+const LONGEST_SAFE_COMMAND_LINE = 16_384;
+
+function commandLineBytes() {
+  return process.argv.reduce((total, arg) => total + Buffer.byteLength(arg) + 1, 0);
+}
+
+/** Runs this CLI again with the same options and the file names on stdin; resolves to its exit code. */
+function classifyInChild(options) {
+  const flags = [...(options.model ? ['--model', options.model] : []), '--batch', String(options.batch),
+    ...(options.quiet ? ['--quiet'] : []), '--files-from', '-'];
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...flags], { stdio: ['pipe', 'inherit', 'inherit'] });
+  child.stdin.end(`${options.files.join('\n')}\n`);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+}
 
 function parseArguments(argv) {
   const options = { model: '', filesFrom: [], batch: DEFAULT_KNEES_PER_RUN, quiet: false, files: [], help: false };
@@ -173,6 +195,7 @@ async function main(argv) {
     process.stderr.write(`classify: ${error.message}\n\n${USAGE}`);
     return 1;
   }
+  if (commandLineBytes() > LONGEST_SAFE_COMMAND_LINE) return classifyInChild(options);
 
   let engine;
   try {

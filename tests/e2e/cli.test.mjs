@@ -108,6 +108,18 @@ describe('tools/oac classify', { timeout: SUITE_MS }, () => {
     }
   });
 
+  it('classifies thousands of file arguments, as a shell glob over a folder gives them', async () => {
+    // Long paths, as a folder of exports has: the command line runs to hundreds of kilobytes.
+    const missing = Array.from({ length: 3000 }, (_, i) => path.join(scratch, 'a-folder-of-knee-x-ray-exports', `knee-${i}.png`));
+    const files = [SAMPLES.single, ...missing, SAMPLES.bilateral];
+    const run = await classify(['--quiet', ...files]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.deepEqual(run.results.map((result) => result.file), files);
+    assert.equal(run.results[0].ok, true);
+    assert.equal(run.results.at(-1).ok, true);
+    assert.ok(run.results.slice(1, -1).every((result) => !result.ok && /file not found/.test(result.error)));
+  });
+
   it('refuses a model that does not match its card, and a missing one', async () => {
     const located = await locateModel(CLI_MODEL);
     const wrongCard = path.join(scratch, 'wrong.json');
