@@ -21,16 +21,6 @@ function sessionOptions(executionProviders, overrides) {
   return { executionProviders, graphOptimizationLevel: 'all', ...overrides };
 }
 
-/** Embind hands back JS arrays, typed arrays or registered vectors; all become number arrays. */
-function toNumbers(values) {
-  if (values && typeof values.size === 'function' && typeof values.get === 'function') {
-    const numbers = Array.from({ length: values.size() }, (_, i) => values.get(i));
-    values.delete?.();
-    return numbers;
-  }
-  return Array.from(values, Number);
-}
-
 function errorMessage(error) {
   return error instanceof Error ? error.message : String(error);
 }
@@ -199,7 +189,7 @@ export class KneeClassifier {
       ...(knee.inverted ? { inverted: true } : {}),
       p_oa: prediction.pOa,
       oa: prediction.oa,
-      kl_probs: toNumbers(prediction.klProbs),
+      kl_probs: prediction.klProbs,
       kl_grade: prediction.klGrade,
       kl_set: prediction.klSet,
       in_distribution: prediction.inDistribution,
@@ -230,7 +220,6 @@ export class KneeClassifier {
     }
     const raw = await this.infer(prepared.knees.map((knee) => knee.tensor), { withCam: true });
     const inferenceEnded = performance.now();
-    // Views come first: they read the core's prepared knees, which interpret() may not keep.
     const views = prepared.knees.map((knee, i) => ({ side: knee.side, ...this.views(i, raw[i].cam, viewMaxSide) }));
     const knees = prepared.knees.map((knee, i) => this.interpret(knee, raw[i]));
     const timings = {
