@@ -53,7 +53,7 @@ async function measureRanges(modelFile, inputsFile, batch) {
   for (let start = 0; start < count; start += batch) {
     const size = Math.min(batch, count - start);
     const input = new ort.Tensor('float32', data.subarray(start * itemLength, (start + size) * itemLength), [size, ...itemShape]);
-    const outputs = await session.run({ image: input });
+    const outputs = await session.run({ [session.inputNames[0]]: input });
     for (const name of session.outputNames) {
       const values = outputs[name].data;
       const { min, max } = extremes(values);

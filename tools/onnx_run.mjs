@@ -28,7 +28,7 @@ async function run(backend, modelFile, inputsFile, outDir) {
   const ort = await loadRuntime(backend);
   const session = await ort.InferenceSession.create(fs.readFileSync(modelFile), { executionProviders: [backend === 'web' ? 'wasm' : 'cpu'] });
   const started = performance.now();
-  const results = await session.run({ image: new ort.Tensor('float32', data, shape) });
+  const results = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', data, shape) });
   const milliseconds = performance.now() - started;
   fs.mkdirSync(outDir, { recursive: true });
   for (const name of session.outputNames) {

@@ -3,7 +3,7 @@
 // them with the core, and summarising a file by its knees. Both callers inject their own `ort` and
 // core module, so this file has no browser- or Node-only code and both get the same numbers.
 
-export const INPUT_NAME = 'image';
+/** The outputs the engine reads; the model card's "outputs" names every tensor of the model. */
 export const OUTPUTS = Object.freeze({
   oaLogit: 'oa_logit',
   klLogits: 'kl_logits',
@@ -15,6 +15,25 @@ export const KL_GRADE_COUNT = 5;
 const NO_KNEE_NOTICE = 'No knee joint was found in this image.';
 /** Knees per session.run in batch mode: large enough for throughput, small enough for memory. */
 export const DEFAULT_KNEES_PER_RUN = 16;
+
+/**
+ * The tensor names are one contract, the card's "outputs": "input" names the model's input, every other
+ * key an output. A sentence on what breaks it (the card, the engine's needs or the loaded model), or ''.
+ */
+function contractMismatch(card, session) {
+  const { input, ...outputs } = card.outputs ?? {};
+  const cardOutputs = Object.keys(outputs);
+  const unnamed = Object.values(OUTPUTS).filter((name) => !cardOutputs.includes(name));
+  if (!input || unnamed.length > 0) {
+    return `the model card's "outputs" must name the input and the outputs ${Object.values(OUTPUTS).join(', ')}`;
+  }
+  const absent = cardOutputs.filter((name) => !session.outputNames.includes(name));
+  if (session.inputNames.length !== 1 || session.inputNames[0] !== input || absent.length > 0) {
+    return `the model does not match its card: it takes ${session.inputNames.join(', ')} and gives `
+      + `${session.outputNames.join(', ')}, the card names input ${input} and outputs ${cardOutputs.join(', ')}`;
+  }
+  return '';
+}
 
 /** Session options both runtimes use; `overrides` lets tools/bench.mjs compare alternatives. */
 function sessionOptions(executionProviders, overrides) {
@@ -49,12 +68,20 @@ export class KneeClassifier {
       core.delete();
       throw new Error(`the model could not be loaded: ${errorMessage(error)}`);
     }
-    return new KneeClassifier({ ort, session, coreModule, core, inputSize: card.preprocess.input_size, kneesPerRun });
+    const mismatch = contractMismatch(card, session);
+    if (mismatch) {
+      core.delete();
+      await session.release?.();
+      throw new Error(mismatch);
+    }
+    return new KneeClassifier({ ort, session, inputName: card.outputs.input, coreModule, core,
+      inputSize: card.preprocess.input_size, kneesPerRun });
   }
 
-  constructor({ ort, session, coreModule, core, inputSize, kneesPerRun }) {
+  constructor({ ort, session, inputName, coreModule, core, inputSize, kneesPerRun }) {
     this.ort = ort;
     this.session = session;
+    this.inputName = inputName;
     this.coreModule = coreModule;
     this.core = core;
     this.inputSize = inputSize;
@@ -171,7 +198,7 @@ export class KneeClassifier {
         batch.set(tensor, i * tensorLength);
       });
       const input = new this.ort.Tensor('float32', batch, [chunk.length, 3, this.inputSize, this.inputSize]);
-      const outputs = await this.session.run({ [INPUT_NAME]: input }, fetches);
+      const outputs = await this.session.run({ [this.inputName]: input }, fetches);
       raw.push(...readOutputs(outputs, chunk.length, withCam));
     }
     return raw;

@@ -132,6 +132,23 @@ describe('tools/oac classify', { timeout: SUITE_MS }, () => {
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /does not exist/);
   });
+
+  it('checks the tensor names of the model against its card, the one contract', async () => {
+    const located = await locateModel(CLI_MODEL);
+    const withCard = async (outputs) => {
+      const card = path.join(scratch, 'renamed.json');
+      writeFileSync(card, JSON.stringify({ ...located.card, model_file: located.modelPath, outputs }));
+      return classify([SAMPLES.single], { model: card });
+    };
+    const renamedInput = await withCard({ ...located.card.outputs, input: 'pixels' });
+    assert.equal(renamedInput.code, 1);
+    assert.match(renamedInput.stderr, /the model does not match its card: it takes image and gives .*the card names input pixels/);
+    const { cam, ...withoutCam } = located.card.outputs;
+    assert.ok(cam);
+    const unnamedOutput = await withCard(withoutCam);
+    assert.equal(unnamedOutput.code, 1);
+    assert.match(unnamedOutput.stderr, /"outputs" must name the input and the outputs oa_logit, kl_logits, cam, ood_score/);
+  });
 });
 
 // Whole radiographs: the knees' boxes against the hand annotations (models/data/full-radiographs-joints.csv).
