@@ -1,7 +1,8 @@
 // The browser half of tools/bench.mjs: the built app in headless Chromium (the e2e harness's server and
 // browser), measured from inside the page so no automation round trip is counted:
 //   cold start (empty profile) and warm start (cached) until the worker reports ready, bytes served;
-//   end-to-end from a File to the verdict and heatmap on screen, with the worker's own breakdown
+//   end-to-end from a File to the verdict and heatmap on screen (for a whole radiograph: finding its knees
+//   and drawing their boxes over the whole picture too), with the worker's own breakdown
 //   (prepare / inference / views) from the same run;
 //   preprocessing with the C++ core in WASM against the canvas + JavaScript loop the ORT Web samples use;
 //   peak memory of the renderer process that hosts the page, its worker and ONNX Runtime's threads;
@@ -185,7 +186,7 @@ export async function measureApp({ dist, modelFile, modelBytes, images, batchFil
         const base64 = (await readFile(file)).toString('base64');
         await page.evaluate(({ name, data, fileName }) => {
           const bytes = Uint8Array.from(atob(data), (char) => char.charCodeAt(0));
-          window.oacBench.files[name] = new File([bytes], fileName, { type: 'image/png' });
+          window.oacBench.files[name] = new File([bytes], fileName, { type: /\.jpe?g$/i.test(fileName) ? 'image/jpeg' : 'image/png' });
         }, { name: label, data: base64, fileName: path.basename(file) });
       }
       const endToEnd = {};

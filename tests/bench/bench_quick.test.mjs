@@ -70,14 +70,17 @@ describe('tools/bench.mjs --quick', { timeout: 30 * 60_000 }, () => {
   it('measures the app end to end, preprocessing, start, memory and batch for both models', () => {
     assert.deepEqual(results.browser.map((app) => app.id), ['fp32', 'int8']);
     for (const app of results.browser) {
-      assert.equal(Object.keys(app.endToEnd).length, 3, 'three images');
+      assert.equal(Object.keys(app.endToEnd).length, 4, 'four images');
       for (const [label, entry] of Object.entries(app.endToEnd)) {
         assertTiming(entry.endToEndMs, `${app.id} ${label} end to end`);
         assertTiming(entry.inferenceMs, `${app.id} ${label} inference`);
         assert.ok(entry.endToEndMs.median >= entry.inferenceMs.median, 'end to end includes inference');
         assert.ok(Number.isFinite(entry.glueOverhead.median));
       }
-      assert.equal(Object.values(app.endToEnd)[1].knees, 2, 'the 640x161 image shows two knees');
+      const byFile = Object.fromEntries(Object.values(app.endToEnd).map((entry) => [entry.file, entry]));
+      assert.equal(byFile['NormalG0 (468).png'].knees, 2, 'the 640x161 image shows two knees');
+      assert.equal(byFile['normal_N14.jpg'].knees, 2, 'the whole bilateral radiograph shows two knees');
+      assert.equal(Object.values(app.endToEnd)[1].file, 'normal_N14.jpg', 'the whole radiograph next to the single crop');
       for (const [label, entry] of Object.entries(app.preprocessing)) {
         assertTiming(entry.coreMs, `${app.id} ${label} core`);
         assertTiming(entry.javascriptMs, `${app.id} ${label} javascript`);
@@ -91,10 +94,14 @@ describe('tools/bench.mjs --quick', { timeout: 30 * 60_000 }, () => {
   });
 
   it('checks every target and writes them as a markdown table', () => {
-    assert.equal(results.targets.checks.length, 8, 'end to end, glue for each of 3 images, preprocessing, start, transfer, memory');
+    assert.equal(results.targets.checks.length, 10,
+      'end to end, whole radiograph vs two crops, glue for each of 4 images, preprocessing, start, transfer, memory');
+    const whole = results.targets.checks.find((check) => check.name.startsWith('whole bilateral radiograph'));
+    assert.equal(whole?.target, '<= 2.5x');
+    assert.ok(whole.value > 0);
     for (const check of results.targets.checks) assert.equal(typeof check.met, 'boolean', check.name);
     assert.match(markdown, /^# Benchmark results/m);
-    assert.match(markdown, /^## Targets\n\n.*\n\n\| target \| measured \| goal \| met \|\n\| --- \| --- \| --- \| --- \|\n(\| .+ \|\n){8}/m);
+    assert.match(markdown, /^## Targets\n\n.*\n\n\| target \| measured \| goal \| met \|\n\| --- \| --- \| --- \| --- \|\n(\| .+ \|\n){10}/m);
     assert.match(markdown, /^## Bare inference/m);
     assert.match(markdown, /^## Accuracy of the int8 fast path/m);
     assert.match(markdown, /Quick setting/);
