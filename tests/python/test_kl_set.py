@@ -15,6 +15,7 @@ import eval_io  # noqa: E402
 import evaluate  # noqa: E402
 
 CARD = ROOT / "models" / "oa-inceptionv3.json"
+METRICS = ROOT / "models" / "report" / "metrics.json"
 
 
 def card_with_kl_set(threshold: float, coverage: float = 0.9) -> dict:
@@ -111,3 +112,13 @@ def test_set_text():
     assert evaluate.kl_set_text([2, 0]) == "KL 0, 2"
     assert evaluate.kl_set_text(range(5)) == "KL 0–4"
 
+
+def test_shipped_coverage_is_near_the_stated_level():
+    """models/report/metrics.json (tools/oac eval): clean-test coverage within 2.5 points of the card's."""
+    report = json.loads(METRICS.read_text())
+    card = json.loads(CARD.read_text())
+    stated = report["card"]["kl_set"]
+    assert stated == {k: card["kl_set"][k] for k in ("coverage", "threshold")}, \
+        "the report describes another KL set than the card's: rerun tools/oac eval"
+    measured = report["results"]["test"]["all"]["kl_set_coverage"]["value"]
+    assert abs(measured - stated["coverage"]) <= 0.025, f"clean-test coverage {measured:.4f}"
