@@ -60,7 +60,11 @@ test('prepare returns knees and heap views of tensor and crop', () => {
   const result = core.prepare(kneePng(120, 100));
   assert.equal(result.ok, true);
   assert.equal(result.error, '');
-  assert.deepEqual(result.knees, [{ side: 'single', width: 100, height: 100 }]);
+  // A joint crop: its centre square, as the training crops were framed.
+  assert.deepEqual(result.knees, [{
+    side: 'single', patientSide: '', box: [10, 0, 110, 100], byHand: false, inverted: false, width: 100, height: 100,
+  }]);
+  assert.deepEqual([result.width, result.height, result.notice], [120, 100, '']);
   const tensor = core.tensor(0);
   assert.ok(tensor instanceof Float32Array);
   assert.equal(tensor.length, tensorLength);
@@ -181,5 +185,72 @@ test('cropRgba and renderCam fit the crop within the display size', () => {
   const heat = core.renderCam(0, new Float32Array(4).map((_, i) => i), 2, 2, 0, 120);
   assert.deepEqual(heat.rgba, smallGrey);
   assert.equal(core.cropRgba(1, 120).rgba.length, 0);
+  core.delete();
+});
+
+test('fileSizeProblem gives the core\'s own sentence about a file\'s size', () => {
+  assert.equal(oac.fileSizeProblem(1234), '');
+  assert.equal(oac.fileSizeProblem(0), 'The file is empty.');
+  assert.equal(oac.fileSizeProblem(150e6), 'The file is too large (150.0 MB; the limit is 100.0 MB).');
+});
+
+const datasets = process.env.OAC_DATASETS || path.join(root, '..', 'shared', 'datasets');
+const wholeRadiograph = path.join(datasets, 'full-radiographs', 'normal_N14.jpg');
+
+test('a whole radiograph gives each knee a square box in decoded pixels; setBox re-crops one by hand', () => {
+  const core = new oac.Core(card);
+  const result = core.prepare(new Uint8Array(fs.readFileSync(wholeRadiograph)));
+  assert.equal(result.ok, true, result.error);
+  assert.deepEqual([result.width, result.height], [2180, 2660]);
+  assert.equal(result.notice, '');
+  assert.deepEqual(result.knees.map((knee) => knee.side), ['left', 'right']);
+  for (const knee of result.knees) {
+    const [x0, y0, x1, y1] = knee.box;
+    assert.equal(x1 - x0, y1 - y0);
+    assert.deepEqual([knee.width, knee.height], [x1 - x0, y1 - y0]);
+    assert.equal(knee.byHand, false);
+    assert.equal(knee.inverted, false);
+  }
+  const overview = core.overviewRgba(512);
+  assert.deepEqual([overview.width, overview.height], [420, 512]);
+  assert.equal(overview.rgba.length, 420 * 512 * 4);
+
+  const moved = core.setBox(1, 1200, 300, 1800, 700);  // a rectangle: made square about its centre
+  assert.equal(moved.ok, true, moved.error);
+  assert.deepEqual(moved.knee.box, [1200, 200, 1800, 800]);
+  assert.equal(moved.knee.byHand, true);
+  assert.equal(moved.knee.side, 'right');
+  assert.equal(core.tensor(1).length, tensorLength);
+  const added = core.setBox(2, 0, 0, 50, 50);
+  assert.equal(added.ok, true);
+  assert.equal(core.setBox(9, 0, 0, 50, 50).ok, false);
+  assert.match(core.setBox(0, 10, 10, 11, 11).error, /at least 2 pixels/);
+  core.delete();
+});
+
+test('an image without a knee decodes, says so, and takes a box drawn by hand', () => {
+  const core = new oac.Core(card);
+  const width = 640;
+  const height = 480;
+  const rows = [];
+  for (let y = 0; y < height; y++) {
+    const row = Buffer.alloc(width + 1);
+    for (let x = 0; x < width; x++) row[x + 1] = ((x * 2654435761 + y * 40503) >>> 24) & 255;
+    rows.push(row);
+  }
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8;
+  const noise = new Uint8Array(Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header), chunk('IDAT', zlib.deflateSync(Buffer.concat(rows))), chunk('IEND', Buffer.alloc(0))]));
+  const result = core.prepare(noise);
+  assert.equal(result.ok, true, result.error);
+  assert.equal(result.knees.length, 0);
+  assert.match(result.notice, /^No knee joint was found in this image/);
+  const drawn = core.setBox(0, 100, 100, 300, 300);
+  assert.equal(drawn.ok, true);
+  assert.equal(drawn.knee.side, 'single');
+  assert.equal(drawn.knee.byHand, true);
   core.delete();
 });

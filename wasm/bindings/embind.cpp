@@ -86,6 +86,13 @@ val view_of(const std::vector<T>& values) {
   return val(typed_memory_view(values.size(), values.data()));
 }
 
+// The core's sentence for a file of `bytes` it would refuse for its size, or "": the page asks before
+// it reads a file, so the limit and its wording live in the core alone.
+std::string file_size_problem(double bytes) {
+  const std::optional<oac::Error> problem = oac::check_file_size(bytes < 0 ? 0 : static_cast<uint64_t>(bytes));
+  return problem ? problem->message : std::string();
+}
+
 class Core {
  public:
   explicit Core(const std::string& card_json) {
@@ -163,9 +170,9 @@ class Core {
     std::string side = index < knees.size() ? knees[index].side : side_of_new_knee(box);
     oac::PreparedKnee knee = oac::prepare_knee(oac::knee_in_box(picture, box, std::move(side), spec_->preprocess),
                                                image_->metadata, spec_->preprocess);
-    if (index < knees.size()) {
     // The kept picture was already turned back if it was a negative.
     knee.inverted = !knees.empty() && knees.front().inverted;
+    if (index < knees.size()) {
       knee.patient_side = knees[index].patient_side;
       knees[index] = std::move(knee);
       by_hand_[index] = true;
@@ -301,11 +308,11 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .field("patientSide", &KneeInfo::patientSide)
       .field("box", &KneeInfo::box)
       .field("byHand", &KneeInfo::byHand)
+      .field("inverted", &KneeInfo::inverted)
       .field("width", &KneeInfo::width)
       .field("height", &KneeInfo::height);
   value_object<PrepareOutcome>("PrepareOutcome")
       .field("ok", &PrepareOutcome::ok)
-      .field("inverted", &KneeInfo::inverted)
       .field("error", &PrepareOutcome::error)
       .field("width", &PrepareOutcome::width)
       .field("height", &PrepareOutcome::height)
@@ -330,6 +337,7 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .field("klGrade", &InterpretOutcome::klGrade)
       .field("klSet", &InterpretOutcome::klSet)
       .field("inDistribution", &InterpretOutcome::inDistribution);
+  function("fileSizeProblem", &file_size_problem);
   class_<Core>("Core")
       .constructor<std::string>()
       .function("prepare", &Core::prepare)

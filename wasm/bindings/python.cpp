@@ -155,11 +155,11 @@ PYBIND11_MODULE(oac_core, m) {
           entry["side"] = knee.side;
           entry["patient_side"] = knee.patient_side;
           entry["box"] = box_list(knee.box);
+          entry["inverted"] = knee.inverted;
           entry["crop"] = to_numpy(std::move(knee.image));
           out.append(entry);
         }
         return out;
-          entry["inverted"] = knee.inverted;
       },
       py::arg("image"), py::arg("spec"), "decode() result -> [{side, patient_side, box: [x0, y0, x1, y1], inverted, crop: float32[H,W]}].");
 
@@ -208,11 +208,11 @@ PYBIND11_MODULE(oac_core, m) {
           entry["side"] = knee.side;
           entry["patient_side"] = knee.patient_side;
           entry["box"] = box_list(knee.box);
+          entry["inverted"] = knee.inverted;
           entry["crop"] = to_numpy(std::move(knee.crop));
           entry["tensor"] = to_numpy(std::move(knee.tensor), {3, size, size});
           add_metadata(entry, knee.metadata);
           out.append(entry);
-          entry["inverted"] = knee.inverted;
         }
         return out;
       },
