@@ -23,6 +23,15 @@ import numpy as np
 import eval_io
 import metrics
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def shown_path(path) -> str:
+    """A path as the report names it: relative to the repository when inside it, so reports do not name the
+    machine that made them."""
+    resolved = Path(path).resolve()
+    return resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else str(path)
+
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 20240607
 # The original notebook's test accuracy, as recorded with the dataset (shared/datasets/README.md).
@@ -280,7 +289,7 @@ def evaluate_ood(records: list[dict], card: dict, resamples: int, seed: int) -> 
             **metrics.bootstrap({"rejection_rate": lambda r: float(refused_here[r].mean())},
                                 np.arange(len(refused_here)), resamples, seed),
         }
-    accepted = [r["file"] for r, no in zip(records, refused) if not no]
+    accepted = [shown_path(r["file"]) for r, no in zip(records, refused) if not no]
     curves = {"corpus_knee_ood_scores": np.array([s for r in records if r["ok"] for s in eval_io.knee_ood_scores(r)]),
               "accepted_examples": accepted[:10]}
     return results, curves
@@ -534,7 +543,7 @@ def card_metrics(results: dict, config: dict) -> dict:
 
 def file_entry(path: Path) -> dict:
     try:
-        return {"path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+        return {"path": shown_path(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
     except OSError as error:
         raise eval_io.InputError(f"{path}: cannot be read ({error.strerror})") from None
 

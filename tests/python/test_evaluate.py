@@ -175,3 +175,11 @@ def test_kl_set_figures_equal_direct_computation(evaluated):
     report = (evaluated["out"] / "REPORT.md").read_text()
     assert "### KL prediction sets" in report and "| KL4 |" in report
     assert evaluated["metrics"]["card"]["kl_set"]["coverage"] == 0.9
+
+
+def test_reports_name_inputs_relative_to_the_repository(tmp_path):
+    inside = evaluate.ROOT / "models" / "cache" / "eval" / "test.jsonl"
+    assert evaluate.shown_path(inside) == "models/cache/eval/test.jsonl"
+    assert evaluate.shown_path(tmp_path / "x.jsonl") == str(tmp_path / "x.jsonl")
+    for report in (evaluate.ROOT / "models" / "REPORT.md", evaluate.ROOT / "models" / "report" / "metrics.json"):
+        assert str(evaluate.ROOT) not in report.read_text(), f"{report} names a path of the machine that made it"
