@@ -8,6 +8,7 @@ and the JPEG and margin augmentations are on for half the samples, so every code
 import csv
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -47,10 +48,18 @@ def tiny_manifest(path):
 
 # torchrun itself (its elastic agent needs --redirects 1 --tee 1 with Debian's torch 1.13 on Python 3.11),
 # and train.py's own launcher, which gives the ranks the same environment.
+# torchrun's --standalone always takes port 29400; a free port keeps the test apart from any other run.
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 LAUNCHERS = {
-    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                 "--redirects", "1", "--tee", "1", str(ROOT / "tools" / "train.py")],
-    "nproc": [sys.executable, str(ROOT / "tools" / "train.py"), "--nproc", "2"],
+    "torchrun": lambda: [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+                         "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{free_port()}",
+                         "--redirects", "1", "--tee", "1", str(ROOT / "tools" / "train.py")],
+    "nproc": lambda: [sys.executable, str(ROOT / "tools" / "train.py"), "--nproc", "2"],
 }
 
 
@@ -62,7 +71,7 @@ def test_two_ranks_stay_identical(tmp_path, launcher):
     train_rows, val_rows = tiny_manifest(manifest)
     assert train_rows == 16 and val_rows == 8
     work, dumps = tmp_path / "work", tmp_path / "ranks"
-    command = LAUNCHERS[launcher] + ["--run", "ddp", "--work", str(work), "--dump-rank-weights", str(dumps),
+    command = LAUNCHERS[launcher]() + ["--run", "ddp", "--work", str(work), "--dump-rank-weights", str(dumps),
                "--datasets", str(DATASETS), "--split", str(manifest), "--device", "cpu",
                "--input-size", "75", "--batch-size", "8", "--epochs", str(EPOCHS), "--init", "random",
                "--freeze-through", "none", "--freeze-bn-stats", "false", "--aug-jpeg", "0.5", "--aug-margins", "0.5",
