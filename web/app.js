@@ -482,6 +482,20 @@ function paint(canvas, rgba, width, height) {
   canvas.getContext('2d').putImageData(new ImageData(rgba, width, height), 0, 0);
 }
 
+/** A KL prediction set in words: "KL 2", "KL 1–2", "KL 0, 2". */
+function klSetText(grades) {
+  const sorted = [...grades].sort((a, b) => a - b);
+  if (sorted.length === 1) return `KL ${sorted[0]}`;
+  const contiguous = sorted.every((grade, i) => i === 0 || grade === sorted[i - 1] + 1);
+  return contiguous ? `KL ${sorted[0]}–${sorted.at(-1)}` : `KL ${sorted.join(', ')}`;
+}
+
+/** " (90% coverage)" from the card, or '' before the card is known. */
+function klSetCoverage() {
+  const coverage = state.card?.kl_set?.coverage;
+  return Number.isFinite(coverage) ? ` (${percent(coverage, 0)} coverage)` : '';
+}
+
 function renderKnee(knee, images, index) {
   const view = elements.kneeTemplate.content.firstElementChild.cloneNode(true);
   view.dataset.index = String(index);
@@ -508,11 +522,21 @@ function renderKnee(knee, images, index) {
         + '(Osteoarthritis here means Kellgren–Lawrence grade 2 or higher.)'
       : `Osteoarthritis unlikely: below the model's decision threshold of ${threshold}.`;
     verdict.classList.add(knee.oa ? 'positive' : 'negative');
+    const klSet = knee.kl_set ?? [];
+    view.dataset.klSet = klSet.join(',');
     view.querySelector('.kl-bars').replaceChildren(...knee.kl_probs.map((probability, grade) => {
       const item = document.createElement('li');
       item.classList.toggle('most-likely', grade === knee.kl_grade);
+      item.classList.toggle('in-set', klSet.includes(grade));
       const label = document.createElement('span');
+      label.className = 'kl-label';
       label.textContent = `KL ${grade} · ${KL_GRADE_NAMES[grade]}`;
+      if (klSet.includes(grade)) {
+        const mark = document.createElement('span');
+        mark.className = 'visually-hidden';
+        mark.textContent = ' (one of the likely grades)';
+        label.append(mark);
+      }
       const track = document.createElement('span');
       track.className = 'kl-track';
       track.setAttribute('aria-hidden', 'true');
@@ -526,6 +550,11 @@ function renderKnee(knee, images, index) {
       item.append(label, track, value);
       return item;
     }));
+    if (klSet.length) {
+      const setLine = view.querySelector('.kl-set');
+      setLine.hidden = false;
+      setLine.textContent = `Likely grades: ${klSetText(klSet)}${klSetCoverage()}`;
+    }
   }
 
   if (images) {
