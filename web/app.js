@@ -496,6 +496,20 @@ function klSetCoverage() {
   return Number.isFinite(coverage) ? ` (${percent(coverage, 0)} coverage)` : '';
 }
 
+/** How sure the model is about one knee, for a patient. */
+function certaintyInWords(knee, klSet) {
+  const coverage = state.card?.kl_set?.coverage;
+  const often = Number.isFinite(coverage) ? `about ${Math.round(coverage * 10)} in 10` : 'most';
+  const chance = `The model puts the chance that this knee shows osteoarthritis at ${percent(knee.p_oa)}`
+    + ` (${knee.oa ? 'at or above' : 'below'} the level at which it says "likely").`;
+  if (!klSet.length) return chance;
+  const grades = klSet.length === 1
+    ? `It points to one grade, ${klSetText(klSet)}`
+    : `It cannot tell between ${klSetText(klSet).replace(/^KL /, 'KL grades ')}`;
+  return `${chance} ${grades}: for ${often} knees like the ones it was checked on, the true grade is among the grades `
+    + 'it names this way.';
+}
+
 function renderKnee(knee, images, index) {
   const view = elements.kneeTemplate.content.firstElementChild.cloneNode(true);
   view.dataset.index = String(index);
@@ -555,6 +569,8 @@ function renderKnee(knee, images, index) {
       setLine.hidden = false;
       setLine.textContent = `Likely grades: ${klSetText(klSet)}${klSetCoverage()}`;
     }
+    view.querySelector('.explain').hidden = false;
+    view.querySelector('.explain-certainty').textContent = certaintyInWords(knee, klSet);
   }
 
   if (images) {
