@@ -447,9 +447,34 @@ function renderDetail() {
     const knees = entry.summary.knees.map((knee, i) => renderKnee(knee, entry.views?.[i], i));
     view.querySelector('.knees').replaceChildren(...knees);
     shownFile = new ShownFile(entry, view);
+    view.querySelector('.file-actions').hidden = false;
+    view.querySelector('.print-report').addEventListener('click', () => printReport(entry, view));
   }
   elements.detail.replaceChildren(view);
 }
+
+/**
+ * Prints one file's report (the browser's print dialog also saves it as a PDF): the print stylesheet shows only the
+ * file named on <body> while it prints, without the app's controls. The class goes again after printing.
+ */
+function printReport(entry, view) {
+  const card = state.card ?? {};
+  view.querySelector('.report-date').textContent = new Date().toLocaleString(undefined, { dateStyle: 'long', timeStyle: 'short' });
+  view.querySelector('.report-model').textContent = `${card.name ?? card.model_file ?? 'unknown'} ${card.version ?? ''}`.trim()
+    + (card.untrained ? ' (untrained placeholder: the numbers are meaningless)' : '');
+  view.querySelector('.report-sha').textContent = card.sha256 ?? 'unknown';
+  for (const other of document.querySelectorAll('.file-result.print-target')) other.classList.remove('print-target');
+  view.classList.add('print-target');
+  document.body.classList.add('printing-report');
+  document.body.dataset.printFile = entry.name;
+  window.print();
+}
+
+window.addEventListener('afterprint', () => {
+  document.body.classList.remove('printing-report');
+  delete document.body.dataset.printFile;
+  for (const view of document.querySelectorAll('.file-result.print-target')) view.classList.remove('print-target');
+});
 
 const LATERALITY_NAMES = { L: 'left knee', R: 'right knee', B: 'both knees', U: 'side not stated' };
 
@@ -671,6 +696,7 @@ class ShownFile {
     const { width, height, grey } = entry.overview;
     paintGrey(view.querySelector('.overview-canvas'), grey, width, height);
     this.stack.style.aspectRatio = `${width} / ${height}`;
+    this.stack.style.setProperty('--aspect', (width / height).toFixed(4));
     this.stack.style.width = `min(100%, calc(70vh * ${(width / height).toFixed(4)}))`;
     this.figure.hidden = false;
     this.stack.addEventListener('pointerdown', (event) => this.startDrawing(event));
