@@ -11,8 +11,6 @@ const BOX_LABELS = { single: 'Knee', left: 'Left of image', right: 'Right of ima
 const PATIENT_SIDES = { L: "patient's left knee", R: "patient's right knee" };
 // After the last arrow or +/- key on a box, the knee is scored again once the keys rest this long.
 const KEY_RESCORE_DELAY_MS = 600;
-// The core refuses larger inputs anyway (its default limit); refusing here avoids reading them into memory.
-const MAX_FILE_BYTES = 100 * 1024 * 1024;
 // Crops and heatmaps are kept for this many files; older ones are recomputed when opened again.
 const MAX_FILES_WITH_VIEWS = 24;
 const ISOLATION_RELOAD_KEY = 'oac-isolation-reload';
@@ -55,16 +53,52 @@ const state = {
 // ---------------------------------------------------------------------------------------------
 // Worker
 
-const worker = new Worker(new URL('worker.js', import.meta.url), { type: 'module' });
+// The engine worker. Should it stop (an uncaught error: a crash in the core or ONNX Runtime, memory exhausted),
+// every request it had not answered is answered with ENGINE_STOPPED and a fresh worker takes its place, as
+// Squoosh's worker bridge does, so the app keeps working. A worker that never started is not started again.
+let worker = null;
 const pendingRequests = new Map();
 let nextRequestId = 1;
+const ENGINE_STOPPED = 'the engine stopped unexpectedly while working on this and was started again; try again';
 
+/** Posts a request to the worker; resolves with its reply ({error} when the worker stopped before answering). */
 function request(type, payload = {}, transfer = []) {
   const requestId = nextRequestId++;
   return new Promise((resolve) => {
     pendingRequests.set(requestId, resolve);
     worker.postMessage({ type, requestId, ...payload }, transfer);
   });
+}
+
+function answerPendingRequests(error) {
+  const pending = [...pendingRequests.values()];
+  pendingRequests.clear();
+  for (const settle of pending) settle({ error });
+}
+
+function startWorker() {
+  const current = new Worker(new URL('worker.js', import.meta.url), { type: 'module' });
+  let running = false; // it ran its module and posted 'about'
+  worker = current;
+  current.addEventListener('message', (event) => {
+    if (current !== worker) return;
+    if (event.data.type === 'about') running = true;
+    workerEvents[event.data.type]?.(event.data);
+  });
+  current.addEventListener('error', (event) => {
+    event.preventDefault();
+    if (current !== worker) return;
+    if (!running) {
+      answerPendingRequests(`the engine could not start (${event.message || 'this browser may be too old'})`);
+      showModelError(`The engine could not start (${event.message || 'this browser may be too old'}).`);
+      return;
+    }
+    current.terminate();
+    answerPendingRequests(ENGINE_STOPPED);
+    setModelStatus('The engine stopped unexpectedly; starting it again…', true);
+    startWorker();
+  });
+  current.postMessage({ type: 'load' });
 }
 
 let modelSettled;
@@ -83,12 +117,7 @@ const workerEvents = {
   },
 };
 
-worker.addEventListener('message', (event) => workerEvents[event.data.type]?.(event.data));
-worker.addEventListener('error', (event) => {
-  event.preventDefault();
-  showModelError(`The engine could not start (${event.message || 'this browser may be too old'}).`);
-});
-worker.postMessage({ type: 'load' });
+startWorker();
 
 // ---------------------------------------------------------------------------------------------
 // Model and device panel
@@ -249,9 +278,10 @@ async function checkFiles(fileList) {
 
 async function classifyEntry(entry) {
   let buffer;
-  if (entry.file.size > MAX_FILE_BYTES) {
-    entry.summary = failedFileResult(entry.name, `the file is too large (${megabytes(entry.file.size)}); `
-      + `the limit is ${megabytes(MAX_FILE_BYTES)}`);
+  // The core's own limits, asked before the file is read into memory.
+  const { problem, error } = await request('file-size', { bytes: entry.file.size });
+  if (problem || error) {
+    entry.summary = failedFileResult(entry.name, problem || error);
   } else {
     try {
       buffer = await entry.file.arrayBuffer();

@@ -4,6 +4,7 @@
 // Messages in:  {type:'classify', requestId, fileId, name, buffer, boxes?}
 //               | {type:'set-box', requestId, fileId, name, buffer, index, box, boxes?}
 //               | {type:'clear-model', requestId} | {type:'load'} | {type:'stats', requestId}
+//               | {type:'file-size', requestId, bytes} → {problem} (the core's sentence, or '')
 // Messages out: {type:'about'|'card'|'model-progress'|'model-status'|'ready'|'model-error', ...}
 //               {type:'reply', requestId, ...} answering a request
 //
@@ -155,16 +156,21 @@ async function loadModelBytes(card) {
   return { bytes, fromCache: false, storedNote };
 }
 
+/** The image core (Emscripten module), started once; also asked about a file's size before the page reads it. */
+let corePromise = null;
+function core() {
+  corePromise ??= createCoreModule().catch((error) => {
+    corePromise = null;
+    throw new UserFacingError(`The image decoder could not start (${error.message ?? error}).`);
+  });
+  return corePromise;
+}
+
 async function loadClassifier() {
   const started = performance.now();
   const { card, cardText } = await fetchCard();
   post('card', { card });
-  const [coreModule, model] = await Promise.all([
-    createCoreModule().catch((error) => {
-      throw new UserFacingError(`The image decoder could not start (${error.message ?? error}).`);
-    }),
-    loadModelBytes(card),
-  ]);
+  const [coreModule, model] = await Promise.all([core(), loadModelBytes(card)]);
   post('model-status', { message: 'Preparing the model…' });
   const classifier = await KneeClassifier.create({
     ort, coreModule, cardText, modelBytes: model.bytes, executionProviders: ['wasm'],
@@ -272,6 +278,11 @@ async function stats() {
   return { filesChecked, coreHeapBytes: engine?.coreHeapBytes() ?? null };
 }
 
+/** The core's own sentence about a file of `bytes` bytes ("The file is too large (…)."), or '' when it may be read. */
+async function fileSize({ bytes }) {
+  return { problem: (await core()).fileSizeProblem(bytes) };
+}
+
 async function clearModel() {
   const removed = self.caches ? await caches.delete(MODEL_CACHE) : false;
   return { removed };
@@ -291,7 +302,7 @@ self.addEventListener('message', (event) => {
     classifier().catch(() => {});
     return;
   }
-  const handlers = { classify, 'set-box': setBox, 'clear-model': clearModel, stats };
+  const handlers = { classify, 'set-box': setBox, 'clear-model': clearModel, stats, 'file-size': fileSize };
   const handler = handlers[message.type];
   if (!handler) return;
   enqueue(() => handler(message)).then(({ transfer = [], ...reply }) => {
