@@ -488,17 +488,27 @@ function renderDetail() {
  * file named on <body> while it prints, without the app's controls. The class goes again after printing.
  */
 function printReport(entry, view) {
-  const card = state.card ?? {};
-  view.querySelector('.report-date').textContent = new Date().toLocaleString(undefined, { dateStyle: 'long', timeStyle: 'short' });
-  view.querySelector('.report-model').textContent = `${card.name ?? card.model_file ?? 'unknown'} ${card.version ?? ''}`.trim()
-    + (card.untrained ? ' (untrained placeholder: the numbers are meaningless)' : '');
-  view.querySelector('.report-sha').textContent = card.sha256 ?? 'unknown';
+  fillReportFacts(view);
   for (const other of document.querySelectorAll('.file-result.print-target')) other.classList.remove('print-target');
   view.classList.add('print-target');
   document.body.classList.add('printing-report');
   document.body.dataset.printFile = entry.name;
   window.print();
 }
+
+/** The printed report's date and model (name, version, sha256 from the card the worker posted). */
+function fillReportFacts(view) {
+  const card = state.card ?? {};
+  view.querySelector('.report-date').textContent = new Date().toLocaleString(undefined, { dateStyle: 'long', timeStyle: 'short' });
+  view.querySelector('.report-model').textContent = `${card.name ?? card.model_file ?? 'unknown'} ${card.version ?? ''}`.trim()
+    + (card.untrained ? ' (untrained placeholder: the numbers are meaningless)' : '');
+  view.querySelector('.report-sha').textContent = card.sha256 ?? 'unknown';
+}
+
+// Printed from the browser's menu instead of the button: the shown file's report, with its date and model.
+window.addEventListener('beforeprint', () => {
+  for (const view of document.querySelectorAll('#detail .file-result')) fillReportFacts(view);
+});
 
 window.addEventListener('afterprint', () => {
   document.body.classList.remove('printing-report');
