@@ -188,10 +188,15 @@ def test_cli_classifies_a_dicom_exactly_like_its_source_png(manifest):
         pytest.skip("no dataset-derived DICOM fixtures (datasets absent)")
     dicoms = classify([FIXTURES / case["file"] for case in cases])
     pngs = classify([Path(case["source_png"]) for case in cases])
-    metadata_keys = {"file", "pixel_spacing_mm", "laterality"}
+    # What the DICOM header adds: the file's spacing and laterality, and the patient's side of a one-knee film.
+    metadata_keys = {"file", "pixel_spacing_mm", "laterality", "patient_side"}
+    without_metadata = lambda result: {k: [without_metadata(knee) for knee in v] if k == "knees" else v
+                                       for k, v in result.items() if k not in metadata_keys}
     for case, dicom, png in zip(cases, dicoms, pngs):
         assert dicom["ok"] and png["ok"], (case["name"], dicom.get("error"), png.get("error"))
-        assert {k: v for k, v in dicom.items() if k not in metadata_keys} == \
-               {k: v for k, v in png.items() if k not in metadata_keys}, case["name"]
+        assert without_metadata(dicom) == without_metadata(png), case["name"]
+        single_sided = len(dicom["knees"]) == 1 and case["laterality"] in ("L", "R")
+        assert [knee.get("patient_side") for knee in dicom["knees"]] == \
+               ([case["laterality"]] if single_sided else [None] * len(dicom["knees"])), case["name"]
         assert dicom.get("laterality", "") == case["laterality"], case["name"]
         assert dicom.get("pixel_spacing_mm") == case["pixel_spacing_mm"], case["name"]
