@@ -585,6 +585,8 @@ function renderKnee(knee, images, index) {
   view.dataset.byHand = String(Boolean(knee.by_hand));
   view.querySelector('.knee-title').textContent = kneeTitle(knee);
   if (knee.by_hand) view.querySelector('.by-hand').hidden = false;
+  view.dataset.inverted = String(Boolean(knee.inverted));
+  if (knee.inverted) view.querySelector('.inverted-note').hidden = false;
 
   if (!knee.in_distribution) {
     view.querySelector('.probability').hidden = true;

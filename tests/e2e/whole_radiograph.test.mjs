@@ -221,6 +221,20 @@ describe('whole radiographs in the page', { timeout: SUITE_MS }, () => {
     }
   });
 
+  it('turns a negative film back, finds the same knees and says it did', { timeout: SLOW_MS }, async () => {
+    const negative = path.join(scratch, 'normal_N14-negative.png');
+    const done = spawnSync(PYTHON, ['-c', 'import sys; from PIL import Image, ImageOps; '
+      + 'ImageOps.invert(Image.open(sys.argv[1]).convert("L")).save(sys.argv[2])', WHOLE_RADIOGRAPH, negative], { encoding: 'utf8' });
+    assert.equal(done.status, 0, done.stderr);
+    await classifyInPage([negative]);
+    const knees = await page.$$eval('#detail .knee', (views) => views.map((view) => ({
+      inverted: view.dataset.inverted === 'true', noteShown: !view.querySelector('.inverted-note').hidden })));
+    assert.deepEqual(knees, [{ inverted: true, noteShown: true }, { inverted: true, noteShown: true }]);
+    const expected = cliWhole.results[0].knees.map((knee) => knee.box);
+    (await shownBoxes(page)).forEach(({ box }, k) => box.forEach((edge, e) => assert.ok(
+      Math.abs(edge - expected[k][e]) <= 0.05 * (expected[k][2] - expected[k][0]), `knee ${k}: ${box} vs ${expected[k]}`)));
+  });
+
   it('says when no knee joint is found and lets the user draw its box, by keys or by mouse', { timeout: SLOW_MS }, async () => {
     let seed = 20261130;
     const noise = path.join(scratch, 'noise.png');
