@@ -9,8 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  PYTHON, REPO_ROOT, SAMPLES, SLOW_MS, SUITE_MS, launchBrowser, openApp, requirePrerequisites, serveApp, shownKnees,
-  waitForResults,
+  closeAppSession, openAppSession, PYTHON, REPO_ROOT, requirePrerequisites, SAMPLES, shownKnees, SLOW_MS, SUITE_MS, waitForResults,
 } from './harness.mjs';
 
 // The corpus is written before the tests are defined: there is one test per file.
@@ -28,10 +27,7 @@ describe('bad inputs in the page', { timeout: SUITE_MS }, () => {
 
   before(async () => {
     requirePrerequisites();
-    server = await serveApp();
-    browser = await launchBrowser();
-    page = browser.page;
-    await openApp(page, server.url);
+    ({ server, browser, page } = await openAppSession());
     page.workers().find((worker) => worker.url().endsWith('/worker.js')).on('close', () => { workerClosed = true; });
     await page.setInputFiles('#file-input', [SAMPLES.single]);
     await waitForResults(page, 1);
@@ -39,8 +35,7 @@ describe('bad inputs in the page', { timeout: SUITE_MS }, () => {
   });
 
   after(async () => {
-    await browser?.close();
-    await server?.close();
+    await closeAppSession({ server, browser });
     rmSync(corpus, { recursive: true, force: true });
   });
 

@@ -5,8 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  SAMPLES, SLOW_MS, SUITE_MS, exposeEngineWorker, launchBrowser, openApp, requirePrerequisites,
-  serveApp, shownKnees, waitForResults,
+  closeAppSession, exposeEngineWorker, openAppSession, requirePrerequisites, SAMPLES, shownKnees, SLOW_MS, SUITE_MS, waitForResults,
 } from './harness.mjs';
 
 describe('the engine worker bridge', { timeout: SUITE_MS }, () => {
@@ -16,16 +15,11 @@ describe('the engine worker bridge', { timeout: SUITE_MS }, () => {
 
   before(async () => {
     requirePrerequisites();
-    server = await serveApp();
-    browser = await launchBrowser();
-    page = browser.page;
-    await exposeEngineWorker(page);
-    await openApp(page, server.url);
+    ({ server, browser, page } = await openAppSession({ beforeOpen: exposeEngineWorker }));
   });
 
   after(async () => {
-    await browser?.close();
-    await server?.close();
+    await closeAppSession({ server, browser });
   });
 
   it('refuses a file over the core\'s size limit with the core\'s own sentence', { timeout: SLOW_MS }, async () => {

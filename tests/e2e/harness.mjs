@@ -164,6 +164,25 @@ export async function openApp(page, url) {
 }
 
 /**
+ * What every browser suite sets up: the built app served, Chromium launched and the app opened with its model
+ * ready. `beforeOpen(page)` runs before the app's scripts (e.g. exposeEngineWorker). Returns { server, browser,
+ * page }; closeAppSession ends it.
+ */
+export async function openAppSession({ beforeOpen } = {}) {
+  const server = await serveApp();
+  const browser = await launchBrowser();
+  const { page } = browser;
+  if (beforeOpen) await beforeOpen(page);
+  await openApp(page, server.url);
+  return { server, browser, page };
+}
+
+export async function closeAppSession({ server, browser } = {}) {
+  await browser?.close();
+  await server?.close();
+}
+
+/**
  * Keeps the app's engine worker reachable as window.oacEngineWorker, so that a test can send it requests of its
  * own (engineStats). Installed before the app's scripts run: call it before openApp.
  */

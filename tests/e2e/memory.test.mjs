@@ -6,8 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  BATCH_OF_TEN, SUITE_MS, engineStats, exposeEngineWorker, launchBrowser, openApp, openHeapProbe, rendererMemory,
-  requirePrerequisites, serveApp, shownKnees, waitForResults,
+  BATCH_OF_TEN, closeAppSession, engineStats, exposeEngineWorker, openAppSession, openHeapProbe, rendererMemory, requirePrerequisites, shownKnees, SUITE_MS, waitForResults,
 } from './harness.mjs';
 
 // The one-knee OAI crops (224 and 299 px): small images keep 500 classifications within minutes.
@@ -31,16 +30,11 @@ describe('memory over 500 classifications in one page', { timeout: SUITE_MS }, (
   before(async () => {
     requirePrerequisites();
     assert.equal(KNEES.length, 5, 'five one-knee crops among the batch of ten');
-    server = await serveApp();
-    browser = await launchBrowser();
-    page = browser.page;
-    await exposeEngineWorker(page);
-    await openApp(page, server.url);
+    ({ server, browser, page } = await openAppSession({ beforeOpen: exposeEngineWorker }));
   });
 
   after(async () => {
-    await browser?.close();
-    await server?.close();
+    await closeAppSession({ server, browser });
   });
 
   async function classifyBatch() {

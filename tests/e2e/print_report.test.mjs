@@ -11,8 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  SLOW_MS, SUITE_MS, TEST_OUTPUT, WHOLE_RADIOGRAPH, launchBrowser, openApp, requirePrerequisites, serveApp,
-  waitForResults,
+  closeAppSession, openAppSession, requirePrerequisites, SLOW_MS, SUITE_MS, TEST_OUTPUT, waitForResults, WHOLE_RADIOGRAPH,
 } from './harness.mjs';
 
 function run(command, args) {
@@ -39,15 +38,11 @@ describe('KL set, plain language and the printed report', { timeout: SUITE_MS },
     requirePrerequisites();
     if (!existsSync(WHOLE_RADIOGRAPH)) throw new Error(`${WHOLE_RADIOGRAPH} is missing (set OAC_DATASETS)`);
     scratch = mkdtempSync(path.join(tmpdir(), 'oac-e2e-print-'));
-    server = await serveApp();
-    browser = await launchBrowser();
-    page = browser.page;
-    await openApp(page, server.url);
+    ({ server, browser, page } = await openAppSession());
   });
 
   after(async () => {
-    await browser?.close();
-    await server?.close();
+    await closeAppSession({ server, browser });
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 

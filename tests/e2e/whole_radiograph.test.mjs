@@ -11,8 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  PYTHON, SAMPLES, SLOW_MS, SUITE_MS, WHOLE_RADIOGRAPH, greyPng, launchBrowser, openApp, requirePrerequisites, runCli,
-  screenshot, serveApp, shownBoxes, shownKnees, waitForResults,
+  closeAppSession, greyPng, openAppSession, PYTHON, requirePrerequisites, runCli, SAMPLES, screenshot, shownBoxes, shownKnees, SLOW_MS, SUITE_MS, waitForResults, WHOLE_RADIOGRAPH,
 } from './harness.mjs';
 
 const TOLERANCE = 1e-4;
@@ -61,15 +60,11 @@ describe('whole radiographs in the page', { timeout: SUITE_MS }, () => {
       throw new Error(`whole radiograph ${WHOLE_RADIOGRAPH} is missing (set OAC_DATASETS to the datasets folder)`);
     }
     scratch = mkdtempSync(path.join(tmpdir(), 'oac-e2e-whole-'));
-    server = await serveApp();
-    browser = await launchBrowser();
-    page = browser.page;
-    await openApp(page, server.url);
+    ({ server, browser, page } = await openAppSession());
   });
 
   after(async () => {
-    await browser?.close();
-    await server?.close();
+    await closeAppSession({ server, browser });
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
