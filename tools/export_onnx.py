@@ -31,7 +31,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import subprocess
 import tempfile
 import warnings
@@ -44,6 +43,7 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from inception import FEATURE_CHANNELS, OAInceptionV3
+from lib.card import load_card, save_card
 from parity_inputs import knee_batch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -288,23 +288,15 @@ def export(model: OAInceptionV3, ood: OodGate, input_size: int, out: Path,
 
 
 def update_card(card: Path, model_file: Path) -> None:
-    """Set the card's model_file (relative to the card), sha256 and bytes; every other byte of the card stays."""
-    original = card.read_text()
-    text = original
+    """Set the card's model_file (relative to the card), sha256 and bytes; every other field stays as it is."""
+    fields = load_card(card)
+    missing = [name for name in CARD_FILE_FIELDS if name not in fields]
+    if missing:
+        raise ValueError(f"{card}: no {', '.join(missing)} field to fill in; edit the card by hand")
     data = model_file.read_bytes()
-    values = {
-        "model_file": Path(os.path.relpath(model_file, card.parent)).as_posix(),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "bytes": len(data),
-    }
-    for field, value in values.items():
-        pattern = re.compile(rf'("{field}"\s*:\s*)(null|"[^"]*"|\d+)')
-        text, count = pattern.subn(lambda match: match.group(1) + json.dumps(value), text)
-        if count != 1:
-            raise ValueError(f"{card}: expected exactly one \"{field}\" field with a string, number or null value, found {count}")
-    if json.loads(text) != {**json.loads(original), **values}:
-        raise ValueError(f"{card}: updating {list(values)} would change other fields; edit the card by hand")
-    card.write_text(text)
+    fields.update(model_file=Path(os.path.relpath(model_file, card.parent)).as_posix(),
+                  sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    save_card(card, fields)
 
 
 def run_onnx(backend: str, model_file: Path, inputs: np.ndarray) -> dict[str, np.ndarray]:

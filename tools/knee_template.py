@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import oac_core
-from eval_io import load_card, save_card
+from lib.card import load_card, save_card
 
 ROOT = Path(__file__).resolve().parent.parent
 

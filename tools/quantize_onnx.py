@@ -37,9 +37,10 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-import eval_io
+from evaluation import eval_io
 from export_onnx import quantize_per_output_channel, update_card
 from knee_data import load_core
+from lib.paths import datasets_dir_if_present
 
 ROOT = Path(__file__).resolve().parent.parent
 RANGE_RUNNER = ROOT / "tools" / "activation_ranges.mjs"
@@ -147,7 +148,7 @@ def calibration_tensors(card_path: Path, split_path: Path, count: int) -> np.nda
     turned into tensors by the C++ core with the card's preprocessing."""
     core = load_core()
     spec = core.parse_model_card(card_path.read_text())
-    datasets = eval_io.default_datasets_dir()
+    datasets = datasets_dir_if_present()
     if datasets is None:
         raise QuantizationError("no dataset folder for calibration images: set OAC_DATASETS")
     rows = sorted((row for row in eval_io.load_split(split_path) if row["split"] == "train"), key=lambda row: row["path"])

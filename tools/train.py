@@ -45,7 +45,7 @@ from PIL import Image
 from torch import nn
 
 from inception import OAInceptionV3, pretrained_oa_model
-from metrics import auc, quadratic_weighted_kappa
+from evaluation.metrics import auc, quadratic_weighted_kappa
 
 ROOT = Path(__file__).resolve().parent.parent
 

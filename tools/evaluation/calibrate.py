@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Fit the card's temperatures, operating threshold and OOD threshold on the clean validation split.
 
-    tools/calibrate.py --predictions VAL.jsonl --split models/data/split.csv --card models/oa-inceptionv3.json
+    tools/evaluation/calibrate.py --predictions VAL.jsonl --split models/data/split.csv --card models/oa-inceptionv3.json
 
 VAL.jsonl is `tools/oac classify` output for the validation images. Only the raw model outputs
 (oa_logit, kl_logits, ood_score) are used, so the card the predictions were made with does not matter.
@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-import eval_io
-import metrics
+from evaluation import eval_io, metrics
+from lib.card import load_card, save_card
+from lib.paths import datasets_dir_if_present
 
 MIN_SENSITIVITY = 0.90
 KL_SET_COVERAGE = 0.90
@@ -204,14 +205,14 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"coverage of the KL prediction set (default {KL_SET_COVERAGE})")
     args = parser.parse_args(argv)
     try:
-        card = eval_io.load_card(args.card)
+        card = load_card(args.card)
         scored = eval_io.join(eval_io.load_predictions(args.predictions), eval_io.load_split(args.split),
-                              args.datasets or eval_io.default_datasets_dir())
+                              args.datasets or datasets_dir_if_present())
         validation = eval_io.only(scored, scored.split == "val", "validation split", args.predictions)
         updated, summary = calibrate(validation, card, args.min_sensitivity, args.ood_quantile, args.kl_set_coverage)
     except (eval_io.InputError, ValueError) as error:
         sys.exit(f"calibrate: {error}")
-    eval_io.save_card(args.card, updated)
+    save_card(args.card, updated)
     print("\n".join(summary))
     print(f"wrote calibration, threshold, KL set and OOD threshold into {args.card}")
     return 0

@@ -1,4 +1,4 @@
-"""The PNG figures of models/REPORT.md, drawn from what tools/evaluate.py computed."""
+"""The PNG figures of models/REPORT.md, drawn from what tools/evaluation/evaluate.py computed."""
 from __future__ import annotations
 
 import math

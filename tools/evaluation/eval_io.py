@@ -1,4 +1,4 @@
-"""Inputs shared by calibrate.py and evaluate.py: the split manifest, `oac classify` JSON lines, the card.
+"""Inputs shared by calibrate.py and evaluate.py: the split manifest and `oac classify` JSON lines.
 
 The split has one row per image content (sha256), named by one representative path. Predictions are
 joined to rows by path -- the `file` a prediction names may be absolute or relative to anywhere, so
@@ -11,7 +11,6 @@ import csv
 import hashlib
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -20,7 +19,8 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-REPO = Path(__file__).resolve().parent.parent
+from lib.paths import CORE_PYTHON_DIR
+
 N_GRADES = 5
 SEED_DATASET = "Osteoarthritis_Dataset"
 SEED_LABELS = ("Normal", "Osteoarthritis")
@@ -30,15 +30,6 @@ SPLIT_COLUMNS = ("path", "sha256", "source", "label", "kl_grade", "patient", "cl
 
 class InputError(Exception):
     """A problem with an input file, worded for the person who passed it."""
-
-
-def default_datasets_dir() -> Path | None:
-    """`$OAC_DATASETS` (tools/oac sets it), else `<repo>/../shared/datasets` when that exists."""
-    configured = os.environ.get("OAC_DATASETS")
-    if configured:
-        return Path(configured)
-    beside_repo = REPO.parent / "shared" / "datasets"
-    return beside_repo if beside_repo.is_dir() else None
 
 
 def seed_test_files(datasets: Path) -> list[Path]:
@@ -270,14 +261,13 @@ def calibrated_kl_probs(kl_logits: np.ndarray, card: dict) -> np.ndarray:
 
 def core():
     """The C++ core's Python module: tools/oac puts build/native/python on PYTHONPATH, else the build tree's."""
-    build_dir = REPO / "build" / "native" / "python"
-    if str(build_dir) not in sys.path:
-        sys.path.append(str(build_dir))
+    if str(CORE_PYTHON_DIR) not in sys.path:
+        sys.path.append(str(CORE_PYTHON_DIR))
     try:
         import oac_core
     except ImportError as error:
         raise InputError(f"the C++ core's Python module oac_core is not importable ({error}); "
-                         f"build it first with `tools/oac build` (it lands in {build_dir})") from None
+                         f"build it first with `tools/oac build` (it lands in {CORE_PYTHON_DIR})") from None
     return oac_core
 
 
@@ -294,52 +284,3 @@ def kl_sets(kl_logits: np.ndarray, card: dict) -> np.ndarray:
         if np.isfinite(logits).all():
             sets[row, oac_core.interpret(0.0, logits, 0.0, spec)["kl_set"]] = True
     return sets
-
-
-# ---------------------------------------------------------------------------------------------
-# The model card: read, and written back in its hand-written layout so diffs show only what changed
-
-
-def load_card(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: model card not found") from None
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path}: model card is not valid JSON ({error})") from None
-
-
-INLINE_WIDTH = 100
-
-
-def _scalar(value) -> bool:
-    return not isinstance(value, (dict, list))
-
-
-def _flat(container) -> bool:
-    """A list of scalars, or an object whose values are scalars or lists of scalars."""
-    if isinstance(container, list):
-        return all(map(_scalar, container))
-    return all(_scalar(v) or (isinstance(v, list) and all(map(_scalar, v))) for v in container.values())
-
-
-def format_card(value, indent: int = 0) -> str:
-    """JSON with short lists and short objects of scalars or scalar lists on one line, the rest one key per line."""
-    if isinstance(value, (dict, list)):
-        if _flat(value):
-            inline = json.dumps(value, separators=(", ", ": "))
-            if isinstance(value, dict) and value:
-                inline = "{ " + inline[1:-1] + " }"
-            if indent + len(inline) <= INLINE_WIDTH:
-                return inline
-        pad = " " * (indent + 2)
-        if isinstance(value, dict):
-            body = [f"{pad}{json.dumps(key)}: {format_card(item, indent + 2)}" for key, item in value.items()]
-            return "{\n" + ",\n".join(body) + "\n" + " " * indent + "}"
-        body = [pad + format_card(item, indent + 2) for item in value]
-        return "[\n" + ",\n".join(body) + "\n" + " " * indent + "]"
-    return json.dumps(value)
-
-
-def save_card(path: Path, card: dict) -> None:
-    Path(path).write_text(format_card(card) + "\n")

@@ -1,24 +1,14 @@
-"""tools/evaluate.py end to end on synthetic predictions, and the prediction/split join it relies on."""
+"""tools/evaluation/evaluate.py end to end on synthetic predictions, and the prediction/split join it relies on."""
 import csv
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import calibrate  # noqa: E402
-import eval_io  # noqa: E402
-import evaluate  # noqa: E402
-import metrics  # noqa: E402
-import synthetic_predictions  # noqa: E402
-
-CARD = ROOT / "models" / "oa-inceptionv3.json"
+import synthetic_predictions
+from evaluation import calibrate, eval_io, evaluate, metrics
+from lib.paths import MODEL_CARD, REPO_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +16,7 @@ def evaluated(tmp_path_factory):
     folder = tmp_path_factory.mktemp("evaluate")
     paths = synthetic_predictions.write_fixture(folder)
     card = folder / "card.json"
-    shutil.copy(CARD, card)
+    shutil.copy(MODEL_CARD, card)
     calibrate.main(["--predictions", str(paths["val"]), "--split", str(paths["split"]), "--card", str(card)])
     calibrated = json.loads(card.read_text())
     out = folder / "out"
@@ -178,8 +168,8 @@ def test_kl_set_figures_equal_direct_computation(evaluated):
 
 
 def test_reports_name_inputs_relative_to_the_repository(tmp_path):
-    inside = evaluate.ROOT / "models" / "cache" / "eval" / "test.jsonl"
+    inside = REPO_ROOT / "models" / "cache" / "eval" / "test.jsonl"
     assert evaluate.shown_path(inside) == "models/cache/eval/test.jsonl"
     assert evaluate.shown_path(tmp_path / "x.jsonl") == str(tmp_path / "x.jsonl")
-    for report in (evaluate.ROOT / "models" / "REPORT.md", evaluate.ROOT / "models" / "report" / "metrics.json"):
-        assert str(evaluate.ROOT) not in report.read_text(), f"{report} names a path of the machine that made it"
+    for report in (REPO_ROOT / "models" / "REPORT.md", REPO_ROOT / "models" / "report" / "metrics.json"):
+        assert str(REPO_ROOT) not in report.read_text(), f"{report} names a path of the machine that made it"

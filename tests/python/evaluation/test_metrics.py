@@ -1,16 +1,11 @@
-"""tools/metrics.py against brute-force or independently derived values on small synthetic data."""
+"""tools/evaluation/metrics.py against brute-force or independently derived values on small synthetic data."""
 import itertools
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools"))
-
-import metrics  # noqa: E402
+from evaluation import metrics
 
 
 def pairwise_auc(labels, scores):

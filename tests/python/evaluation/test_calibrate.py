@@ -1,22 +1,15 @@
-"""tools/calibrate.py: temperature fits, the sensitivity-constrained threshold, the OOD rule, the card edit."""
+"""tools/evaluation/calibrate.py: temperature fits, the sensitivity-constrained threshold, the OOD rule, the card edit."""
 import json
 import math
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import calibrate  # noqa: E402
-import eval_io  # noqa: E402
-import synthetic_predictions  # noqa: E402
-
-CARD = ROOT / "models" / "oa-inceptionv3.json"
+import synthetic_predictions
+from evaluation import calibrate, eval_io
+from lib.card import format_card
+from lib.paths import MODEL_CARD
 
 
 def test_binary_nll_matches_direct_formula():
@@ -98,7 +91,7 @@ def test_ood_threshold_refuses_at_most_the_quantile_tail():
 def test_calibrate_writes_only_its_fields(tmp_path):
     paths = synthetic_predictions.write_fixture(tmp_path)
     card_path = tmp_path / "card.json"
-    before = json.loads(CARD.read_text())
+    before = json.loads(MODEL_CARD.read_text())
     before.pop("threshold_rule", None)   # as a card looks before its first calibration
     card_path.write_text(json.dumps(before, indent=2))
     assert calibrate.main(["--predictions", str(paths["val"]), "--split", str(paths["split"]),
@@ -128,10 +121,10 @@ def test_calibrate_writes_only_its_fields(tmp_path):
 def test_calibrate_complains_clearly_without_validation_rows(tmp_path):
     paths = synthetic_predictions.write_fixture(tmp_path)
     card_path = tmp_path / "card.json"
-    shutil.copy(CARD, card_path)
+    shutil.copy(MODEL_CARD, card_path)
     with pytest.raises(SystemExit, match="none of its images is in the validation split"):
         calibrate.main(["--predictions", str(paths["test"]), "--split", str(paths["split"]), "--card", str(card_path)])
-    assert card_path.read_text() == CARD.read_text()
+    assert card_path.read_text() == MODEL_CARD.read_text()
 
 
 def test_card_layout_round_trips():
@@ -139,7 +132,7 @@ def test_card_layout_round_trips():
             "calibration": {"oa_temperature": 0.8, "kl_temperature": 0.9},
             "credits": {"weights": "a sentence long enough that it cannot share a line with its key " * 2},
             "ood": {"threshold": 12.5}}
-    text = eval_io.format_card(card) + "\n"
+    text = format_card(card) + "\n"
     assert json.loads(text) == card
     assert '"mean": [0.5, 0.5, 0.5]' in text and '"calibration": { "oa_temperature"' in text
     assert '"credits": {\n' in text

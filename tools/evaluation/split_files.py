@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Print the image files of one part of the data, one absolute path a line, for `tools/oac classify --files-from`.
 
-    tools/split_files.py --split models/data/split.csv val|test [--datasets DIR]
-    tools/split_files.py --seed-test [--datasets DIR]
+    tools/evaluation/split_files.py --split models/data/split.csv val|test [--datasets DIR]
+    tools/evaluation/split_files.py --seed-test [--datasets DIR]
 
 `val`/`test`: the clean split's rows (one file per image content). `--seed-test`: every file of
 Osteoarthritis_Dataset/test/{Normal,Osteoarthritis}, duplicates included, for the seed protocol.
@@ -13,8 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import eval_io
-from eval_io import SEED_DATASET
+from evaluation import eval_io
+from evaluation.eval_io import SEED_DATASET
+from lib.paths import datasets_dir_if_present
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seed_test == bool(args.part):
         parser.error("give either a split part (val, test, train) or --seed-test")
-    datasets = args.datasets or eval_io.default_datasets_dir()
+    datasets = args.datasets or datasets_dir_if_present()
     if datasets is None or not datasets.is_dir():
         sys.exit("split_files: no dataset folder: pass --datasets DIR or set OAC_DATASETS")
     datasets = datasets.resolve()

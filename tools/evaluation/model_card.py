@@ -4,10 +4,10 @@
 usage: tools/oac card [--card models/oa-inceptionv3.json]
 """
 import argparse
-import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from lib.card import load_card
+from lib.paths import MODEL_CARD
 
 
 def inline(value):
@@ -90,9 +90,9 @@ def render(card):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--card", type=Path, default=ROOT / "models" / "oa-inceptionv3.json")
+    parser.add_argument("--card", type=Path, default=MODEL_CARD)
     args = parser.parse_args()
-    card = json.loads(args.card.read_text())
+    card = load_card(args.card)
     out = args.card.with_suffix(".md")
     out.write_text(render(card))
     print(f"wrote {out}")

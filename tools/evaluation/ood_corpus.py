@@ -1,13 +1,13 @@
 #!/usr/bin/python3
 """Write a corpus of images that are not knee X-rays, to measure how often the OOD gate refuses them.
 
-    tools/ood_corpus.py --out DIR [--no-imagemagick]
+    tools/evaluation/ood_corpus.py --out DIR [--no-imagemagick]
 
 Everything comes from what Debian ships or from arithmetic, so the corpus is the same on every machine:
 scikit-image's sample images (PNG, and JPEG for the photographs), ImageMagick's built-in images,
 and synthetic noise, gradients and blank frames at several sizes, channel counts and bit depths.
 File names start with the kind (`skimage-`, `imagemagick-`, `noise-`, `gradient-`, `blank-`), which
-is how tools/evaluate.py groups the rejection rates. DIR/corpus.csv describes every file.
+is how tools/evaluation/evaluate.py groups the rejection rates. DIR/corpus.csv describes every file.
 """
 from __future__ import annotations
 

@@ -1,16 +1,12 @@
-"""tools/ood_corpus.py: the non-knee corpus has every promised kind, format and bit depth, reproducibly."""
+"""tools/evaluation/ood_corpus.py: the non-knee corpus has every promised kind, format and bit depth, reproducibly."""
 import csv
 import shutil
 import struct
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools"))
-
-import ood_corpus  # noqa: E402
+from evaluation import ood_corpus
 
 
 def png_bit_depth_and_colour(path: Path) -> tuple[int, int]:

@@ -12,15 +12,14 @@ usage: tools/oac localise-eval [--card models/oa-inceptionv3.json] [--boxes OUT.
 import argparse
 import csv
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 import oac_core
-
-ROOT = Path(__file__).resolve().parent.parent
+from lib.card import load_card
+from lib.paths import MODEL_CARD, REPO_ROOT, datasets_dir
 
 
 def match(annotated, boxes):
@@ -39,14 +38,14 @@ def match(annotated, boxes):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--card", type=Path, default=ROOT / "models/oa-inceptionv3.json")
-    parser.add_argument("--annotations", type=Path, default=ROOT / "models/data/full-radiographs-joints.csv")
-    parser.add_argument("--datasets", type=Path, default=Path(os.environ.get("OAC_DATASETS", ROOT.parent / "shared/datasets")))
-    parser.add_argument("--report", type=Path, default=ROOT / "models/localisation.md")
+    parser.add_argument("--card", type=Path, default=MODEL_CARD)
+    parser.add_argument("--annotations", type=Path, default=REPO_ROOT / "models/data/full-radiographs-joints.csv")
+    parser.add_argument("--datasets", type=Path, default=datasets_dir())
+    parser.add_argument("--report", type=Path, default=REPO_ROOT / "models/localisation.md")
     parser.add_argument("--boxes", type=Path, help="also write the boxes as JSON lines (tools/joint_overlays.py --boxes)")
     args = parser.parse_args()
 
-    card = json.loads(args.card.read_text())
+    card = load_card(args.card)
     spec = oac_core.parse_model_card(args.card.read_text())
     framing = card["preprocess"]["localise"]["framing"]
     by_file = defaultdict(list)
@@ -97,9 +96,9 @@ def main():
     report = [
         "# Knee-joint localisation on whole radiographs",
         "",
-        f"Made by `tools/oac localise-eval` from `{args.annotations.relative_to(ROOT).as_posix()}` (hand annotations: joint "
+        f"Made by `tools/oac localise-eval` from `{args.annotations.relative_to(REPO_ROOT).as_posix()}` (hand annotations: joint "
         "centre and bone width at the joint line, checked on overlays made by `tools/joint_overlays.py`) and the card "
-        f"`{args.card.relative_to(ROOT).as_posix()}`. The implied joint centre is the box's centre column and the row "
+        f"`{args.card.relative_to(REPO_ROOT).as_posix()}`. The implied joint centre is the box's centre column and the row "
         f"{framing['joint_line']:.3f} of its side from the top; the framing rule's box side is the knee width / "
         f"{framing['knee_width']:.3f} (both measured on the training crops: `models/data/crop-framing.md`).",
         "",

@@ -4,8 +4,8 @@
 # The test, seed and OOD images are classified after calibration, so the predictions the report reads
 # are exactly what the product shows with the shipped card.
 #
-# usage: tools/evaluate_model.sh [--card CARD] [--seed-card SEED_CARD] [--split CSV] [--datasets DIR]
-#                                [--work DIR] [--out DIR]
+# usage: tools/oac eval [--card CARD] [--seed-card SEED_CARD] [--split CSV] [--datasets DIR]
+#                      [--work DIR] [--out DIR]
 #   --card       model card to calibrate and evaluate (default models/oa-inceptionv3.json)
 #   --seed-card  card of the seed-protocol model (trained on Osteoarthritis_Dataset/train only);
 #                without it the seed protocol is left out of the report
@@ -15,12 +15,14 @@
 #   --out        folder for REPORT.md and report/ (default models)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PYTHON=/usr/bin/python3
-CARD="$ROOT/models/oa-inceptionv3.json"
+# The tools' packages, as tools/oac gives them, also when this runs on its own; the defaults' one home is
+# tools/lib/paths.py.
+export PYTHONPATH="$ROOT/tools${PYTHONPATH:+:$PYTHONPATH}"
+{ read -r CARD; read -r DATASETS; } < <("$PYTHON" -c 'from lib.paths import MODEL_CARD, datasets_dir; print(MODEL_CARD); print(datasets_dir())')
 SEED_CARD=""
 SPLIT="$ROOT/models/data/split.csv"
-DATASETS="${OAC_DATASETS:-$ROOT/../shared/datasets}"
 WORK="$ROOT/models/cache/eval"
 OUT="$ROOT/models"
 
@@ -52,24 +54,24 @@ classify() {
   fi
 }
 
-"$PYTHON" "$ROOT/tools/split_files.py" --split "$SPLIT" --datasets "$DATASETS" val >"$WORK/val.txt"
+"$PYTHON" "$ROOT/tools/evaluation/split_files.py" --split "$SPLIT" --datasets "$DATASETS" val >"$WORK/val.txt"
 classify "$CARD" "$WORK/val.txt" "$WORK/val.jsonl"
-"$PYTHON" "$ROOT/tools/calibrate.py" --predictions "$WORK/val.jsonl" --split "$SPLIT" --card "$CARD" \
+"$PYTHON" "$ROOT/tools/evaluation/calibrate.py" --predictions "$WORK/val.jsonl" --split "$SPLIT" --card "$CARD" \
   --datasets "$DATASETS"
 
-"$PYTHON" "$ROOT/tools/split_files.py" --split "$SPLIT" --datasets "$DATASETS" test >"$WORK/test.txt"
+"$PYTHON" "$ROOT/tools/evaluation/split_files.py" --split "$SPLIT" --datasets "$DATASETS" test >"$WORK/test.txt"
 classify "$CARD" "$WORK/test.txt" "$WORK/test.jsonl"
 
 seed_args=()
 if [ -n "$SEED_CARD" ]; then
-  "$PYTHON" "$ROOT/tools/split_files.py" --seed-test --datasets "$DATASETS" >"$WORK/seed_test.txt"
+  "$PYTHON" "$ROOT/tools/evaluation/split_files.py" --seed-test --datasets "$DATASETS" >"$WORK/seed_test.txt"
   classify "$SEED_CARD" "$WORK/seed_test.txt" "$WORK/seed_test.jsonl"
   seed_args=(--seed "$WORK/seed_test.jsonl")
 fi
 
-"$PYTHON" "$ROOT/tools/ood_corpus.py" --out "$WORK/ood_corpus"
+"$PYTHON" "$ROOT/tools/evaluation/ood_corpus.py" --out "$WORK/ood_corpus"
 find "$WORK/ood_corpus" -type f \( -name '*.png' -o -name '*.jpg' \) | sort >"$WORK/ood.txt"
 classify "$CARD" "$WORK/ood.txt" "$WORK/ood.jsonl"
 
-"$PYTHON" "$ROOT/tools/evaluate.py" --test "$WORK/test.jsonl" --split "$SPLIT" --card "$CARD" \
+"$PYTHON" "$ROOT/tools/evaluation/evaluate.py" --test "$WORK/test.jsonl" --split "$SPLIT" --card "$CARD" \
   "${seed_args[@]}" --ood "$WORK/ood.jsonl" --out "$OUT" --datasets "$DATASETS"

@@ -1,26 +1,19 @@
-"""KL prediction sets: the conformal threshold (tools/calibrate.py), the core's set rule and the shipped coverage."""
+"""KL prediction sets: the conformal threshold (tools/evaluation/calibrate.py), the core's set rule and the shipped coverage."""
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools"))
+from evaluation import calibrate, eval_io, evaluate
+from lib.paths import MODEL_CARD, REPO_ROOT
 
-import calibrate  # noqa: E402
-import eval_io  # noqa: E402
-import evaluate  # noqa: E402
-
-CARD = ROOT / "models" / "oa-inceptionv3.json"
-METRICS = ROOT / "models" / "report" / "metrics.json"
+METRICS = REPO_ROOT / "models" / "report" / "metrics.json"
 
 
 def card_with_kl_set(threshold: float, coverage: float = 0.9) -> dict:
     """The product card with temperature 1 and the given KL set, so logits = log(probabilities)."""
-    card = json.loads(CARD.read_text())
+    card = json.loads(MODEL_CARD.read_text())
     card["calibration"]["kl_temperature"] = 1.0
     card["kl_set"] = {"coverage": coverage, "threshold": threshold}
     return card
@@ -116,7 +109,7 @@ def test_set_text():
 def test_shipped_coverage_is_near_the_stated_level():
     """models/report/metrics.json (tools/oac eval): clean-test coverage within 2.5 points of the card's."""
     report = json.loads(METRICS.read_text())
-    card = json.loads(CARD.read_text())
+    card = json.loads(MODEL_CARD.read_text())
     stated = report["card"]["kl_set"]
     assert stated == {k: card["kl_set"][k] for k in ("coverage", "threshold")}, \
         "the report describes another KL set than the card's: rerun tools/oac eval"

@@ -1,0 +1,56 @@
+"""The model card: read, and written back in its hand-written layout so diffs show only what changed.
+
+Every tool that writes a card goes through save_card, so the layout has one definition.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+INLINE_WIDTH = 100
+
+
+class CardError(ValueError):
+    """A model card that cannot be read, worded for the person who passed it."""
+
+
+def load_card(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CardError(f"{path}: model card not found") from None
+    except json.JSONDecodeError as error:
+        raise CardError(f"{path}: model card is not valid JSON ({error})") from None
+
+
+def _scalar(value) -> bool:
+    return not isinstance(value, (dict, list))
+
+
+def _flat(container) -> bool:
+    """A list of scalars, or an object whose values are scalars or lists of scalars."""
+    if isinstance(container, list):
+        return all(map(_scalar, container))
+    return all(_scalar(v) or (isinstance(v, list) and all(map(_scalar, v))) for v in container.values())
+
+
+def format_card(value, indent: int = 0) -> str:
+    """JSON with short lists and short objects of scalars or scalar lists on one line, the rest one key per line."""
+    if isinstance(value, (dict, list)):
+        if _flat(value):
+            inline = json.dumps(value, separators=(", ", ": "))
+            if isinstance(value, dict) and value:
+                inline = "{ " + inline[1:-1] + " }"
+            if indent + len(inline) <= INLINE_WIDTH:
+                return inline
+        pad = " " * (indent + 2)
+        if isinstance(value, dict):
+            body = [f"{pad}{json.dumps(key)}: {format_card(item, indent + 2)}" for key, item in value.items()]
+            return "{\n" + ",\n".join(body) + "\n" + " " * indent + "}"
+        body = [pad + format_card(item, indent + 2) for item in value]
+        return "[\n" + ",\n".join(body) + "\n" + " " * indent + "]"
+    return json.dumps(value)
+
+
+def save_card(path: Path, card: dict) -> None:
+    Path(path).write_text(format_card(card) + "\n")
