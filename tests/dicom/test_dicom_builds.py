@@ -3,7 +3,7 @@ WebAssembly and Python builds; the Embind prepare result's metadata; and `tools/
 against its source PNG.
 
 ctest (tests/dicom/CMakeLists.txt) generates the inputs first into OAC_DICOM_TEST_DIR: dicom_fixtures/
-(tests/dicom/make_dicom_fixtures.py) and bad_inputs/ (tools/bad_inputs.py).
+(tests/support/make_dicom_fixtures.py) and bad_inputs/ (tests/support/bad_inputs.py).
 """
 from __future__ import annotations
 
@@ -19,8 +19,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
-from core_build import CARD, NATIVE_BUILD, ROOT, WASM_BUILD, import_core  # noqa: E402
+# ctest runs this file on its own, outside tests/python and its conftest: tests/support holds core_build
+# and the prepare helpers, tools/ the paths.
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
+sys.path[:0] = [str(SUPPORT), str(SUPPORT.parents[1] / "tools")]
+from core_build import NATIVE_BUILD, WASM_BUILD, import_core  # noqa: E402
+from lib.paths import MODEL_CARD, REPO_ROOT  # noqa: E402
 
 TEST_DIR = Path(os.environ.get("OAC_DICOM_TEST_DIR") or NATIVE_BUILD / "tests" / "dicom")
 FIXTURES = TEST_DIR / "dicom_fixtures"
@@ -67,7 +71,7 @@ def test_python_refuses_what_it_cannot_decode(manifest, core):
 
 
 def test_python_prepare_carries_the_metadata(manifest, core):
-    spec = core.parse_model_card(CARD.read_text())
+    spec = core.parse_model_card(MODEL_CARD.read_text())
     case = next((c for c in manifest["cases"] if c["pixel_spacing_mm"] and c["laterality"]), None)
     if case is None:
         pytest.skip("no fixture with spacing and laterality (datasets absent)")
@@ -95,7 +99,7 @@ def test_bad_input_corpus_in_python(core):
 
 def prepared_files(manifest, core) -> list[Path]:
     """Every fixture prepare() accepts (a window can leave a small synthetic image blank)."""
-    spec = core.parse_model_card(CARD.read_text())
+    spec = core.parse_model_card(MODEL_CARD.read_text())
     files = []
     for case in manifest["cases"]:
         path = FIXTURES / case["file"]
@@ -108,7 +112,7 @@ def prepared_files(manifest, core) -> list[Path]:
 
 
 def python_tensor_digests(core, files: list[Path]) -> list[str]:
-    spec = core.parse_model_card(CARD.read_text())
+    spec = core.parse_model_card(MODEL_CARD.read_text())
     return [hashlib.sha256(b"".join(knee["tensor"].tobytes() for knee in core.prepare(path.read_bytes(), spec)))
             .hexdigest() for path in files]
 
@@ -125,22 +129,22 @@ def test_tensors_identical_in_native_wasm_and_python(manifest, core, tmp_path):
     native_tool = NATIVE_BUILD / "tests" / "oac_prepare_dump"
     native_out = tmp_path / "native"
     native_out.mkdir()
-    assert dumped_digests([str(native_tool), str(CARD), str(native_out), *map(str, files)], native_out,
+    assert dumped_digests([str(native_tool), str(MODEL_CARD), str(native_out), *map(str, files)], native_out,
                           len(files)) == python
     if WASM_BUILD is None or not (WASM_BUILD / "oac_core.mjs").exists():
         pytest.skip("the WebAssembly build is off or not built")
     wasm_out = tmp_path / "wasm"
     wasm_out.mkdir()
-    script = ROOT / "tests" / "python" / "wasm_prepare_dump.mjs"
-    assert dumped_digests([shutil.which("node"), str(script), str(WASM_BUILD), str(CARD), str(wasm_out),
+    script = SUPPORT / "wasm_prepare_dump.mjs"
+    assert dumped_digests([shutil.which("node"), str(script), str(WASM_BUILD), str(MODEL_CARD), str(wasm_out),
                            *map(str, files)], wasm_out, len(files)) == python
 
 
 def embind_prepare(control: Path, files: list[Path]) -> list[dict]:
     if WASM_BUILD is None or not (WASM_BUILD / "oac_core.mjs").exists():
         pytest.skip("the WebAssembly build is off or not built")
-    script = Path(__file__).with_name("embind_prepare.mjs")
-    run = subprocess.run([shutil.which("node"), str(script), str(WASM_BUILD), str(CARD), str(control), *map(str, files)],
+    script = SUPPORT / "embind_prepare.mjs"
+    run = subprocess.run([shutil.which("node"), str(script), str(WASM_BUILD), str(MODEL_CARD), str(control), *map(str, files)],
                          check=True, capture_output=True, text=True, timeout=600)
     return json.loads(run.stdout)
 
@@ -172,7 +176,7 @@ def test_bad_input_corpus_through_embind():
 
 
 def classify(files: list[Path]) -> list[dict]:
-    run = subprocess.run([str(ROOT / "tools" / "oac"), "classify", "--quiet", *map(str, files)],
+    run = subprocess.run([str(REPO_ROOT / "tools" / "oac"), "classify", "--quiet", *map(str, files)],
                          capture_output=True, text=True, timeout=600)
     if run.returncode == 1:
         pytest.skip(f"tools/oac classify cannot run here: {run.stderr.strip()[:300]}")

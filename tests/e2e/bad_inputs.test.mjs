@@ -1,4 +1,4 @@
-// The malformed and hostile files of tools/bad_inputs.py dropped into the page, each together with a real
+// The malformed and hostile files of tests/support/bad_inputs.py dropped into the page, each together with a real
 // knee X-ray: the page must refuse the bad file with the core's own clear message, neither the page nor its
 // engine worker may fail, and the knee after it must score exactly as it did before any bad file.
 
@@ -14,8 +14,8 @@ import {
 
 // The corpus is written before the tests are defined: there is one test per file.
 const corpus = mkdtempSync(path.join(tmpdir(), 'oac-e2e-bad-inputs-'));
-const generator = spawnSync(PYTHON, [path.join(REPO_ROOT, 'tools', 'bad_inputs.py'), '--out', corpus], { encoding: 'utf8' });
-if (generator.status !== 0) throw new Error(`tools/bad_inputs.py failed: ${generator.stderr}`);
+const generator = spawnSync(PYTHON, [path.join(REPO_ROOT, 'tests', 'support', 'bad_inputs.py'), '--out', corpus], { encoding: 'utf8' });
+if (generator.status !== 0) throw new Error(`tests/support/bad_inputs.py failed: ${generator.stderr}`);
 const { cases } = JSON.parse(readFileSync(path.join(corpus, 'expected.json'), 'utf8'));
 
 describe('bad inputs in the page', { timeout: SUITE_MS }, () => {

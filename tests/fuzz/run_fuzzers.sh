@@ -37,9 +37,9 @@ low cmake -S "$ROOT" -B "$build" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_T
 low cmake --build "$build" -j2 --target "${targets[@]/#/fuzz_}" >/dev/null
 
 seeds="$build/seeds"
-if [ ! -d "$seeds" ] || [ "$ROOT/tests/fuzz/make_seeds.py" -nt "$seeds" ] || [ "$ROOT/tools/bad_inputs.py" -nt "$seeds" ]; then
+if [ ! -d "$seeds" ] || [ "$ROOT/tests/support/make_seeds.py" -nt "$seeds" ] || [ "$ROOT/tests/support/bad_inputs.py" -nt "$seeds" ]; then
   rm -rf "$seeds"
-  low /usr/bin/python3 "$ROOT/tests/fuzz/make_seeds.py" --out "$seeds" >/dev/null
+  low /usr/bin/python3 "$ROOT/tests/support/make_seeds.py" --out "$seeds" >/dev/null
 fi
 
 status=0
@@ -72,7 +72,7 @@ if [ -n "$report" ]; then
     echo
     echo "Written by \`tools/oac fuzz --seconds $seconds --report ...\` on $(date -u +%Y-%m-%dT%H:%MZ) at commit"
     echo "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- wasm tests/fuzz || echo ' (with uncommitted changes)'):"
-    echo "libFuzzer with ASan and UBSan (clang-14), one process per target, seeds from tests/fuzz/make_seeds.py plus"
+    echo "libFuzzer with ASan and UBSan (clang-14), one process per target, seeds from tests/support/make_seeds.py plus"
     echo "the corpus kept from earlier runs. cov: code edges reached; ft: libFuzzer features; corpus: inputs kept."
     echo
     echo "| target | seconds | executions | cov | ft | corpus | result |"

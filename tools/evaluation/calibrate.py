@@ -90,7 +90,7 @@ def aps_scores(probs: np.ndarray, grades: np.ndarray) -> np.ndarray:
     so it holds a grade exactly when this score is at most the threshold: coverage is what the quantile
     states. (Scoring the mass up to and including the true grade instead, with the same sets, holds the
     grade that crosses the threshold for free and covers far more than stated: 0.99 for a stated 0.90 on
-    calibrated probabilities; tests/python/test_kl_set.py.)
+    calibrated probabilities; tests/python/evaluation/test_kl_set.py.)
     """
     probs = np.asarray(probs, dtype=np.float64)
     order = np.argsort(-probs, axis=1, kind="stable")

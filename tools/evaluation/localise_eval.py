@@ -42,7 +42,7 @@ def main():
     parser.add_argument("--annotations", type=Path, default=REPO_ROOT / "models/data/full-radiographs-joints.csv")
     parser.add_argument("--datasets", type=Path, default=datasets_dir())
     parser.add_argument("--report", type=Path, default=REPO_ROOT / "models/localisation.md")
-    parser.add_argument("--boxes", type=Path, help="also write the boxes as JSON lines (tools/joint_overlays.py --boxes)")
+    parser.add_argument("--boxes", type=Path, help="also write the boxes as JSON lines (tools/data/joint_overlays.py --boxes)")
     args = parser.parse_args()
 
     card = load_card(args.card)
@@ -97,7 +97,7 @@ def main():
         "# Knee-joint localisation on whole radiographs",
         "",
         f"Made by `tools/oac localise-eval` from `{args.annotations.relative_to(REPO_ROOT).as_posix()}` (hand annotations: joint "
-        "centre and bone width at the joint line, checked on overlays made by `tools/joint_overlays.py`) and the card "
+        "centre and bone width at the joint line, checked on overlays made by `tools/data/joint_overlays.py`) and the card "
         f"`{args.card.relative_to(REPO_ROOT).as_posix()}`. The implied joint centre is the box's centre column and the row "
         f"{framing['joint_line']:.3f} of its side from the top; the framing rule's box side is the knee width / "
         f"{framing['knee_width']:.3f} (both measured on the training crops: `models/data/crop-framing.md`).",

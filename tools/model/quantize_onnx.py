@@ -1,0 +1,319 @@
+"""Static int8 quantisation of the product's ONNX model, so ONNX Runtime computes the backbone in integers.
+
+tools/model/export_onnx.py stores convolution weights in one byte but computes in fp32. This rewrites that graph
+into the QDQ format: every backbone convolution reads uint8 activations and int8 weights (symmetric, per
+output channel) and writes uint8 activations, which ONNX Runtime fuses into QLinearConv (and QLinearConcat,
+QLinearAveragePool, uint8 MaxPool) at graph optimisation level "extended" or "all":
+
+  - activation ranges are calibrated on real knee radiographs of the training split, turned into tensors by
+    the C++ core exactly as the product does (oac_core.prepare), and measured with onnxruntime-node
+    (tools/model/activation_ranges.mjs);
+  - activations are uint8 with a per-tensor scale and zero point from those ranges (ReLU outputs start at
+    0, so their ReLU becomes the clamp of the quantisation itself and is dropped);
+  - biases are int32 at scale (input scale x weight scale), as QLinearConv needs;
+  - MaxPool keeps its input's quantisation, so it runs on uint8 directly;
+  - the heads, the CAM, the OOD projection and the last Concat (which feeds the features) stay fp32.
+
+The graph contract (inputs, outputs, names) is unchanged; only the numbers move by the quantisation error
+(tools/bench/bench.mjs reports AUC and max |delta P(OA)| against the fp32-compute model).
+
+usage:
+  quantize_onnx.py MODEL.onnx --out MODEL-int8.onnx [--card CARD.json] [--calibration-images N]
+                   [--range minmax|percentile]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from data.knee_data import load_core
+from evaluation import eval_io
+from lib.paths import MODEL_CARD, REPO_ROOT, datasets_dir_if_present
+from model.export_onnx import quantize_per_output_channel, update_card
+
+RANGE_RUNNER = Path(__file__).with_name("activation_ranges.mjs")
+DEFAULT_SPLIT = REPO_ROOT / "models" / "data" / "split.csv"
+DEFAULT_CALIBRATION_IMAGES = 64
+QUANTIZED_MARK = "static-int8-qdq"
+UINT8_LEVELS = 255
+# Ops that read uint8 directly once their inputs and output are quantised (QLinearConcat, QLinearAveragePool,
+# uint8 MaxPool); a backbone Conv is quantised when its weight is constant and a ReLU follows it.
+PASS_THROUGH_OPS = ("Concat", "MaxPool", "AveragePool")
+# Weight-rebuilding nodes of export_onnx.py whose inputs are all initializers; folded before quantising.
+FOLDABLE_OPS = ("DequantizeLinear", "Cast", "Gather", "Mul", "Identity")
+
+
+class QuantizationError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Constant folding of the exporter's one-byte weight storage
+
+
+def evaluate_constant_node(node: onnx.NodeProto, values: list[np.ndarray]) -> np.ndarray:
+    attributes = {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
+    if node.op_type == "DequantizeLinear":
+        quantized, scale = values[0], values[1]
+        zero_point = values[2] if len(values) > 2 else np.zeros_like(scale, dtype=quantized.dtype)
+        if scale.ndim == 1:
+            axis = attributes.get("axis", 1)
+            shape = [1] * quantized.ndim
+            shape[axis] = -1
+            scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
+        return ((quantized.astype(np.int32) - zero_point.astype(np.int32)).astype(np.float32) * scale).astype(np.float32)
+    if node.op_type == "Cast":
+        return values[0].astype(onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[attributes["to"]])
+    if node.op_type == "Gather":
+        return np.take(values[0], values[1], axis=attributes.get("axis", 0))
+    if node.op_type == "Mul":
+        return (values[0] * values[1]).astype(np.result_type(values[0], values[1]))
+    return values[0]  # Identity
+
+
+def fold_constant_weights(graph: onnx.GraphProto) -> None:
+    """Replace FOLDABLE_OPS nodes whose inputs are all initializers by initializers holding their result."""
+    initializers = {initializer.name: initializer for initializer in graph.initializer}
+    kept = []
+    for node in graph.node:
+        if node.op_type in FOLDABLE_OPS and node.input and all(name in initializers for name in node.input if name):
+            values = [numpy_helper.to_array(initializers[name]) for name in node.input if name]
+            folded = numpy_helper.from_array(evaluate_constant_node(node, values), node.output[0])
+            graph.initializer.append(folded)
+            initializers[node.output[0]] = folded
+        else:
+            kept.append(node)
+    used = {name for node in kept for name in node.input}
+    for initializer in list(graph.initializer):
+        if initializer.name not in used:
+            graph.initializer.remove(initializer)
+    del graph.node[:]
+    graph.node.extend(kept)
+
+
+# ---------------------------------------------------------------------------------------------
+# What to quantise
+
+
+class Plan:
+    """The quantised convolutions (each with the ReLU it absorbs) and the activation tensors to quantise."""
+
+    def __init__(self, graph: onnx.GraphProto) -> None:
+        initializers = {initializer.name for initializer in graph.initializer}
+        consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in graph.node:
+            for name in node.input:
+                consumers.setdefault(name, []).append(node)
+        relu_of_conv: dict[str, onnx.NodeProto] = {}
+        for node in graph.node:
+            after = consumers.get(node.output[0], [])
+            if (node.op_type == "Conv" and node.input[1] in initializers
+                    and len(after) == 1 and after[0].op_type == "Relu"):
+                relu_of_conv[node.name] = after[0]
+        quantised_ops = [node for node in graph.node if node.name in relu_of_conv or node.op_type in PASS_THROUGH_OPS]
+        # Activations that a quantised op reads; an op's output is quantised only where another quantised op
+        # reads it (the last Concat feeds the fp32 heads and stays fp32).
+        self.tensors = sorted({node.input[0] if node.op_type == "Conv" else name
+                               for node in quantised_ops for name in node.input if name not in initializers})
+        quantised = set(self.tensors)
+        # A Conv becomes QLinearConv only with its output quantised too.
+        self.relu_of_conv = {conv: relu for conv, relu in relu_of_conv.items() if relu.output[0] in quantised}
+        if not self.relu_of_conv:
+            raise QuantizationError("the model has no Conv + Relu pair with a constant weight; nothing to quantise")
+        self.quantised_convs = set(self.relu_of_conv)
+        self.absorbed_relus = {relu.name for relu in self.relu_of_conv.values()}
+        self.producer_output = {relu.output[0]: relu.input[0] for relu in self.relu_of_conv.values()}
+        self.same_range_as_input = {node.output[0]: node.input[0] for node in quantised_ops if node.op_type == "MaxPool"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration
+
+
+def calibration_tensors(card_path: Path, split_path: Path, count: int) -> np.ndarray:
+    """float32 [count,3,S,S]: knees of training-split radiographs spread evenly over the split (sorted by path),
+    turned into tensors by the C++ core with the card's preprocessing."""
+    core = load_core()
+    spec = core.parse_model_card(card_path.read_text())
+    datasets = datasets_dir_if_present()
+    if datasets is None:
+        raise QuantizationError("no dataset folder for calibration images: set OAC_DATASETS")
+    rows = sorted((row for row in eval_io.load_split(split_path) if row["split"] == "train"), key=lambda row: row["path"])
+    if len(rows) < count:
+        raise QuantizationError(f"{split_path} has {len(rows)} training images; {count} calibration images were asked for")
+    tensors = []
+    for i in range(count):
+        path = datasets / rows[i * len(rows) // count]["path"]
+        try:
+            knees = core.prepare(path.read_bytes(), spec)
+        except (OSError, ValueError) as error:
+            raise QuantizationError(f"calibration image {path} cannot be used: {error}") from error
+        tensors.append(knees[0]["tensor"])
+    return np.stack(tensors).astype(np.float32)
+
+
+def activation_ranges(model: onnx.ModelProto, tensors: list[str], inputs: np.ndarray) -> dict[str, dict]:
+    """Range of each tensor over `inputs`, measured by onnxruntime-node on a copy whose outputs are `tensors`."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.output[:]
+    probe.graph.output.extend(helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in tensors)
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        onnx.save(probe, str(scratch / "probe.onnx"))
+        np.save(scratch / "inputs.npy", np.ascontiguousarray(inputs, dtype=np.float32))
+        subprocess.run(["node", str(RANGE_RUNNER), str(scratch / "probe.onnx"), str(scratch / "inputs.npy"),
+                        str(scratch / "ranges.json")], check=True)
+        return json.loads((scratch / "ranges.json").read_text())
+
+
+def uint8_parameters(low: float, high: float) -> tuple[float, int]:
+    """Scale and zero point mapping [low, high] (widened to include 0, so 0 is exact) onto 0..255."""
+    low, high = min(low, 0.0), max(high, 0.0)
+    scale = (high - low) / UINT8_LEVELS if high > low else 1.0
+    return float(scale), int(np.clip(round(-low / scale), 0, UINT8_LEVELS))
+
+
+# ---------------------------------------------------------------------------------------------
+# Rewriting into QDQ
+
+
+def quantize_graph(model: onnx.ModelProto, plan: Plan, parameters: dict[str, tuple[float, int]]) -> None:
+    graph = model.graph
+    initializers = {initializer.name: initializer for initializer in graph.initializer}
+    new_initializers: list[onnx.TensorProto] = []
+    weight_nodes: list[onnx.NodeProto] = []
+    dequantized = {name: f"{name}.dequantized" for name in plan.tensors}
+
+    def quantize_dequantize(name: str, source: str) -> list[onnx.NodeProto]:
+        scale, zero_point = parameters[name]
+        new_initializers.extend([numpy_helper.from_array(np.array(scale, np.float32), f"{name}.scale"),
+                                 numpy_helper.from_array(np.array(zero_point, np.uint8), f"{name}.zero_point")])
+        return [helper.make_node("QuantizeLinear", [source, f"{name}.scale", f"{name}.zero_point"], [f"{name}.quantized"],
+                                 name=f"{name}.quantize"),
+                helper.make_node("DequantizeLinear", [f"{name}.quantized", f"{name}.scale", f"{name}.zero_point"],
+                                 [dequantized[name]], name=f"{name}.dequantize")]
+
+    def quantize_conv_constants(node: onnx.NodeProto) -> None:
+        weight_name, bias_name = node.input[1], node.input[2] if len(node.input) > 2 else ""
+        weight = numpy_helper.to_array(initializers[weight_name])
+        stored = quantize_per_output_channel(torch.from_numpy(weight.copy()))
+        weight_scale = stored.scale.numpy().astype(np.float32)
+        prefix = node.name
+        new_initializers.extend([
+            numpy_helper.from_array(stored.q.numpy(), f"{prefix}.weight.int8"),
+            numpy_helper.from_array(weight_scale, f"{prefix}.weight.scale"),
+            numpy_helper.from_array(np.zeros(len(weight_scale), np.int8), f"{prefix}.weight.zero_point"),
+        ])
+        weight_nodes.append(helper.make_node("DequantizeLinear", [f"{prefix}.weight.int8", f"{prefix}.weight.scale",
+                                                                  f"{prefix}.weight.zero_point"],
+                                             [f"{prefix}.weight"], name=f"{prefix}.weight.dequantize", axis=0))
+        node.input[1] = f"{prefix}.weight"
+        if bias_name:
+            bias_scale = (parameters[node.input[0]][0] * weight_scale).astype(np.float32)
+            bias = numpy_helper.to_array(initializers[bias_name])
+            new_initializers.extend([
+                numpy_helper.from_array(np.round(bias / bias_scale).astype(np.int32), f"{prefix}.bias.int32"),
+                numpy_helper.from_array(bias_scale, f"{prefix}.bias.scale"),
+                numpy_helper.from_array(np.zeros(len(bias_scale), np.int32), f"{prefix}.bias.zero_point"),
+            ])
+            weight_nodes.append(helper.make_node("DequantizeLinear", [f"{prefix}.bias.int32", f"{prefix}.bias.scale",
+                                                                      f"{prefix}.bias.zero_point"],
+                                                 [f"{prefix}.bias"], name=f"{prefix}.bias.dequantize", axis=0))
+            node.input[2] = f"{prefix}.bias"
+
+    graph_inputs = {value.name for value in graph.input}
+    nodes: list[onnx.NodeProto] = []
+    for name in plan.tensors:
+        if name in graph_inputs:
+            nodes += quantize_dequantize(name, name)
+    for node in graph.node:
+        if node.name in plan.absorbed_relus:
+            continue  # quantising its output to uint8 with zero point 0 clamps at 0 already
+        if node.name in plan.quantised_convs:
+            quantize_conv_constants(node)
+        for i, name in enumerate(node.input):
+            if name in dequantized:
+                node.input[i] = dequantized[name]
+        nodes.append(node)
+        for name in plan.tensors:
+            source = plan.producer_output.get(name, name)
+            if source in node.output:
+                nodes += quantize_dequantize(name, source)
+    del graph.node[:]
+    graph.node.extend(weight_nodes + nodes)
+    graph.initializer.extend(new_initializers)
+    used = {name for node in graph.node for name in node.input}
+    for initializer in list(graph.initializer):
+        if initializer.name not in used:
+            graph.initializer.remove(initializer)
+
+
+def quantize(model_path: Path, out: Path, card_path: Path, split_path: Path, calibration_images: int,
+             range_kind: str) -> dict:
+    model = onnx.load(str(model_path))
+    marks = {prop.key: prop.value for prop in model.metadata_props}
+    if marks.get("quantization") == QUANTIZED_MARK:
+        raise QuantizationError(f"{model_path} is already statically quantised")
+    fold_constant_weights(model.graph)
+    plan = Plan(model.graph)
+    inputs = calibration_tensors(card_path, split_path, calibration_images)
+    ranges = activation_ranges(model, plan.tensors, inputs)
+    low_key, high_key = ("min", "max") if range_kind == "minmax" else ("low", "high")
+    parameters = {name: uint8_parameters(ranges[name][low_key], ranges[name][high_key]) for name in plan.tensors}
+    for output, source in plan.same_range_as_input.items():
+        if output in parameters:
+            parameters[output] = parameters[source]
+    quantize_graph(model, plan, parameters)
+    source_sha256 = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    for key, value in {"quantization": QUANTIZED_MARK, "calibration_images": str(calibration_images),
+                       "calibration_range": range_kind, "quantized_from_sha256": source_sha256}.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out))
+    return {"convolutions": len(plan.quantised_convs), "activations": len(plan.tensors), "bytes": out.stat().st_size}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", type=Path, help="fp32-compute model from tools/model/export_onnx.py")
+    parser.add_argument("--out", type=Path, required=True, help="quantised .onnx to write")
+    parser.add_argument("--card", type=Path, default=MODEL_CARD,
+                        help="model card giving the preprocessing; a copy describing --out is written beside it "
+                             "(same stem, .json)")
+    parser.add_argument("--split", type=Path, default=DEFAULT_SPLIT, help="split manifest; calibration uses its training rows")
+    parser.add_argument("--calibration-images", type=int, default=DEFAULT_CALIBRATION_IMAGES, metavar="N",
+                        help=f"training radiographs for calibration (default {DEFAULT_CALIBRATION_IMAGES})")
+    parser.add_argument("--range", choices=("minmax", "percentile"), default="minmax",
+                        help="activation range: min/max over all images, or the 99.99th percentile per batch (averaged)")
+    args = parser.parse_args()
+    if args.calibration_images < 1:
+        parser.error("--calibration-images must be at least 1")
+    try:
+        summary = quantize(args.model, args.out, args.card, args.split, args.calibration_images, args.range)
+        card_copy = args.out.with_suffix(".json")
+        if card_copy.resolve() != args.card.resolve():
+            shutil.copyfile(args.card, card_copy)
+        update_card(card_copy, args.out)
+    except (QuantizationError, eval_io.InputError, FileNotFoundError) as error:
+        print(f"quantize_onnx: {error}", file=sys.stderr)
+        return 1
+    print(f"quantized {summary['convolutions']} convolutions and {summary['activations']} activations -> {args.out}: "
+          f"{summary['bytes']} bytes; card {card_copy}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
