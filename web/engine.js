@@ -35,7 +35,7 @@ function contractMismatch(card, session) {
   return '';
 }
 
-/** Session options both runtimes use; `overrides` lets tools/bench.mjs compare alternatives. */
+/** Session options both runtimes use; `overrides` lets tools/bench/bench.mjs compare alternatives. */
 function sessionOptions(executionProviders, overrides) {
   return { executionProviders, graphOptimizationLevel: 'all', ...overrides };
 }

@@ -3,8 +3,8 @@
 // every response it serves, so static hosts that cannot set headers still get a threaded,
 // locked-down app. The model itself is cached and verified by worker.js (cache "oac-model").
 //
-// tools/build_web.mjs replaces the BUILD value below: the build version (a content hash), the files
-// to keep offline, and the headers from tools/web_policy.mjs.
+// tools/app/build_web.mjs replaces the BUILD value below: the build version (a content hash), the files
+// to keep offline, and the headers from tools/app/web_policy.mjs.
 
 const BUILD = /* BUILD_MANIFEST */ { version: 'unbuilt', files: [], headers: {} };
 

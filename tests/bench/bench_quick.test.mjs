@@ -1,4 +1,4 @@
-// `tools/bench.mjs --quick` runs end to end and writes well-formed results.json and RESULTS.md. Times are
+// `tools/bench/bench.mjs --quick` runs end to end and writes well-formed results.json and RESULTS.md. Times are
 // only checked to be positive numbers: this machine may be busy, and speed targets are not tests.
 
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { REPO_ROOT, requirePrerequisites } from '../e2e/harness.mjs';
 
 function runQuickBench(out) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'tools', 'bench.mjs'), '--quick', '--out', out],
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'tools', 'bench', 'bench.mjs'), '--quick', '--out', out],
       { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'pipe'] });
     const stderr = [];
     child.stderr.on('data', (chunk) => stderr.push(chunk));
@@ -28,7 +28,7 @@ function assertTiming(summary, what) {
   assert.ok(summary.min <= summary.median && summary.median <= summary.max, `${what}: min <= median <= max`);
 }
 
-describe('tools/bench.mjs --quick', { timeout: 30 * 60_000 }, () => {
+describe('tools/bench/bench.mjs --quick', { timeout: 30 * 60_000 }, () => {
   let out;
   let results;
   let markdown;

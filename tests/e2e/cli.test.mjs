@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { locateModel } from '../../tools/artifacts.mjs';
+import { locateModel } from '../../tools/lib/artifacts.mjs';
 import { BATCH_OF_TEN, CLI_MODEL, DATASETS, REPO_ROOT, SAMPLES, SUITE_MS, runCli } from './harness.mjs';
 
 const classify = (args, options = {}) => runCli(args, { model: CLI_MODEL, coreDir: null, ...options });

@@ -1,47 +1,28 @@
-// Shared set-up for the web app's end-to-end tests: the built app served on a free loopback port
-// under a sub-path, a fresh headless Chromium (Debian's, never a downloaded one), a record of every
-// request, the CLI, and sample X-rays from the shared datasets.
+// Shared set-up for the web app's end-to-end tests: the built app served and a fresh headless Chromium
+// (tools/app/browser.mjs, shared with the benchmark), the CLI, and sample X-rays from the shared datasets
+// (tools/lib/datasets.mjs).
 
 import { spawn } from 'node:child_process';
 import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import zlib from 'node:zlib';
-import { chromium } from 'playwright-core';
-import { startServer } from '../../tools/serve.mjs';
+import { CHROMIUM, DIST, SLOW_MS, launchBrowser, serveApp } from '../../tools/app/browser.mjs';
+import { SAMPLES, SEED_DATASET_DIR } from '../../tools/lib/datasets.mjs';
+import { REPO_ROOT } from '../../tools/lib/paths.mjs';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const DIST = path.resolve(process.env.OAC_WEB_DIST ?? path.join(REPO_ROOT, 'web', 'dist'));
-export const DATASETS = path.resolve(process.env.OAC_DATASETS ?? path.join(REPO_ROOT, '..', 'shared', 'datasets'));
+export { APP_PREFIX, CHROMIUM, DIST, SLOW_MS, launchBrowser, rendererMemory, serveApp } from '../../tools/app/browser.mjs';
+export { SAMPLES, WHOLE_RADIOGRAPH, parseCsvLine } from '../../tools/lib/datasets.mjs';
+export { DATASETS, REPO_ROOT } from '../../tools/lib/paths.mjs';
+export { greyPng } from '../../tools/lib/png.mjs';
+
 export const TEST_OUTPUT = path.join(REPO_ROOT, 'build', 'test-output');
-export const CHROMIUM = process.env.OAC_CHROMIUM ?? '/usr/bin/chromium';
 // Debian's Python with PIL, for the tools that write test inputs (ctest passes its OAC_PYTHON).
 export const PYTHON = process.env.OAC_PYTHON ?? '/usr/bin/python3';
 // DICOM files DCMTK made from dataset PNGs, with manifest.json (ctest fixture dicom_fixtures).
 export const DICOM_FIXTURES = path.resolve(process.env.OAC_DICOM_FIXTURES
   ?? path.join(REPO_ROOT, 'build', 'native', 'tests', 'dicom', 'dicom_fixtures'));
-export const APP_PREFIX = '/knee-oa/app/';
-// Per-test limit for anything that loads the model or classifies. Development machines share two
-// cores with training jobs, where one classification can take tens of seconds; a limit only has to
-// catch a hang, so it is generous (OAC_E2E_TIMEOUT_MS overrides it).
-export const SLOW_MS = Number(process.env.OAC_E2E_TIMEOUT_MS ?? 600_000);
-/** Limit for a whole suite of such tests. */
+/** Limit for a whole suite of tests that each may take up to SLOW_MS. */
 export const SUITE_MS = 6 * SLOW_MS;
-
-const OA_DATASET = path.join(DATASETS, 'Osteoarthritis_Dataset');
-export const SAMPLES = {
-  // 224×224 8-bit grey OAI crop: one knee.
-  single: path.join(OA_DATASET, 'test', 'Normal', '9000622L.png'),
-  // 640×161 RGB: two knees side by side.
-  bilateral: path.join(OA_DATASET, 'test', 'Normal', 'NormalG0 (468).png'),
-  // 300×162 16-bit grey.
-  sixteenBit: path.join(OA_DATASET, 'test', 'Normal', 'NormalG0 (374).png'),
-};
-
-/** A whole radiograph as people have them: 2180×2660 8-bit JPEG, both knees, long femur and tibia, markers. */
-export const WHOLE_RADIOGRAPH = path.join(DATASETS, 'full-radiographs', 'normal_N14.jpg');
 
 /** Ten different real X-rays from both classes and several sources. */
 export const BATCH_OF_TEN = [
@@ -55,69 +36,17 @@ export const BATCH_OF_TEN = [
   ['Valid', 'Osteoarthritis', 'ModerateG3 (10).png'],
   ['Valid', 'Normal', '9001695L.png'],
   ['test', 'Normal', 'NormalG0 (374).png'],
-].map((parts) => path.join(OA_DATASET, ...parts));
+].map((parts) => path.join(SEED_DATASET_DIR, ...parts));
 
 /** Fails early, with the command that fixes it, when the app or the data is missing. */
 export function requirePrerequisites() {
   if (!existsSync(path.join(DIST, 'index.html'))) {
-    throw new Error(`${DIST} has no built app: run node tools/build_web.mjs`);
+    throw new Error(`${DIST} has no built app: run node tools/app/build_web.mjs`);
   }
   for (const file of [...Object.values(SAMPLES), ...BATCH_OF_TEN]) {
     if (!existsSync(file)) throw new Error(`sample X-ray ${file} is missing (set OAC_DATASETS to the datasets folder)`);
   }
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing (apt-get install chromium, or set OAC_CHROMIUM)`);
-}
-
-/**
- * Serves `root` on a free loopback port; `requests` collects what the server saw. plainHost: no
- * security headers, like a static host without header control.
- */
-export async function serveApp({ root = DIST, prefix = APP_PREFIX, plainHost = false } = {}) {
-  const requests = [];
-  const server = await startServer({ root, port: 0, prefix, plainHost, onRequest: (request) => requests.push(request) });
-  return { ...server, origin: new URL(server.url).origin, requests };
-}
-
-/**
- * A fresh headless Chromium profile. Every request the browser makes (page, workers and the
- * service worker) lands in `requests`.
- */
-export async function launchBrowser({ viewport = { width: 1280, height: 900 } } = {}) {
-  // Lets Playwright report the service worker's own network requests too.
-  process.env.PW_EXPERIMENTAL_SERVICE_WORKER_NETWORK_EVENTS = '1';
-  const userDataDir = mkdtempSync(path.join(tmpdir(), 'oac-e2e-profile-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport,
-    acceptDownloads: true,
-    args: ['--no-sandbox', '--headless', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-gpu'],
-  });
-  context.setDefaultTimeout(SLOW_MS);
-  const requests = [];
-  const problems = [];
-  context.on('request', (request) => requests.push({
-    url: request.url(),
-    method: request.method(),
-    postData: request.postDataBuffer(),
-  }));
-  const page = context.pages()[0] ?? await context.newPage();
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('crash', () => problems.push('page crashed'));
-  page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
-  });
-  return {
-    context,
-    page,
-    requests,
-    problems,
-    close: async () => {
-      await context.close();
-      rmSync(userDataDir, { recursive: true, force: true });
-    },
-  };
 }
 
 /**
@@ -250,32 +179,6 @@ export async function openHeapProbe(page, workerPath) {
   };
 }
 
-/** Peak and current resident memory (MiB) of each Chromium renderer started by this process (Linux /proc). */
-export async function rendererMemory() {
-  const children = new Map();
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
-    const parent = status.match(/^PPid:\s+(\d+)/m)?.[1];
-    if (parent) children.set(entry, { parent, status });
-  }
-  const descends = (pid) => {
-    for (let current = pid; current && current !== '1'; current = children.get(current)?.parent) {
-      if (current === String(process.pid)) return true;
-    }
-    return false;
-  };
-  const renderers = [];
-  for (const [pid, { status }] of children) {
-    if (!descends(pid)) continue;
-    const commandLine = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (!commandLine.includes('--type=renderer')) continue;
-    const kib = (field) => Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'))?.[1] ?? 0);
-    renderers.push({ pid: Number(pid), peakMiB: kib('VmHWM') / 1024, residentMiB: kib('VmRSS') / 1024 });
-  }
-  return renderers.sort((a, b) => b.peakMiB - a.peakMiB);
-}
-
 /** Waits until every selected file has a result, then returns the status line. */
 export async function waitForResults(page, fileCount) {
   await page.waitForFunction((count) => {
@@ -309,38 +212,6 @@ export async function shownBoxes(page) {
     pending: element.classList.contains('pending'),
     step: Number(element.dataset.step),
   })));
-}
-
-/** An 8-bit grey PNG of width × height whose pixel (x, y) is value(x, y) (0–255). */
-export function greyPng(width, height, value) {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let bit = 0; bit < 8; bit += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc32 = (bytes) => {
-    let crc = ~0;
-    for (const byte of bytes) crc = crcTable[(crc ^ byte) & 0xff] ^ (crc >>> 8);
-    return ~crc >>> 0;
-  };
-  const chunk = (type, body) => {
-    const out = Buffer.alloc(12 + body.length);
-    out.writeUInt32BE(body.length, 0);
-    out.write(type, 4, 'latin1');
-    body.copy(out, 8);
-    out.writeUInt32BE(crc32(out.subarray(4, 8 + body.length)), 8 + body.length);
-    return out;
-  };
-  const rows = Buffer.alloc((width + 1) * height);
-  for (let y = 0; y < height; y += 1) {
-    for (let x = 0; x < width; x += 1) rows[y * (width + 1) + 1 + x] = value(x, y);
-  }
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8;
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header),
-    chunk('IDAT', zlib.deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
 }
 
 export async function screenshot(page, name) {
@@ -387,36 +258,7 @@ function parseLines(stdout) {
   });
 }
 
-/** Splits one CSV line into fields (quotes as RFC 4180 writes them). */
-export function parseCsvLine(line) {
-  const fields = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i += 1) {
-    const char = line[i];
-    if (quoted) {
-      if (char === '"' && line[i + 1] === '"') {
-        field += '"';
-        i += 1;
-      } else if (char === '"') {
-        quoted = false;
-      } else {
-        field += char;
-      }
-    } else if (char === '"') {
-      quoted = true;
-    } else if (char === ',') {
-      fields.push(field);
-      field = '';
-    } else {
-      field += char;
-    }
-  }
-  fields.push(field);
-  return fields;
-}
-
-/** The DCMTK fixture cases by name: { file (absolute), source_png, ... } (tests/dicom/make_dicom_fixtures.py). */
+/** The DCMTK fixture cases by name: { file (absolute), source_png, ... } (tests/support/make_dicom_fixtures.py). */
 export function dicomFixtureCases() {
   const manifest = path.join(DICOM_FIXTURES, 'manifest.json');
   if (!existsSync(manifest)) {

@@ -1,4 +1,4 @@
-// The static side, without a browser: what tools/serve.mjs sends, and what tools/build_web.mjs
+// The static side, without a browser: what tools/app/serve.mjs sends, and what tools/app/build_web.mjs
 // put in web/dist (relative URLs only, security policy, service-worker manifest, card, icons).
 
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { META_CONTENT_SECURITY_POLICY, SECURITY_HEADERS } from '../../tools/web_policy.mjs';
+import { META_CONTENT_SECURITY_POLICY, SECURITY_HEADERS } from '../../tools/app/web_policy.mjs';
 import { DIST, requirePrerequisites, serveApp } from './harness.mjs';
 
 function fetchRaw(url, { method = 'GET', path: rawPath } = {}) {
@@ -24,7 +24,7 @@ function fetchRaw(url, { method = 'GET', path: rawPath } = {}) {
   });
 }
 
-describe('tools/serve.mjs', () => {
+describe('tools/app/serve.mjs', () => {
   let root;
   let server;
   const outsideRoot = path.join(tmpdir(), 'oac-serve-secret.txt');

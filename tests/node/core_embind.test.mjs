@@ -4,55 +4,25 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import zlib from 'node:zlib';
+import { pathToFileURL } from 'node:url';
+import { WHOLE_RADIOGRAPH } from '../../tools/lib/datasets.mjs';
+import { MODEL_CARD, REPO_ROOT } from '../../tools/lib/paths.mjs';
+import { greyPng } from '../../tools/lib/png.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const wasmDir = process.env.OAC_WASM_BUILD_DIR || path.join(root, 'build/wasm');
-const card = fs.readFileSync(path.join(root, 'models/oa-inceptionv3.json'), 'utf8');
+const wasmDir = process.env.OAC_WASM_BUILD_DIR || path.join(REPO_ROOT, 'build/wasm');
+const card = fs.readFileSync(MODEL_CARD, 'utf8');
 const { preprocess, threshold } = JSON.parse(card);
 const tensorLength = 3 * preprocess.input_size * preprocess.input_size;
 const { default: createOacCore } = await import(pathToFileURL(path.join(wasmDir, 'oac_core.mjs')).href);
 // Node 20's fetch() cannot read file URLs, so the binary is handed over directly.
 const oac = await createOacCore({ wasmBinary: fs.readFileSync(path.join(wasmDir, 'oac_core.wasm')) });
 
-function crc32(bytes) {
-  let crc = ~0;
-  for (const byte of bytes) {
-    crc ^= byte;
-    for (let bit = 0; bit < 8; bit++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
-  }
-  return ~crc >>> 0;
-}
-
-function chunk(type, body) {
-  const out = Buffer.alloc(12 + body.length);
-  out.writeUInt32BE(body.length, 0);
-  out.write(type, 4, 'latin1');
-  body.copy(out, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + body.length)), 8 + body.length);
-  return out;
-}
-
 // 8-bit grey PNG of a bright diamond on a textured background (contrast, no uniform borders).
 function kneePng(width, height) {
-  const rows = [];
-  for (let y = 0; y < height; y++) {
-    const row = Buffer.alloc(width + 1);  // filter byte 0, then samples
-    for (let x = 0; x < width; x++) {
-      const distance = Math.abs(x - width / 2) + Math.abs(y - height / 2);
-      row[x + 1] = 40 + Math.max(0, 120 - distance) + ((x * 7 + y * 3) % 5);
-    }
-    rows.push(row);
-  }
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8;  // bit depth; colour type 0 (grey) and the rest stay 0
-  return new Uint8Array(Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', header), chunk('IDAT', zlib.deflateSync(Buffer.concat(rows))), chunk('IEND', Buffer.alloc(0)),
-  ]));
+  return new Uint8Array(greyPng(width, height, (x, y) => {
+    const distance = Math.abs(x - width / 2) + Math.abs(y - height / 2);
+    return 40 + Math.max(0, 120 - distance) + ((x * 7 + y * 3) % 5);
+  }));
 }
 
 test('prepare returns knees and heap views of tensor and crop', () => {
@@ -194,12 +164,9 @@ test('fileSizeProblem gives the core\'s own sentence about a file\'s size', () =
   assert.equal(oac.fileSizeProblem(150e6), 'The file is too large (150.0 MB; the limit is 100.0 MB).');
 });
 
-const datasets = process.env.OAC_DATASETS || path.join(root, '..', 'shared', 'datasets');
-const wholeRadiograph = path.join(datasets, 'full-radiographs', 'normal_N14.jpg');
-
 test('a whole radiograph gives each knee a square box in decoded pixels; setBox re-crops one by hand', () => {
   const core = new oac.Core(card);
-  const result = core.prepare(new Uint8Array(fs.readFileSync(wholeRadiograph)));
+  const result = core.prepare(new Uint8Array(fs.readFileSync(WHOLE_RADIOGRAPH)));
   assert.equal(result.ok, true, result.error);
   assert.deepEqual([result.width, result.height], [2180, 2660]);
   assert.equal(result.notice, '');
@@ -230,20 +197,7 @@ test('a whole radiograph gives each knee a square box in decoded pixels; setBox 
 
 test('an image without a knee decodes, says so, and takes a box drawn by hand', () => {
   const core = new oac.Core(card);
-  const width = 640;
-  const height = 480;
-  const rows = [];
-  for (let y = 0; y < height; y++) {
-    const row = Buffer.alloc(width + 1);
-    for (let x = 0; x < width; x++) row[x + 1] = ((x * 2654435761 + y * 40503) >>> 24) & 255;
-    rows.push(row);
-  }
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8;
-  const noise = new Uint8Array(Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', header), chunk('IDAT', zlib.deflateSync(Buffer.concat(rows))), chunk('IEND', Buffer.alloc(0))]));
+  const noise = new Uint8Array(greyPng(640, 480, (x, y) => ((x * 2654435761 + y * 40503) >>> 24) & 255));
   const result = core.prepare(noise);
   assert.equal(result.ok, true, result.error);
   assert.equal(result.knees.length, 0);

@@ -1,15 +1,15 @@
 #!/usr/bin/python3
 """Summarise the training ablations (input size, initialisation) into models/ablation.md.
 
-Each ablation is a run of tools/train.py with the same seeded subset and step budget, differing in one
+Each ablation is a run of tools/model/train.py with the same seeded subset and step budget, differing in one
 setting; this reads their summary.json files, so every figure comes from a rerunnable command:
 
     tools/oac train --run ablation-nsfwjs-224 --input-size 224 --train-subset 800 --val-subset 600 --epochs 1 --warmup-steps 5
     tools/oac train --run ablation-nsfwjs-299 --input-size 299 (same budget)
     tools/oac train --run ablation-random-224 --init random --freeze-through none (same budget)
-    tools/oac ablation [--latency bench/results.json]
+    tools/oac ablation [--latency tools/bench/results.json]
 
-Latency per input size comes from `tools/oac bench` (bench/results.json, key `ablation_latency`) when present.
+Latency per input size comes from `tools/oac bench` (tools/bench/results.json, key `ablation_latency`) when present.
 """
 import argparse
 import json
@@ -21,7 +21,7 @@ from lib.paths import REPO_ROOT
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=REPO_ROOT / "build" / "train")
-    parser.add_argument("--latency", type=Path, default=REPO_ROOT / "bench" / "results.json")
+    parser.add_argument("--latency", type=Path, default=REPO_ROOT / "tools" / "bench" / "results.json")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "ablation.md")
     args = parser.parse_args()
 

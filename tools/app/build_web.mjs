@@ -3,18 +3,18 @@
 // (every URL in it is relative). It holds the page, its worker and service worker, ONNX Runtime
 // Web's WASM build, the WASM core, the model and its completed card, and generated PNG icons.
 //
-//   node tools/build_web.mjs [--out DIR] [--model CARD_OR_ONNX]
+//   node tools/app/build_web.mjs [--out DIR] [--model CARD_OR_ONNX]
 
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { crc32, deflateSync } from 'node:zlib';
-import { CORE_MODULE_FILES, WASM_CORE_DIR, locateModel, REPO_ROOT } from './artifacts.mjs';
+import { CORE_MODULE_FILES, WASM_CORE_DIR, locateModel } from '../lib/artifacts.mjs';
+import { REPO_ROOT, WEB_DIST } from '../lib/paths.mjs';
+import { encodePng } from '../lib/png.mjs';
 import { META_CONTENT_SECURITY_POLICY, SECURITY_HEADERS } from './web_policy.mjs';
 
 const WEB_SOURCE = path.join(REPO_ROOT, 'web');
-export const DEFAULT_DIST = path.join(WEB_SOURCE, 'dist');
 const ORT_DIST = path.join(REPO_ROOT, 'node_modules', 'onnxruntime-web', 'dist');
 // The WASM-only ES module build; it loads the threaded SIMD .mjs/.wasm pair from ort.env.wasm.wasmPaths.
 const ORT_FILES = ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
@@ -75,32 +75,6 @@ function renderIconRgba(size) {
   return rgba;
 }
 
-function pngChunk(type, data) {
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(data.length);
-  const typeAndData = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-  const checksum = Buffer.alloc(4);
-  checksum.writeUInt32BE(crc32(typeAndData));
-  return Buffer.concat([length, typeAndData, checksum]);
-}
-
-function encodePng(width, height, rgba) {
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8; // bit depth
-  header[9] = 6; // RGBA
-  const stride = width * 4;
-  const scanlines = Buffer.alloc((stride + 1) * height); // filter byte 0 (none) per row
-  for (let y = 0; y < height; y += 1) scanlines.set(rgba.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk('IHDR', header),
-    pngChunk('IDAT', deflateSync(scanlines, { level: 9 })),
-    pngChunk('IEND', Buffer.alloc(0)),
-  ]);
-}
-
 // ---------------------------------------------------------------------------------------------
 
 async function requireFile(filePath, hint) {
@@ -132,7 +106,7 @@ async function buildVersion(dist, knownHashes) {
   return hash.digest('hex').slice(0, 12);
 }
 
-export async function buildWeb({ out = DEFAULT_DIST, model = '' } = {}) {
+export async function buildWeb({ out = WEB_DIST, model = '' } = {}) {
   const started = Date.now();
   const located = await locateModel(model);
   for (const file of ORT_FILES) await requireFile(path.join(ORT_DIST, file), 'run npm ci');
@@ -153,7 +127,7 @@ export async function buildWeb({ out = DEFAULT_DIST, model = '' } = {}) {
   await copyFile(located.modelPath, path.join(dist, modelFile));
   await writeFile(path.join(dist, 'model', 'card.json'), `${located.cardText}\n`);
   for (const size of ICON_SIZES) {
-    await writeFile(path.join(dist, 'icons', `icon-${size}.png`), encodePng(size, size, renderIconRgba(size)));
+    await writeFile(path.join(dist, 'icons', `icon-${size}.png`), encodePng(size, size, renderIconRgba(size), { channels: 4, level: 9 }));
   }
 
   // The model's hash is known from its card; hashing 100 MB again would only slow the build.
@@ -198,7 +172,7 @@ function parseArguments(argv) {
   return options;
 }
 
-const USAGE = 'usage: node tools/build_web.mjs [--out DIR] [--model CARD_OR_ONNX]\n'
+const USAGE = 'usage: node tools/app/build_web.mjs [--out DIR] [--model CARD_OR_ONNX]\n'
   + '  Builds the web app into DIR (default web/dist/) with the trained model, else the untrained placeholder.\n';
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -1,22 +1,20 @@
 // Finds what the web build and the CLI run, so both always use the same files: the WASM core
 // (build/wasm, or OAC_WASM_BUILD_DIR) and the model with its card. The model is the trained
 // models/<model_file> when it exists, else the newest untrained placeholder written by
-// tools/export_onnx.py --untrained (to build/placeholder/, or its default build/models/); the
+// tools/model/export_onnx.py --untrained (to build/placeholder/, or its default build/models/); the
 // model file is checked against the card's sha256/bytes.
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { MODEL_CARD, REPO_ROOT } from './paths.mjs';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const WASM_CORE_DIR = process.env.OAC_WASM_BUILD_DIR
   ? path.resolve(process.env.OAC_WASM_BUILD_DIR)
   : path.join(REPO_ROOT, 'build', 'wasm');
 /** The Emscripten ES module; its .wasm sits beside it. */
 export const CORE_MODULE_FILES = ['oac_core.mjs', 'oac_core.wasm'];
-export const DEFAULT_CARD_PATH = path.join(REPO_ROOT, 'models', 'oa-inceptionv3.json');
 export const PLACEHOLDER_DIR = path.join(REPO_ROOT, 'build', 'placeholder');
 // Where `export_onnx.py --untrained` writes without --out; only its *-untrained.onnx files count.
 const EXPORT_DEFAULT_DIR = path.join(REPO_ROOT, 'build', 'models');
@@ -69,7 +67,7 @@ async function newestPlaceholder() {
 /** A card written beside an .onnx (same stem) describes it best; else the repository's card. */
 async function cardForOnnx(onnxPath) {
   const sibling = onnxPath.replace(/\.onnx$/i, '.json');
-  return (await isFile(sibling)) ? sibling : DEFAULT_CARD_PATH;
+  return (await isFile(sibling)) ? sibling : MODEL_CARD;
 }
 
 async function chooseModel(requested) {
@@ -87,9 +85,9 @@ async function chooseModel(requested) {
     }
     throw new Error(`--model must be a model card (.json) or an ONNX model (.onnx), not ${requested}`);
   }
-  const card = await readCard(DEFAULT_CARD_PATH);
-  const trainedPath = path.join(path.dirname(DEFAULT_CARD_PATH), card.model_file);
-  if (await isFile(trainedPath)) return { cardPath: DEFAULT_CARD_PATH, card, modelPath: trainedPath };
+  const card = await readCard(MODEL_CARD);
+  const trainedPath = path.join(path.dirname(MODEL_CARD), card.model_file);
+  if (await isFile(trainedPath)) return { cardPath: MODEL_CARD, card, modelPath: trainedPath };
 
   const placeholder = await newestPlaceholder();
   if (!placeholder) {
@@ -100,7 +98,7 @@ async function chooseModel(requested) {
   const cardPath = await cardForOnnx(placeholder);
   const placeholderCard = await readCard(cardPath);
   // The repository card describes the trained model, so its sha256/bytes do not apply here.
-  const describesPlaceholder = cardPath !== DEFAULT_CARD_PATH;
+  const describesPlaceholder = cardPath !== MODEL_CARD;
   return {
     cardPath,
     card: describesPlaceholder ? placeholderCard : { ...placeholderCard, sha256: null, bytes: null },

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // `tools/oac bench`: one side-by-side speed benchmark on this machine, written to DIR/results.json and
-// DIR/RESULTS.md (default bench/). It measures
+// DIR/RESULTS.md (default tools/bench/). It measures
 //   - bare inference of the model computed in fp32 and in int8 (the shipped model is one of them: an int8
 //     model is compared with the fp32 export it was quantised from, kept in models/reference/; an fp32
-//     model is quantised here with tools/quantize_onnx.py), and of a 299-px export: onnxruntime-node, onnxruntime-web (WASM) in Node with 1 and 2 threads, graph
+//     model is quantised here with tools/model/quantize_onnx.py), and of a 299-px export: onnxruntime-node, onnxruntime-web (WASM) in Node with 1 and 2 threads, graph
 //     optimisation levels, and the same model in headless Chromium inside the app's worker;
 //   - accuracy of the int8 model against the fp32 one in onnxruntime-web (AUC, max |delta P(OA)|);
 //   - in the built app, per model: cold and warm start, bytes served, end-to-end time per image (224-px
@@ -11,7 +11,7 @@
 //     overhead around inference, the C++ core's preprocessing against a canvas + JavaScript baseline, peak
 //     memory and batch throughput.
 // Inputs come from the shared datasets; the 2048x2048 16-bit file is derived from one of them into
-// bench/tmp/, with everything else the benchmark builds (models, app copies).
+// build/bench/, with everything else the benchmark builds (models, app copies).
 
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -19,14 +19,17 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DATASETS, SAMPLES, WHOLE_RADIOGRAPH, parseCsvLine } from '../tests/e2e/harness.mjs';
-import { REPO_ROOT, locateModel, sha256OfFile } from './artifacts.mjs';
+import { buildWeb } from '../app/build_web.mjs';
+import { locateModel, sha256OfFile } from '../lib/artifacts.mjs';
+import { SAMPLES, WHOLE_RADIOGRAPH, parseCsvLine } from '../lib/datasets.mjs';
+import { DATASETS, REPO_ROOT } from '../lib/paths.mjs';
 import { measureApp } from './bench_browser.mjs';
 import { summarize } from './bench_inference.mjs';
-import { buildWeb } from './build_web.mjs';
 
 const PYTHON = '/usr/bin/python3';
-const TMP = path.join(REPO_ROOT, 'bench', 'tmp');
+// results.json and RESULTS.md live beside the benchmark.
+const DEFAULT_OUT = path.dirname(fileURLToPath(import.meta.url));
+const TMP = path.join(REPO_ROOT, 'build', 'bench');
 const SPLIT = path.join(REPO_ROOT, 'models', 'data', 'split.csv');
 // Folding the exporter's DequantizeLinear weights into fp32 constants when the session loads: ONNX Runtime
 // keeps them as per-run nodes by default (to preserve QDQ groups), which only a QDQ model needs.
@@ -54,10 +57,10 @@ const USAGE = `usage: tools/oac bench [--quick] [--out DIR] [--model CARD_OR_ONN
 
 Benchmarks inference (onnxruntime-node, onnxruntime-web in Node and in Chromium), the int8 fast path
 and its accuracy, and the web app end to end (start, per-image latency, preprocessing, memory,
-throughput). Writes DIR/results.json and DIR/RESULTS.md (default DIR: bench/).
+throughput). Writes DIR/results.json and DIR/RESULTS.md (default DIR: tools/bench/).
 
   --quick               a tiny setting (few repeats and files) that only proves the benchmark runs
-  --out DIR             where results.json and RESULTS.md go (default bench/)
+  --out DIR             where results.json and RESULTS.md go (default tools/bench/)
   --model CARD_OR_ONNX  the model to measure (default: the shipped one, as the app builds it), with its
                         int8 quantisation, or, if it is int8, the fp32 export in models/reference/
   --render RESULTS      measure nothing: write RESULTS.md (and the target checks) again from a results.json
@@ -66,7 +69,7 @@ throughput). Writes DIR/results.json and DIR/RESULTS.md (default DIR: bench/).
 class UsageError extends Error {}
 
 function parseArguments(argv) {
-  const options = { quick: false, out: path.join(REPO_ROOT, 'bench'), model: '', render: '' };
+  const options = { quick: false, out: DEFAULT_OUT, model: '', render: '' };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
     if (arg === '--help' || arg === '-h') return { help: true };
@@ -180,7 +183,7 @@ async function int8Model(shipped, calibrationImages) {
   const out = path.join(TMP, `${stem}.onnx`);
   if (!existsSync(out) || !existsSync(path.join(TMP, `${stem}.json`))) {
     log(`quantising ${path.relative(REPO_ROOT, shipped.modelPath)} (${calibrationImages} calibration images)`);
-    await run(PYTHON, ['tools/quantize_onnx.py', shipped.modelPath, '--out', out, '--card', shipped.cardPath,
+    await run(PYTHON, ['tools/model/quantize_onnx.py', shipped.modelPath, '--out', out, '--card', shipped.cardPath,
       '--calibration-images', String(calibrationImages)], { env: PYTHON_ENV });
   }
   return path.join(TMP, `${stem}.json`);
@@ -196,7 +199,7 @@ async function model299(shipped) {
     text.preprocess.input_size = 299;
     Object.assign(text, { model_file: null, sha256: null, bytes: null, untrained: true });
     await writeFile(card, `${JSON.stringify(text, null, 2)}\n`);
-    await run(PYTHON, ['tools/export_onnx.py', '--untrained', '--input-size', '299', '--weights', 'fp32', '--out', out,
+    await run(PYTHON, ['tools/model/export_onnx.py', '--untrained', '--input-size', '299', '--weights', 'fp32', '--out', out,
       '--card', card], { env: PYTHON_ENV });
   }
   return card;
@@ -210,7 +213,7 @@ async function nodeJob(job) {
   try {
     const jobFile = path.join(scratch, 'job.json');
     await writeFile(jobFile, JSON.stringify(job));
-    return JSON.parse(await run(process.execPath, [path.join(REPO_ROOT, 'tools', 'bench_inference.mjs'), jobFile]));
+    return JSON.parse(await run(process.execPath, [fileURLToPath(new URL('bench_inference.mjs', import.meta.url)), jobFile]));
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

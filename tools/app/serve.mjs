@@ -4,17 +4,16 @@
 // CSP, and correct MIME types. It can serve the app under a sub-path to prove all URLs are relative,
 // and can leave the security headers out to behave like a static host without header control.
 //
-//   node tools/serve.mjs [--port P] [--root DIR] [--prefix /sub/path/] [--plain-host]
+//   node tools/app/serve.mjs [--port P] [--root DIR] [--prefix /sub/path/] [--plain-host]
 
 import { createServer } from 'node:http';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { WEB_DIST } from '../lib/paths.mjs';
 import { SECURITY_HEADERS } from './web_policy.mjs';
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const DEFAULT_ROOT = path.join(REPO_ROOT, 'web', 'dist');
 const DEFAULT_PORT = 8080;
 
 const MIME_TYPES = {
@@ -44,7 +43,7 @@ export function normalisePrefix(prefix) {
  * onRequest({ method, path, headers, bodyBytes }) sees every request (tests record them).
  * plainHost: send no security headers, like a static host that cannot set any.
  */
-export async function startServer({ root = DEFAULT_ROOT, port = DEFAULT_PORT, host = '127.0.0.1',
+export async function startServer({ root = WEB_DIST, port = DEFAULT_PORT, host = '127.0.0.1',
   prefix = '/', onRequest = null, plainHost = false } = {}) {
   const rootDir = path.resolve(root);
   const urlPrefix = normalisePrefix(prefix);
@@ -139,7 +138,7 @@ function sendText(response, headers, status, text) {
 }
 
 function parseArguments(argv) {
-  const options = { root: DEFAULT_ROOT, port: DEFAULT_PORT, prefix: '/', plainHost: false };
+  const options = { root: WEB_DIST, port: DEFAULT_PORT, prefix: '/', plainHost: false };
   for (let i = 0; i < argv.length; i += 1) {
     const flag = argv[i];
     const value = argv[i + 1];
@@ -165,7 +164,7 @@ function parseArguments(argv) {
   return options;
 }
 
-const USAGE = 'usage: node tools/serve.mjs [--port P] [--root DIR] [--prefix /sub/path/] [--plain-host]\n'
+const USAGE = 'usage: node tools/app/serve.mjs [--port P] [--root DIR] [--prefix /sub/path/] [--plain-host]\n'
   + `  Serves DIR (default web/dist) on http://127.0.0.1:P (default ${DEFAULT_PORT}) with COOP/COEP + CSP.\n`
   + '  --plain-host leaves those headers out, like a static host without header control.\n';
 
@@ -183,7 +182,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   }
   const info = await stat(options.root).catch(() => null);
   if (!info?.isDirectory()) {
-    process.stderr.write(`serve: ${options.root} is not a folder (build it first: node tools/build_web.mjs)\n`);
+    process.stderr.write(`serve: ${options.root} is not a folder (build it first: node tools/app/build_web.mjs)\n`);
     process.exit(1);
   }
   const { url } = await startServer(options).catch((error) => {

@@ -1,8 +1,8 @@
-// The Node half of tools/bench.mjs: bare inference times and accuracy of ONNX models under one ONNX
+// The Node half of tools/bench/bench.mjs: bare inference times and accuracy of ONNX models under one ONNX
 // Runtime setting. onnxruntime-web fixes its thread count when its WASM module starts, so bench.mjs
 // runs each runtime/thread setting in a child process of its own:
 //
-//   node tools/bench_inference.mjs JOB.json   → one JSON object on stdout
+//   node tools/bench/bench_inference.mjs JOB.json   → one JSON object on stdout
 //
 // JOB: { runtime: 'node' | 'web', threads, sample: image file, warmup, repeats,
 //        timings: [{ id, model: card or .onnx, sessionOptions }],
@@ -13,9 +13,9 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { KneeClassifier } from '../web/engine.js';
-import { locateModel } from './artifacts.mjs';
-import { loadCoreModule } from './classify.mjs';
+import { KneeClassifier } from '../../web/engine.js';
+import { loadCoreModule } from '../app/classify.mjs';
+import { locateModel } from '../lib/artifacts.mjs';
 
 const require = createRequire(import.meta.url);
 
@@ -128,7 +128,7 @@ async function main(jobFile) {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
   try {
-    if (process.argv.length !== 3) throw new Error('usage: node tools/bench_inference.mjs JOB.json');
+    if (process.argv.length !== 3) throw new Error('usage: node tools/bench/bench_inference.mjs JOB.json');
     process.stdout.write(`${JSON.stringify(await main(process.argv[2]))}\n`);
   } catch (error) {
     process.stderr.write(`bench_inference: ${error.message}\n`);

@@ -1,5 +1,5 @@
-// The browser half of tools/bench.mjs: the built app in headless Chromium (the e2e harness's server and
-// browser), measured from inside the page so no automation round trip is counted:
+// The browser half of tools/bench/bench.mjs: the built app in headless Chromium (tools/app/browser.mjs, as
+// the e2e tests run it), measured from inside the page so no automation round trip is counted:
 //   cold start (empty profile) and warm start (cached) until the worker reports ready, bytes served;
 //   end-to-end from a File to the verdict and heatmap on screen (for a whole radiograph: finding its knees
 //   and drawing their boxes over the whole picture too), with the worker's own breakdown
@@ -10,7 +10,7 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { launchBrowser, rendererMemory, serveApp, SLOW_MS } from '../tests/e2e/harness.mjs';
+import { launchBrowser, rendererMemory, serveApp, SLOW_MS } from '../app/browser.mjs';
 
 /**
  * Installed before the app's scripts: records the worker's 'ready' and 'reply' messages (by wrapping the

@@ -8,8 +8,9 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import ort from 'onnxruntime-node';
-import { DEFAULT_KNEES_PER_RUN, KneeClassifier } from '../web/engine.js';
-import { CORE_MODULE_FILES, WASM_CORE_DIR, locateModel, REPO_ROOT } from './artifacts.mjs';
+import { DEFAULT_KNEES_PER_RUN, KneeClassifier } from '../../web/engine.js';
+import { CORE_MODULE_FILES, WASM_CORE_DIR, locateModel } from '../lib/artifacts.mjs';
+import { REPO_ROOT } from '../lib/paths.mjs';
 
 const USAGE = `usage: tools/oac classify [--model CARD_OR_ONNX] [--files-from LIST] [--batch N] [--quiet] FILE...
 
