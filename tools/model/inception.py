@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lib.paths import REPO_ROOT
+
 KERAS_BN_EPSILON = 1e-3
 KERAS_BN_MOMENTUM = 0.99
 FEATURE_CHANNELS = 2048
@@ -33,7 +35,7 @@ KL_GRADES = 5
 # tools/model/convert_nsfwjs.py checks this against the JSON every time it converts.
 NSFWJS_LAST_FROZEN_LAYER = "activation_55"
 
-PRETRAINED_PATH = Path(__file__).resolve().parent.parent / "build" / "pretrained" / "inception_v3_nsfwjs.pt"
+PRETRAINED_PATH = REPO_ROOT / "build" / "pretrained" / "inception_v3_nsfwjs.pt"
 
 
 @dataclasses.dataclass(frozen=True)

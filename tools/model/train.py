@@ -46,7 +46,7 @@ from torch import nn
 
 from evaluation.metrics import auc, quadratic_weighted_kappa
 from lib.paths import CORE_PYTHON_DIR, MODEL_CARD, REPO_ROOT, datasets_dir
-from model.inception import OAInceptionV3, pretrained_oa_model
+from model.inception import PRETRAINED_PATH, OAInceptionV3, pretrained_oa_model
 
 
 @dataclass
@@ -86,7 +86,6 @@ class Config:
 
 
 oac_core = None  # the C++ core's Python module, imported by load_core()
-PRETRAINED = REPO_ROOT / "build" / "pretrained" / "inception_v3_nsfwjs.pt"
 
 
 def parse_bool(text):
@@ -490,7 +489,7 @@ def build_model(config):
             model.backbone.freeze_through(freeze)
         log(f"weights from {described}")
     elif config.init == "nsfwjs":
-        model = pretrained_oa_model(config.dropout, PRETRAINED, freeze_through=freeze)
+        model = pretrained_oa_model(config.dropout, PRETRAINED_PATH, freeze_through=freeze)
     elif config.init == "random":
         model = OAInceptionV3(dropout=config.dropout)
     else:
