@@ -20,18 +20,18 @@ inline std::vector<uint8_t> read_file(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-inline oac::json::Value read_json(const std::string& path) {
+inline nlohmann::json read_json(const std::string& path) {
   const std::vector<uint8_t> bytes = read_file(path);
-  oac::Result<oac::json::Value> parsed = oac::json::parse({reinterpret_cast<const char*>(bytes.data()), bytes.size()});
+  oac::Result<nlohmann::json> parsed = oac::json::parse({reinterpret_cast<const char*>(bytes.data()), bytes.size()});
   INFO(path << ": " << (parsed ? "" : parsed.error().message));
   REQUIRE(parsed.ok());
   return std::move(parsed).value();
 }
 
-inline const oac::json::Value& member(const oac::json::Value& object, const char* key) {
-  const oac::json::Value* found = object.find(key);
+inline const nlohmann::json& member(const nlohmann::json& object, const char* key) {
+  const auto found = object.find(key);
   INFO("missing key " << key);
-  REQUIRE(found != nullptr);
+  REQUIRE(found != object.end());
   return *found;
 }
 

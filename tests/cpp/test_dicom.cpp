@@ -12,15 +12,15 @@ namespace {
 
 const std::string kFolder = "dicom_fixtures/";
 
-const oac::json::Value& manifest() {
-  static const oac::json::Value parsed = read_json(kFolder + "manifest.json");
+const nlohmann::json& manifest() {
+  static const nlohmann::json parsed = read_json(kFolder + "manifest.json");
   return parsed;
 }
 
-std::string text_of(const oac::json::Value& object, const char* key) { return member(object, key).string; }
+std::string text_of(const nlohmann::json& object, const char* key) { return member(object, key).get<std::string>(); }
 
-int number_of(const oac::json::Value& object, const char* key) {
-  return static_cast<int>(member(object, key).number);
+int number_of(const nlohmann::json& object, const char* key) {
+  return static_cast<int>(member(object, key).get<double>());
 }
 
 int largest_difference(const oac::RawImage& image, const oac::RawImage& reference) {
@@ -34,10 +34,10 @@ int largest_difference(const oac::RawImage& image, const oac::RawImage& referenc
 }  // namespace
 
 TEST_CASE("DICOM files made by DCMTK decode as DCMTK renders them", "[dicom]") {
-  const auto& cases = member(manifest(), "cases").items;
+  const auto& cases = member(manifest(), "cases");
   REQUIRE(cases.size() >= 20);
-  if (!member(manifest(), "datasets").boolean) WARN("datasets absent: only the synthetic DICOM cases ran");
-  for (const oac::json::Value& entry : cases) {
+  if (!member(manifest(), "datasets").get<bool>()) WARN("datasets absent: only the synthetic DICOM cases ran");
+  for (const nlohmann::json& entry : cases) {
     const std::string name = text_of(entry, "name");
     CAPTURE(name);
     const oac::Result<oac::RawImage> decoded = decode_file(kFolder + text_of(entry, "file"));
@@ -57,11 +57,11 @@ TEST_CASE("DICOM files made by DCMTK decode as DCMTK renders them", "[dicom]") {
     CHECK(largest_difference(image, reference.value()) <= number_of(entry, "tolerance"));
 
     CHECK(image.metadata.laterality == text_of(entry, "laterality"));
-    const oac::json::Value& spacing = member(entry, "pixel_spacing_mm");
-    REQUIRE(image.metadata.pixel_spacing_mm.has_value() == (spacing.kind == oac::json::Value::Kind::array));
+    const nlohmann::json& spacing = member(entry, "pixel_spacing_mm");
+    REQUIRE(image.metadata.pixel_spacing_mm.has_value() == spacing.is_array());
     if (image.metadata.pixel_spacing_mm) {
-      CHECK((*image.metadata.pixel_spacing_mm)[0] == spacing.items.at(0).number);
-      CHECK((*image.metadata.pixel_spacing_mm)[1] == spacing.items.at(1).number);
+      CHECK((*image.metadata.pixel_spacing_mm)[0] == spacing.at(0).get<double>());
+      CHECK((*image.metadata.pixel_spacing_mm)[1] == spacing.at(1).get<double>());
     }
   }
 }
@@ -69,7 +69,7 @@ TEST_CASE("DICOM files made by DCMTK decode as DCMTK renders them", "[dicom]") {
 TEST_CASE("a DICOM made without loss from a PNG gives that PNG's tensors bit for bit", "[dicom]") {
   const oac::PreprocessSpec spec = product_preprocess();
   int compared = 0;
-  for (const oac::json::Value& entry : member(manifest(), "cases").items) {
+  for (const nlohmann::json& entry : member(manifest(), "cases")) {
     const std::string source = text_of(entry, "source_png");
     if (source.empty()) continue;
     CAPTURE(text_of(entry, "name"), source);
@@ -88,13 +88,13 @@ TEST_CASE("a DICOM made without loss from a PNG gives that PNG's tensors bit for
     }
     ++compared;
   }
-  if (member(manifest(), "datasets").boolean) CHECK(compared >= 20);
+  if (member(manifest(), "datasets").get<bool>()) CHECK(compared >= 20);
 }
 
 TEST_CASE("compressed DICOM the core cannot decode is refused with the syntax's name and a way out", "[dicom]") {
-  const auto& refused = member(manifest(), "refused").items;
+  const auto& refused = member(manifest(), "refused");
   REQUIRE(refused.size() >= 4);
-  for (const oac::json::Value& entry : refused) {
+  for (const nlohmann::json& entry : refused) {
     CAPTURE(text_of(entry, "name"));
     CHECK(error_of(decode_file(kFolder + text_of(entry, "file"))) == text_of(entry, "error"));
   }

@@ -46,9 +46,9 @@ struct Framing {
 };
 
 Framing framing() {
-  const oac::json::Value card = read_json(OAC_MODEL_CARD_PATH);
-  const oac::json::Value& rule = member(member(member(card, "preprocess"), "localise"), "framing");
-  return {member(rule, "knee_width").number, member(rule, "joint_line").number};
+  const nlohmann::json card = read_json(OAC_MODEL_CARD_PATH);
+  const nlohmann::json& rule = member(member(member(card, "preprocess"), "localise"), "framing");
+  return {member(rule, "knee_width").get<double>(), member(rule, "joint_line").get<double>()};
 }
 
 bool holds(const oac::Box& box, double x, double y) { return box.x0 <= x && x < box.x1 && box.y0 <= y && y < box.y1; }

@@ -48,18 +48,24 @@ TEST_CASE("unknown fields are ignored", "[card]") {
 }
 
 TEST_CASE("invalid cards name the problem", "[card][errors]") {
-  CHECK(parse_error("") == "The model card is not valid JSON: unexpected end of text, expected a value at line 1, column 1.");
+  // nlohmann/json's description, then the line and column of the character it stopped at.
+  CHECK(parse_error("") ==
+        "The model card is not valid JSON: syntax error while parsing value - unexpected end of input; expected '[', "
+        "'{', or a literal at line 1, column 1.");
   CHECK(parse_error("{\n  \"preprocess\": {,}\n}") ==
-        "The model card is not valid JSON: expected a quoted member name at line 2, column 18.");
-  CHECK(parse_error(kTestCard + "\nx") ==
-        "The model card is not valid JSON: unexpected text after the end of the document at line " +
-            std::to_string(2 + std::count(kTestCard.begin(), kTestCard.end(), '\n')) + ", column 1.");
+        "The model card is not valid JSON: syntax error while parsing object key - unexpected ','; expected string "
+        "literal at line 2, column 18.");
+  CHECK(parse_error(kTestCard + "\n{}") ==
+        "The model card is not valid JSON: syntax error while parsing value - unexpected '{'; expected end of input "
+        "at line " + std::to_string(2 + std::count(kTestCard.begin(), kTestCard.end(), '\n')) + ", column 1.");
   CHECK(parse_error("[1, 2]") == "The model card must be a JSON object.");
   CHECK(parse_error(std::string(1000, '[')) ==
         "The model card is not valid JSON: values are nested too deeply at line 1, column 66.");
-  CHECK(parse_error("{\"a\": 1e999}") == "The model card is not valid JSON: number out of range at line 1, column 7.");
+  CHECK(parse_error("{\"a\": 1e999}") ==
+        "The model card is not valid JSON: number overflow parsing '1e999' at line 1, column 11.");
   CHECK(parse_error("{\"a\": \"\\q\"}") ==
-        "The model card is not valid JSON: unknown escape sequence in a string at line 1, column 10.");
+        "The model card is not valid JSON: syntax error while parsing value - invalid string: forbidden character "
+        "after backslash; last read: '\"\\q' at line 1, column 9.");
 }
 
 TEST_CASE("missing and ill-typed fields", "[card][errors]") {

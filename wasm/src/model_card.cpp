@@ -17,13 +17,13 @@ namespace {
 // reads as a list of fields instead of a ladder of early returns.
 class CardReader {
  public:
-  explicit CardReader(const json::Value& root) : root_(root) {}
+  explicit CardReader(const nlohmann::json& root) : root_(root) {}
 
   double number(const std::string& path) {
-    const json::Value* value = field(path);
+    const nlohmann::json* value = field(path);
     if (value == nullptr) return 0;
-    if (value->kind != json::Value::Kind::number) return wrong_type(path, "a number");
-    return value->number;
+    if (!value->is_number()) return wrong_type(path, "a number");
+    return value->get<double>();
   }
 
   int whole_number(const std::string& path) {
@@ -33,51 +33,54 @@ class CardReader {
   }
 
   std::string text(const std::string& path) {
-    const json::Value* value = field(path);
+    const nlohmann::json* value = field(path);
     if (value == nullptr) return {};
-    if (value->kind != json::Value::Kind::string) {
+    if (!value->is_string()) {
       wrong_type(path, "a string");
       return {};
     }
-    return value->string;
+    return value->get<std::string>();
   }
 
   template <size_t N>
   std::array<double, N> numbers(const std::string& path) {
     std::array<double, N> out{};
-    const json::Value* value = field(path);
+    const nlohmann::json* value = field(path);
     if (value == nullptr) return out;
-    const bool all_numbers = value->kind == json::Value::Kind::array && value->items.size() == N &&
-                             std::all_of(value->items.begin(), value->items.end(),
-                                         [](const json::Value& item) { return item.kind == json::Value::Kind::number; });
+    const bool all_numbers = value->is_array() && value->size() == N &&
+                             std::all_of(value->begin(), value->end(),
+                                         [](const nlohmann::json& item) { return item.is_number(); });
     if (!all_numbers) {
       wrong_type(path, "a list of " + std::to_string(N) + " numbers");
       return out;
     }
-    for (size_t i = 0; i < N; ++i) out[i] = value->items[i].number;
+    for (size_t i = 0; i < N; ++i) out[i] = (*value)[i].get<double>();
     return out;
   }
 
   // A picture written as one string of hexadecimal bytes per row (0-255 for 0-1): compact and
   // still readable in the card, row by row.
   std::vector<float> hex_rows(const std::string& path) {
-    const json::Value* value = field(path);
+    const nlohmann::json* value = field(path);
     if (value == nullptr) return {};
     std::vector<float> out;
     const auto digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : (c | 0x20) - 'a' + 10; };
-    const bool rows_of_text = value->kind == json::Value::Kind::array &&
-                              std::all_of(value->items.begin(), value->items.end(), [](const json::Value& item) {
-                                return item.kind == json::Value::Kind::string && item.string.size() % 2 == 0 &&
-                                       std::all_of(item.string.begin(), item.string.end(),
-                                                   [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+    const bool rows_of_text = value->is_array() &&
+                              std::all_of(value->begin(), value->end(), [](const nlohmann::json& item) {
+                                if (!item.is_string()) return false;
+                                const std::string& row = item.get_ref<const std::string&>();
+                                return row.size() % 2 == 0 && std::all_of(row.begin(), row.end(), [](char c) {
+                                         return std::isxdigit(static_cast<unsigned char>(c));
+                                       });
                               });
     if (!rows_of_text) {
       wrong_type(path, "a list of rows, each a string of hexadecimal bytes");
       return {};
     }
-    for (const json::Value& row : value->items) {
-      for (size_t i = 0; i < row.string.size(); i += 2) {
-        out.push_back(static_cast<float>(digit(row.string[i]) * 16 + digit(row.string[i + 1])) / 255.0f);
+    for (const nlohmann::json& item : *value) {
+      const std::string& row = item.get_ref<const std::string&>();
+      for (size_t i = 0; i < row.size(); i += 2) {
+        out.push_back(static_cast<float>(digit(row[i]) * 16 + digit(row[i + 1])) / 255.0f);
       }
     }
     return out;
@@ -91,13 +94,14 @@ class CardReader {
   const std::optional<Error>& problem() const { return problem_; }
 
  private:
-  const json::Value* field(const std::string& path) {
-    const json::Value* node = &root_;
+  const nlohmann::json* field(const std::string& path) {
+    const nlohmann::json* node = &root_;
     size_t start = 0;
     while (node != nullptr) {
       const size_t dot = path.find('.', start);
       const std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-      node = node->kind == json::Value::Kind::object ? node->find(key) : nullptr;
+      const auto found = node->find(key);  // end() also when node is not an object
+      node = found == node->end() ? nullptr : &*found;
       if (dot == std::string::npos) break;
       start = dot + 1;
     }
@@ -114,16 +118,16 @@ class CardReader {
     if (!problem_) problem_ = Error{std::move(message)};
   }
 
-  const json::Value& root_;
+  const nlohmann::json& root_;
   std::optional<Error> problem_;
 };
 
 }  // namespace
 
 Result<ModelSpec> parse_model_card(std::string_view json_text) {
-  Result<json::Value> document = json::parse(json_text);
+  Result<nlohmann::json> document = json::parse(json_text);
   if (!document) return Error{"The model card is not valid JSON: " + document.error().message + "."};
-  if (document.value().kind != json::Value::Kind::object) return Error{"The model card must be a JSON object."};
+  if (!document.value().is_object()) return Error{"The model card must be a JSON object."};
 
   CardReader card(document.value());
   ModelSpec spec;
