@@ -12,6 +12,7 @@ the card, so the figures always describe the card as it is now.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import math
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation import eval_io, metrics
+from evaluation import eval_io, metrics, robustness
 from lib.card import load_card, save_card
 from lib.paths import REPO_ROOT, datasets_dir_if_present
 
@@ -294,6 +295,105 @@ def evaluate_ood(records: list[dict], card: dict, resamples: int, seed: int) -> 
     return results, curves
 
 
+# Largest loss against the published images that the robustness target allows, and the ECE ceiling.
+ROBUSTNESS_MAX_LOSS = {"kl_accuracy": 0.02, "qwk": 0.03}
+ROBUSTNESS_MAX_ECE = 0.05
+ROBUSTNESS_METRICS = ("kl_accuracy", "qwk", "ece", "auc_kl2_vs_kl0")
+
+
+def version_predictions(folder: Path, version: str) -> list[dict]:
+    """A version's predictions, each file renamed to the dataset path it was made from (the version's
+    files.csv), so it joins the split row of its original."""
+    listing = folder / version / "files.csv"
+    try:
+        with listing.open(newline="") as handle:
+            original = {row["file"]: row["original"] for row in csv.DictReader(handle)}
+    except FileNotFoundError:
+        raise eval_io.InputError(f"{listing} not found: write the versions with tools/evaluation/robustness.py") from None
+    records = eval_io.load_predictions(folder / f"{version}.jsonl")
+    for record in records:
+        name = Path(record["file"]).name
+        if name not in original:
+            raise eval_io.InputError(f"{record['file']} is not listed in {listing}")
+        record["file"] = original[name]
+    return records
+
+
+def evaluate_robustness(folder: Path, rows: list[dict], card: dict, published: dict, resamples: int,
+                        seed: int) -> dict:
+    """The clean-test metrics of each altered version, with its loss against the published images and
+    what the product did with the files: refused by the OOD gate, turned back as a negative."""
+    results = {}
+    for version, (label, _) in robustness.VERSIONS.items():
+        records = version_predictions(folder, version)
+        scored = eval_io.join(records, rows)
+        scored = eval_io.only(scored, scored.split == "test", f"clean test split ({label})", folder / version)
+        functions = clean_test_metrics(scored, card)
+        entry = metrics.bootstrap({k: functions[k] for k in ROBUSTNESS_METRICS}, scored.unit, resamples, seed)
+        view = clean_test_view(scored, card)
+        ok = scored.ok
+        entry["counts"] = {
+            "images": int(len(scored)), "failed": int((~ok).sum()),
+            "refused_by_ood_gate": int((ok & (view["refused_knees"] == view["knee_count"])).sum()),
+            "turned_back": sum(1 for r in records if any(k.get("inverted") for k in r.get("knees", []))),
+        }
+        entry["label"] = label
+        entry["loss"] = {k: published[k]["value"] - entry[k]["value"] for k in ROBUSTNESS_MAX_LOSS}
+        entry["meets_target"] = bool(all(entry["loss"][k] <= limit for k, limit in ROBUSTNESS_MAX_LOSS.items())
+                                     and entry["ece"]["value"] <= ROBUSTNESS_MAX_ECE)
+        results[version] = entry
+    return results
+
+
+def robustness_section(results: dict, published: dict) -> list[str]:
+    losses = " or ".join(f"{METRIC_NAMES[k]} by more than {limit}" for k, limit in ROBUSTNESS_MAX_LOSS.items())
+    lines = [
+        "## Robustness: the versions people export", "",
+        "Every clean test image altered as an export or a viewer might alter it (tools/evaluation/robustness.py: "
+        f"JPEG quality {robustness.JPEG_QUALITY}, turned {robustness.ROTATION_DEGREES:g}° with black corners, "
+        f"a {robustness.MARGIN_PIXELS} px black margin on every side, the negative), classified by the CLI with the "
+        "shipped card and scored like the published images. *Refused* counts images whose every knee the OOD gate "
+        "refused; *turned back* counts images the core found to be negatives and turned back to positives before "
+        "scoring them. "
+        f"Target: no version loses {losses}, and ECE stays <= {ROBUSTNESS_MAX_ECE}.", "",
+        "| version | images | " + " | ".join(METRIC_NAMES[k] for k in ROBUSTNESS_METRICS)
+        + " | refused | turned back | meets target |",
+        "| --- | --- |" + " --- |" * (len(ROBUSTNESS_METRICS) + 3),
+        f"| as published | {published['counts']['images']} | "
+        + " | ".join(figure(published[k]) for k in ROBUSTNESS_METRICS) + " | | | |",
+    ]
+    for entry in results.values():
+        cells = []
+        for k in ROBUSTNESS_METRICS:
+            text = figure(entry[k])
+            if k in entry["loss"]:
+                text += f" ({-entry['loss'][k]:+.3f})"
+            cells.append(text)
+        c = entry["counts"]
+        lines.append(f"| {entry['label']} | {c['images']} | " + " | ".join(cells)
+                     + f" | {c['refused_by_ood_gate']} | {c['turned_back']} | {'yes' if entry['meets_target'] else '**no**'} |")
+    return lines + [""]
+
+
+def previous_model_section(previous: dict, results: dict) -> list[str]:
+    """The previous model's clean-test figures (its report/metrics.json) beside this one's."""
+    name = " ".join(str(previous.get("model", {}).get(k, "")) for k in ("name", "version")).strip() or "previous model"
+    before, after = previous["results"]["test"]["all"], results["test"]["all"]
+    lines = [f"## Against the previous model ({name})", "",
+             "Both scored on the clean test split with the same patient-level bootstrap; *intervals* says whether "
+             "the two 95% intervals are apart or overlap.", "",
+             f"| metric | {name} | this model | difference | intervals |", "| --- | --- | --- | --- | --- |"]
+    for key in ("auc_kl2_vs_kl0", "auc_kl2_vs_kl01", "accuracy", "sensitivity", "specificity", "ece", "kl_accuracy",
+                "qwk", "kl_mae", "kl_top_label_ece", "kl_set_coverage", "kl_set_size"):
+        old, new = before.get(key), after.get(key)
+        if not old or not new or old.get("value") is None or new.get("value") is None:
+            continue
+        apart = old["ci_high"] < new["ci_low"] or new["ci_high"] < old["ci_low"]
+        lines.append(f"| {METRIC_NAMES.get(key, key)} | {figure(old)} | {figure(new)} | "
+                     f"{new['value'] - old['value']:+.3f} | {'apart' if apart else 'overlap'} |")
+    return lines + [""]
+
+
 def lookup(results: dict, dotted: str) -> dict | None:
     node = results
     for part in dotted.split("."):
@@ -404,7 +504,8 @@ def kl_set_section(results: dict, card: dict) -> list[str]:
     return lines
 
 
-def write_report(path: Path, results: dict, targets: list[dict], card: dict, config: dict, notes: list[str]) -> None:
+def write_report(path: Path, results: dict, targets: list[dict], card: dict, config: dict, notes: list[str],
+                 previous: dict | None = None) -> None:
     test = results["test"]
     met = [t["description"] for t in targets if t["met"]]
     unmet = [t["description"] for t in targets if t["met"] is False]
@@ -457,6 +558,10 @@ def write_report(path: Path, results: dict, targets: list[dict], card: dict, con
     lines += confusion_table(np.array(results["kl_confusion"]))
     lines += ["", "![KL confusion matrix](report/kl_confusion.png)", ""]
     lines += kl_set_section(results, card)
+    if "robustness" in results:
+        lines += robustness_section(results["robustness"], test["all"])
+    if previous is not None:
+        lines += previous_model_section(previous, results)
 
     lines += ["## Seed protocol", ""]
     if "seed" in results:
@@ -556,6 +661,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-card", type=Path,
                         help="seed model's card, to recompute its verdicts (default: the verdicts in --seed)")
     parser.add_argument("--ood", type=Path, help="oac classify output for the non-knee corpus (tools/evaluation/ood_corpus.py)")
+    parser.add_argument("--robustness", type=Path,
+                        help="folder of altered test images (tools/evaluation/robustness.py) with <version>.jsonl "
+                             "predictions beside each version's folder")
+    parser.add_argument("--previous", type=Path, help="the previous model's report/metrics.json, shown beside this one")
     parser.add_argument("--out", required=True, type=Path, help="folder for REPORT.md and report/ (e.g. models/)")
     parser.add_argument("--datasets", type=Path, default=None, help=eval_io.DATASETS_HELP)
     parser.add_argument("--resamples", type=int, default=BOOTSTRAP_RESAMPLES)
@@ -601,6 +710,22 @@ def main(argv: list[str] | None = None) -> int:
                                                       args.bootstrap_seed)
             if ood_curves["accepted_examples"]:
                 notes.append("non-knee images accepted as knees, e.g. " + ", ".join(ood_curves["accepted_examples"]))
+        if args.robustness:
+            results["robustness"] = evaluate_robustness(args.robustness, rows, card, results["test"]["all"],
+                                                        args.resamples, args.bootstrap_seed)
+            config["inputs"].update({f"robustness {version}": file_entry(args.robustness / f"{version}.jsonl")
+                                     for version in robustness.VERSIONS})
+        previous = None
+        if args.previous:
+            config["inputs"]["previous model"] = file_entry(args.previous)
+            try:
+                previous = json.loads(args.previous.read_text())
+            except json.JSONDecodeError as error:
+                raise eval_io.InputError(f"{args.previous}: not a metrics.json ({error.msg})") from None
+            previous_split = previous.get("config", {}).get("inputs", {}).get("split", {}).get("sha256")
+            if previous_split != config["inputs"]["split"]["sha256"]:
+                notes.append(f"the previous model's figures ({shown_path(args.previous)}) come from another split "
+                             "manifest: the comparison is not like for like")
     except (eval_io.InputError, ValueError, KeyError) as error:
         sys.exit(f"evaluate: {error}")
 
@@ -620,13 +745,18 @@ def main(argv: list[str] | None = None) -> int:
                         "ood_threshold": card["ood"]["threshold"]},
                "targets": targets, "results": results, "notes": notes}
     (report_dir / "metrics.json").write_text(json.dumps(jsonable(payload), indent=2) + "\n")
-    write_report(args.out / "REPORT.md", results, targets, card, config, notes)
+    write_report(args.out / "REPORT.md", results, targets, card, config, notes, previous)
     card["metrics"] = card_metrics(results, config)
     save_card(args.card, card)
     for t in targets:
         status = {True: "met", False: "NOT MET", None: "not measured"}[t["met"]]
         print(f"{t['description']}: {figure(t)} (target {t['comparison']} {t['target']}): {status}")
     print(kl_set_summary(results["test"]["all"], card["kl_set"]["coverage"]))
+    for entry in results.get("robustness", {}).values():
+        print(f"robustness, {entry['label']}: " + ", ".join(f"{METRIC_NAMES[k]} {figure(entry[k])}"
+                                                            for k in ROBUSTNESS_METRICS)
+              + f"; refused {entry['counts']['refused_by_ood_gate']}, turned back {entry['counts']['turned_back']}: "
+              + ("meets" if entry["meets_target"] else "MISSES") + " the robustness target")
     for note in notes:
         print(f"note: {note}")
     print(f"wrote {args.out / 'REPORT.md'}, {report_dir}/ and the card's metrics ({args.card})")
