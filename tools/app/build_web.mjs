@@ -1,81 +1,51 @@
 #!/usr/bin/env node
 // Builds web/dist/: one self-contained folder any static host can serve, also under a sub-path
 // (every URL in it is relative). It holds the page, its worker and service worker, ONNX Runtime
-// Web's WASM build, the WASM core, the model and its completed card, and generated PNG icons.
+// Web's WASM build, the WASM core, the model and its completed card, and PNG icons drawn from icons/icon.svg.
 //
 //   node tools/app/build_web.mjs [--out DIR] [--model CARD_OR_ONNX]
 
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { CORE_MODULE_FILES, WASM_CORE_DIR, locateModel } from '../lib/artifacts.mjs';
 import { REPO_ROOT, WEB_DIST } from '../lib/paths.mjs';
-import { encodePng } from '../lib/png.mjs';
 import { META_CONTENT_SECURITY_POLICY, SECURITY_HEADERS } from './web_policy.mjs';
 
 const WEB_SOURCE = path.join(REPO_ROOT, 'web');
 const ORT_DIST = path.join(REPO_ROOT, 'node_modules', 'onnxruntime-web', 'dist');
 // The WASM-only ES module build; it loads the threaded SIMD .mjs/.wasm pair from ort.env.wasm.wasmPaths.
 const ORT_FILES = ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
-const PAGE_FILES = ['index.html', 'styles.css', 'app.js', 'worker.js', 'engine.js', 'manifest.webmanifest', 'icons/icon.svg'];
+const ICON_SOURCE = 'icons/icon.svg';
+const PAGE_FILES = ['index.html', 'styles.css', 'app.js', 'worker.js', 'engine.js', 'manifest.webmanifest', ICON_SOURCE];
+// The PNG icons manifest.webmanifest and index.html name, icons/icon-<size>.png.
 const ICON_SIZES = [192, 512];
+const RASTERISER = 'rsvg-convert';
 const SERVICE_WORKER = 'sw.js';
 const BUILD_MANIFEST_PATTERN = /\/\* BUILD_MANIFEST \*\/ \{[^\n]*\};/;
+const execFileAsync = promisify(execFile);
 
-// ---------------------------------------------------------------------------------------------
-// Icons: a knee joint (two bone ends and the joint space) on the brand colour, drawn here so the
-// repository needs no binary images.
-
-const ICON_BACKGROUND = [0x1d, 0x35, 0x57];
-const ICON_BONE = [0xf1, 0xfa, 0xee];
-
-function insideRoundedRect(x, y, left, top, width, height, radius) {
-  const dx = Math.max(left + radius - x, 0, x - (left + width - radius));
-  const dy = Math.max(top + radius - y, 0, y - (top + height - radius));
-  return x >= left && x <= left + width && y >= top && y <= top + height && dx * dx + dy * dy <= radius * radius;
-}
-
-function insideEllipse(x, y, cx, cy, rx, ry) {
-  return ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1;
-}
-
-/** Coverage of the icon at a point in unit coordinates: 0 outside, 1 background, 2 bone. */
-function iconShapeAt(x, y) {
-  if (!insideRoundedRect(x, y, 0, 0, 1, 1, 0.19)) return 0;
-  const bone = insideRoundedRect(x, y, 0.4, 0.1, 0.2, 0.32, 0.05)
-    || insideEllipse(x, y, 0.5, 0.4, 0.24, 0.08)
-    || insideEllipse(x, y, 0.5, 0.6, 0.24, 0.07)
-    || insideRoundedRect(x, y, 0.41, 0.6, 0.18, 0.3, 0.05);
-  return bone ? 2 : 1;
-}
-
-function renderIconRgba(size) {
-  const samples = 4; // 4×4 supersampling for smooth edges
-  const rgba = new Uint8Array(size * size * 4);
-  for (let py = 0; py < size; py += 1) {
-    for (let px = 0; px < size; px += 1) {
-      let covered = 0;
-      let bone = 0;
-      for (let sy = 0; sy < samples; sy += 1) {
-        for (let sx = 0; sx < samples; sx += 1) {
-          const shape = iconShapeAt((px + (sx + 0.5) / samples) / size, (py + (sy + 0.5) / samples) / size);
-          if (shape > 0) covered += 1;
-          if (shape === 2) bone += 1;
-        }
-      }
-      const offset = (py * size + px) * 4;
-      const boneShare = covered ? bone / covered : 0;
-      for (let c = 0; c < 3; c += 1) {
-        rgba[offset + c] = Math.round(ICON_BACKGROUND[c] * (1 - boneShare) + ICON_BONE[c] * boneShare);
-      }
-      rgba[offset + 3] = Math.round((255 * covered) / (samples * samples));
+/**
+ * The PNG icon of `size` pixels a side, drawn from icons/icon.svg, the icon's one definition, by Debian's
+ * rsvg-convert.
+ */
+async function rasteriseIcon(size) {
+  const svg = path.join(WEB_SOURCE, ICON_SOURCE);
+  try {
+    const { stdout } = await execFileAsync(RASTERISER, ['--width', String(size), '--height', String(size), svg],
+      { encoding: 'buffer' });
+    return stdout;
+  } catch (error) {
+    if (error.code === 'ENOENT') {
+      throw new Error(`${RASTERISER} is missing: it draws the PNG icons from web/${ICON_SOURCE} `
+        + '(Debian package librsvg2-bin; run tools/oac setup)');
     }
+    throw new Error(`${RASTERISER} could not draw web/${ICON_SOURCE}: ${error.stderr?.toString().trim() || error.message}`);
   }
-  return rgba;
 }
-
-// ---------------------------------------------------------------------------------------------
 
 async function requireFile(filePath, hint) {
   if (!(await stat(filePath).catch(() => null))?.isFile()) {
@@ -112,6 +82,8 @@ export async function buildWeb({ out = WEB_DIST, model = '' } = {}) {
   for (const file of ORT_FILES) await requireFile(path.join(ORT_DIST, file), 'run npm ci');
   for (const file of CORE_MODULE_FILES) await requireFile(path.join(WASM_CORE_DIR, file), 'build the WASM core first: tools/oac build');
   for (const file of [...PAGE_FILES, SERVICE_WORKER]) await requireFile(path.join(WEB_SOURCE, file));
+  // Drawn before the old build is removed, so a missing rasteriser leaves it in place.
+  const icons = await Promise.all(ICON_SIZES.map(async (size) => ({ size, png: await rasteriseIcon(size) })));
 
   const dist = path.resolve(out);
   await rm(dist, { recursive: true, force: true });
@@ -126,9 +98,7 @@ export async function buildWeb({ out = WEB_DIST, model = '' } = {}) {
   const modelFile = `model/${located.card.model_file}`;
   await copyFile(located.modelPath, path.join(dist, modelFile));
   await writeFile(path.join(dist, 'model', 'card.json'), `${located.cardText}\n`);
-  for (const size of ICON_SIZES) {
-    await writeFile(path.join(dist, 'icons', `icon-${size}.png`), encodePng(size, size, renderIconRgba(size), { channels: 4, level: 9 }));
-  }
+  for (const { size, png } of icons) await writeFile(path.join(dist, 'icons', `icon-${size}.png`), png);
 
   // The model's hash is known from its card; hashing 100 MB again would only slow the build.
   const version = await buildVersion(dist, new Map([[modelFile, located.card.sha256]]));
