@@ -2,12 +2,14 @@
 // and prints one JSON array: per file { ok, error, pixelSpacing, laterality, knees, controlUnchanged }.
 // After each file the control image is prepared again and its tensors compared with its first run, so a
 // bad file that left state behind in the core shows as controlUnchanged: false.
-// usage: node embind_prepare.mjs WASM_BUILD_DIR MODEL_CARD CONTROL_FILE FILE...
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { commandLineOrExit } from '../../tools/lib/command_line.mjs';
 
-const [wasmDir, cardPath, controlPath, ...files] = process.argv.slice(2);
+const USAGE = 'usage: node tests/support/embind_prepare.mjs WASM_BUILD_DIR MODEL_CARD CONTROL_FILE FILE...\n';
+const { positionals: [wasmDir, cardPath, controlPath, ...files] } = commandLineOrExit('embind_prepare', USAGE,
+  { positionals: [3, Infinity] });
 const { default: createOacCore } = await import(pathToFileURL(path.join(wasmDir, 'oac_core.mjs')).href);
 const oac = await createOacCore({ wasmBinary: fs.readFileSync(path.join(wasmDir, 'oac_core.wasm')) });
 const core = new oac.Core(fs.readFileSync(cardPath, 'utf8'));

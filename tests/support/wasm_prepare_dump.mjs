@@ -2,12 +2,14 @@
 // tests/dicom/test_dicom_builds.py): runs Core.prepare from build/wasm/oac_core.mjs (the module the
 // web worker loads) and writes OUTPUT_DIR/<i>.f32, the float32 tensors of the i-th image's knees
 // concatenated.
-// usage: node wasm_prepare_dump.mjs WASM_BUILD_DIR MODEL_CARD OUTPUT_DIR IMAGE...
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { commandLineOrExit } from '../../tools/lib/command_line.mjs';
 
-const [wasmDir, cardPath, outputDir, ...images] = process.argv.slice(2);
+const USAGE = 'usage: node tests/support/wasm_prepare_dump.mjs WASM_BUILD_DIR MODEL_CARD OUTPUT_DIR IMAGE...\n';
+const { positionals: [wasmDir, cardPath, outputDir, ...images] } = commandLineOrExit('wasm_prepare_dump', USAGE,
+  { positionals: [3, Infinity] });
 const { default: createOacCore } = await import(pathToFileURL(path.join(wasmDir, 'oac_core.mjs')).href);
 // Node 20's fetch() cannot read file URLs, so the binary is handed over directly.
 const oac = await createOacCore({ wasmBinary: fs.readFileSync(path.join(wasmDir, 'oac_core.wasm')) });

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CORE_MODULE_FILES, WASM_CORE_DIR, locateModel } from '../lib/artifacts.mjs';
+import { commandLineOrExit } from '../lib/command_line.mjs';
 import { REPO_ROOT, WEB_DIST } from '../lib/paths.mjs';
 import { META_CONTENT_SECURITY_POLICY, SECURITY_HEADERS } from './web_policy.mjs';
 
@@ -129,34 +130,11 @@ export async function buildWeb({ out = WEB_DIST, model = '' } = {}) {
   };
 }
 
-function parseArguments(argv) {
-  const options = {};
-  for (let i = 0; i < argv.length; i += 1) {
-    const flag = argv[i];
-    if (flag === '--help' || flag === '-h') return { help: true };
-    if (flag !== '--out' && flag !== '--model') throw new Error(`unknown option ${flag}`);
-    if (argv[i + 1] === undefined) throw new Error(`${flag} needs a value`);
-    options[flag.slice(2)] = argv[i + 1];
-    i += 1;
-  }
-  return options;
-}
-
 const USAGE = 'usage: node tools/app/build_web.mjs [--out DIR] [--model CARD_OR_ONNX]\n'
   + '  Builds the web app into DIR (default web/dist/) with the trained model, else the untrained placeholder.\n';
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  let options;
-  try {
-    options = parseArguments(process.argv.slice(2));
-  } catch (error) {
-    process.stderr.write(`build_web: ${error.message}\n${USAGE}`);
-    process.exit(1);
-  }
-  if (options.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
+  const { values: options } = commandLineOrExit('build_web', USAGE, { options: { out: { type: 'string' }, model: { type: 'string' } } });
   try {
     const result = await buildWeb(options);
     const relative = path.relative(REPO_ROOT, result.modelPath);

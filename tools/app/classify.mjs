@@ -10,6 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import ort from 'onnxruntime-node';
 import { DEFAULT_KNEES_PER_RUN, KneeClassifier } from '../../web/engine.js';
 import { CORE_MODULE_FILES, WASM_CORE_DIR, locateModel } from '../lib/artifacts.mjs';
+import { UsageError, parseCommandLine, wholeNumber } from '../lib/command_line.mjs';
 import { REPO_ROOT } from '../lib/paths.mjs';
 
 const USAGE = `usage: tools/oac classify [--model CARD_OR_ONNX] [--files-from LIST] [--batch N] [--quiet] FILE...
@@ -30,8 +31,6 @@ card's kl_set.coverage (e.g. 0.9). Top-level fields are those of the knee with t
 
 Exit status: 0 every file classified, 2 some file failed, 1 usage error or no usable model.
 `;
-
-class UsageError extends Error {}
 
 // onnxruntime-node's native start-up overflows the stack when the process's command line runs to tens
 // of kilobytes, as a shell glob over a folder of X-rays makes it (exit 139, nothing printed). Such a
@@ -54,40 +53,23 @@ function classifyInChild(options) {
   });
 }
 
+const OPTIONS = {
+  model: { type: 'string', default: '' },
+  'files-from': { type: 'string', multiple: true, default: [] },
+  batch: { type: 'string', default: String(DEFAULT_KNEES_PER_RUN) },
+  quiet: { type: 'boolean', short: 'q', default: false },
+};
+
 function parseArguments(argv) {
-  const options = { model: '', filesFrom: [], batch: DEFAULT_KNEES_PER_RUN, quiet: false, files: [], help: false };
-  const takeValue = (i, flag) => {
-    if (i + 1 >= argv.length) throw new UsageError(`${flag} needs a value`);
-    return argv[i + 1];
+  const { values, positionals } = parseCommandLine({ options: OPTIONS, positionals: [0, Infinity], args: argv });
+  return {
+    help: Boolean(values.help),
+    model: values.model,
+    filesFrom: values['files-from'],
+    batch: wholeNumber('--batch', values.batch),
+    quiet: values.quiet,
+    files: positionals,
   };
-  let onlyFiles = false;
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i];
-    if (onlyFiles || !arg.startsWith('-') || arg === '-') {
-      options.files.push(arg);
-    } else if (arg === '--') {
-      onlyFiles = true;
-    } else if (arg === '--help' || arg === '-h') {
-      options.help = true;
-    } else if (arg === '--quiet' || arg === '-q') {
-      options.quiet = true;
-    } else if (arg === '--model') {
-      options.model = takeValue(i, arg);
-      i += 1;
-    } else if (arg === '--files-from') {
-      options.filesFrom.push(takeValue(i, arg));
-      i += 1;
-    } else if (arg === '--batch') {
-      options.batch = Number(takeValue(i, arg));
-      i += 1;
-      if (!Number.isInteger(options.batch) || options.batch < 1) {
-        throw new UsageError(`--batch must be a positive whole number, not "${argv[i]}"`);
-      }
-    } else {
-      throw new UsageError(`unknown option ${arg}`);
-    }
-  }
-  return options;
 }
 
 async function readFileList(list) {

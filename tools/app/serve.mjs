@@ -11,6 +11,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { commandLineOrExit, wholeNumber } from '../lib/command_line.mjs';
 import { WEB_DIST } from '../lib/paths.mjs';
 import { SECURITY_HEADERS } from './web_policy.mjs';
 
@@ -137,49 +138,24 @@ function sendText(response, headers, status, text) {
   response.end(`${text}\n`);
 }
 
-function parseArguments(argv) {
-  const options = { root: WEB_DIST, port: DEFAULT_PORT, prefix: '/', plainHost: false };
-  for (let i = 0; i < argv.length; i += 1) {
-    const flag = argv[i];
-    const value = argv[i + 1];
-    if (flag === '--help' || flag === '-h') return { help: true };
-    if (flag === '--plain-host') {
-      options.plainHost = true;
-      continue;
-    }
-    if (!['--port', '--root', '--prefix'].includes(flag)) throw new Error(`unknown option ${flag}`);
-    if (value === undefined) throw new Error(`${flag} needs a value`);
-    i += 1;
-    if (flag === '--port') {
-      options.port = Number(value);
-      if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
-        throw new Error(`--port must be a number between 0 and 65535, not "${value}"`);
-      }
-    } else if (flag === '--root') {
-      options.root = path.resolve(value);
-    } else {
-      options.prefix = value;
-    }
-  }
-  return options;
-}
-
 const USAGE = 'usage: node tools/app/serve.mjs [--port P] [--root DIR] [--prefix /sub/path/] [--plain-host]\n'
   + `  Serves DIR (default web/dist) on http://127.0.0.1:P (default ${DEFAULT_PORT}) with COOP/COEP + CSP.\n`
   + '  --plain-host leaves those headers out, like a static host without header control.\n';
 
+const OPTIONS = {
+  port: { type: 'string', default: String(DEFAULT_PORT) },
+  root: { type: 'string', default: WEB_DIST },
+  prefix: { type: 'string', default: '/' },
+  'plain-host': { type: 'boolean', default: false },
+};
+
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  let options;
-  try {
-    options = parseArguments(process.argv.slice(2));
-  } catch (error) {
-    process.stderr.write(`serve: ${error.message}\n${USAGE}`);
-    process.exit(1);
-  }
-  if (options.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
+  const options = commandLineOrExit('serve', USAGE, { options: OPTIONS }, ({ values }) => ({
+    port: wholeNumber('--port', values.port, { least: 0, most: 65535 }),
+    root: path.resolve(values.root),
+    prefix: values.prefix,
+    plainHost: values['plain-host'],
+  }));
   const info = await stat(options.root).catch(() => null);
   if (!info?.isDirectory()) {
     process.stderr.write(`serve: ${options.root} is not a folder (build it first: node tools/app/build_web.mjs)\n`);

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildWeb } from '../app/build_web.mjs';
 import { locateModel, sha256OfFile } from '../lib/artifacts.mjs';
+import { commandLineOrExit } from '../lib/command_line.mjs';
 import { SAMPLES, WHOLE_RADIOGRAPH, parseCsvLine } from '../lib/datasets.mjs';
 import { DATASETS, REPO_ROOT } from '../lib/paths.mjs';
 import { measureApp } from './bench_browser.mjs';
@@ -66,25 +67,12 @@ throughput). Writes DIR/results.json and DIR/RESULTS.md (default DIR: tools/benc
   --render RESULTS      measure nothing: write RESULTS.md (and the target checks) again from a results.json
 `;
 
-class UsageError extends Error {}
-
-function parseArguments(argv) {
-  const options = { quick: false, out: DEFAULT_OUT, model: '', render: '' };
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i];
-    if (arg === '--help' || arg === '-h') return { help: true };
-    if (arg === '--quick') {
-      options.quick = true;
-    } else if (arg === '--out' || arg === '--model' || arg === '--render') {
-      if (argv[i + 1] === undefined) throw new UsageError(`${arg} needs a value`);
-      options[arg.slice(2)] = arg === '--model' ? argv[i + 1] : path.resolve(argv[i + 1]);
-      i += 1;
-    } else {
-      throw new UsageError(`unknown option ${arg}`);
-    }
-  }
-  return options;
-}
+const OPTIONS = {
+  quick: { type: 'boolean', default: false },
+  out: { type: 'string', default: DEFAULT_OUT },
+  model: { type: 'string', default: '' },
+  render: { type: 'string', default: '' },
+};
 
 const log = (message) => process.stderr.write(`bench: ${message}\n`);
 
@@ -470,12 +458,7 @@ async function writeResults(results, out) {
   log(`wrote ${path.join(out, 'results.json')} and RESULTS.md`);
 }
 
-async function main(argv) {
-  const options = parseArguments(argv);
-  if (options.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
+async function main(options) {
   if (options.render) {
     const results = JSON.parse(await readFile(options.render, 'utf8'));
     results.targets = targetChecks(results.browser, results.targets.app);
@@ -543,9 +526,14 @@ async function main(argv) {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).catch((error) => {
-    if (error instanceof UsageError) process.stderr.write(`bench: ${error.message}\n\n${USAGE}`);
-    else process.stderr.write(`bench: ${error.message}\n`);
+  const options = commandLineOrExit('bench', USAGE, { options: OPTIONS }, ({ values }) => ({
+    quick: values.quick,
+    out: path.resolve(values.out),
+    model: values.model,
+    render: values.render && path.resolve(values.render),
+  }));
+  main(options).catch((error) => {
+    process.stderr.write(`bench: ${error.message}\n`);
     process.exitCode = 1;
   });
 }

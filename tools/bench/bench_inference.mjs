@@ -16,6 +16,7 @@ import path from 'node:path';
 import { KneeClassifier } from '../../web/engine.js';
 import { loadCoreModule } from '../app/classify.mjs';
 import { locateModel } from '../lib/artifacts.mjs';
+import { commandLineOrExit } from '../lib/command_line.mjs';
 
 const require = createRequire(import.meta.url);
 
@@ -127,9 +128,10 @@ async function main(jobFile) {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+  const { positionals: [jobFile] } = commandLineOrExit('bench_inference', 'usage: node tools/bench/bench_inference.mjs JOB.json\n',
+    { positionals: [1, 1] });
   try {
-    if (process.argv.length !== 3) throw new Error('usage: node tools/bench/bench_inference.mjs JOB.json');
-    process.stdout.write(`${JSON.stringify(await main(process.argv[2]))}\n`);
+    process.stdout.write(`${JSON.stringify(await main(jobFile))}\n`);
   } catch (error) {
     process.stderr.write(`bench_inference: ${error.message}\n`);
     process.exit(1);

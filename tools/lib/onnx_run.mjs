@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { commandLineOrExit } from './command_line.mjs';
 import { readNpyFloat32, writeNpyFloat32 } from './npy.mjs';
 
 const require = createRequire(import.meta.url);
@@ -37,10 +38,10 @@ async function run(backend, modelFile, inputsFile, outDir) {
   console.log(`onnxruntime-${backend}: ${path.basename(modelFile)} on [${shape}] in ${milliseconds.toFixed(0)} ms -> ${outDir}`);
 }
 
-const [backend, ...args] = process.argv.slice(2);
+const { positionals } = commandLineOrExit('onnx_run', 'usage: node tools/lib/onnx_run.mjs node|web MODEL.onnx INPUTS.npy OUT_DIR\n',
+  { positionals: [4, 4] });
 try {
-  if (args.length !== 3) throw new Error('usage: onnx_run.mjs node|web MODEL.onnx INPUTS.npy OUT_DIR');
-  await run(backend, ...args);
+  await run(...positionals);
 } catch (error) {
   console.error(`onnx_run: ${error.message}`);
   process.exit(1);

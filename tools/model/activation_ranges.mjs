@@ -9,6 +9,7 @@
 
 import fs from 'node:fs';
 import ort from 'onnxruntime-node';
+import { commandLineOrExit, wholeNumber } from '../lib/command_line.mjs';
 import { readNpyFloat32 } from '../lib/npy.mjs';
 
 const PERCENTILE = 99.99;
@@ -72,15 +73,11 @@ async function measureRanges(modelFile, inputsFile, batch) {
   return ranges;
 }
 
-const USAGE = 'usage: node tools/model/activation_ranges.mjs MODEL.onnx INPUTS.npy OUT.json [--batch N]';
-const [modelFile, inputsFile, outFile, ...options] = process.argv.slice(2);
+const USAGE = 'usage: node tools/model/activation_ranges.mjs MODEL.onnx INPUTS.npy OUT.json [--batch N]\n';
+const { batch, positionals: [modelFile, inputsFile, outFile] } = commandLineOrExit('activation_ranges', USAGE,
+  { options: { batch: { type: 'string', default: String(DEFAULT_BATCH) } }, positionals: [3, 3] },
+  ({ values, positionals }) => ({ batch: wholeNumber('--batch', values.batch), positionals }));
 try {
-  if (!outFile) throw new Error(USAGE);
-  let batch = DEFAULT_BATCH;
-  if (options.length) {
-    batch = Number(options[1]);
-    if (options[0] !== '--batch' || !Number.isInteger(batch) || batch < 1) throw new Error(USAGE);
-  }
   fs.writeFileSync(outFile, JSON.stringify(await measureRanges(modelFile, inputsFile, batch)));
 } catch (error) {
   console.error(`activation_ranges: ${error.message}`);

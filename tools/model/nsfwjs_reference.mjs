@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { UsageError, commandLineOrExit } from '../lib/command_line.mjs';
 import { readNpyFloat32, writeNpyFloat32 } from '../lib/npy.mjs';
 
 const require = createRequire(import.meta.url);
@@ -70,15 +71,16 @@ async function run(modelDir, inputsFile, outDir) {
   console.log(`ran nsfwjs inception_v3 (tfjs ${tf.version.tfjs}, ${tf.getBackend()} backend) on ${shape[0]} inputs -> ${outDir}`);
 }
 
-const [command, ...args] = process.argv.slice(2);
+const USAGE = 'usage: node tools/model/nsfwjs_reference.mjs extract OUT_DIR | run MODEL_DIR INPUTS.npy OUT_DIR\n';
+const COMMANDS = new Map([['extract', { action: extract, argumentCount: 1 }], ['run', { action: run, argumentCount: 3 }]]);
+const [command, args] = commandLineOrExit('nsfwjs_reference', USAGE, { positionals: [2, 4] }, ({ positionals: [name, ...rest] }) => {
+  const known = COMMANDS.get(name);
+  if (!known) throw new UsageError(`unknown command "${name}"`);
+  if (rest.length !== known.argumentCount) throw new UsageError(`${name} takes ${known.argumentCount} arguments, not ${rest.length}`);
+  return [known.action, rest];
+});
 try {
-  if (command === 'extract' && args.length === 1) {
-    extract(args[0]);
-  } else if (command === 'run' && args.length === 3) {
-    await run(...args);
-  } else {
-    throw new Error('usage: nsfwjs_reference.mjs extract OUT_DIR | run MODEL_DIR INPUTS.npy OUT_DIR');
-  }
+  await command(...args);
 } catch (error) {
   console.error(`nsfwjs_reference: ${error.message}`);
   process.exit(1);

@@ -587,18 +587,6 @@ class Ranks:
             torch.distributed.destroy_process_group()
 
 
-def without_nproc(argv):
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--nproc":
-            skip = True
-        elif not arg.startswith("--nproc="):
-            out.append(arg)
-    return out
-
-
 def launch_ranks(nproc, argv):
     """Run this script as `nproc` DDP ranks on this machine, the environment torchrun would give them, without
     torchrun's elastic agent (Debian's torch 1.13 agent fails under Python 3.11 unless given --redirects 1 --tee 1).
@@ -632,8 +620,9 @@ def launch_ranks(nproc, argv):
 def main(argv=None):
     global LOG_FILE, IS_MAIN
     config, datasets, fresh, config_file, options = parse_args(argv)
+    # The ranks get the same arguments, --nproc too: WORLD_SIZE in their environment keeps them from launching more.
     if options.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        sys.exit(launch_ranks(options.nproc, without_nproc(sys.argv[1:] if argv is None else argv)))
+        sys.exit(launch_ranks(options.nproc, sys.argv[1:] if argv is None else argv))
     ranks = Ranks(options.device)
     IS_MAIN = ranks.main
     work = Path(options.work).resolve() if options.work else REPO_ROOT / "build"
