@@ -35,6 +35,7 @@ TEST_CASE("every field is read", "[card]") {
   CHECK(spec.calibration.oa_temperature == 1.0);
   CHECK(spec.calibration.kl_temperature == 1.0);
   CHECK(spec.threshold == 0.5);
+  CHECK_FALSE(spec.kl_grade.by_cut_points);
   CHECK(spec.kl_set.coverage == 0.9);
   CHECK(spec.kl_set.threshold == 0.8);
   CHECK(spec.ood.threshold == 1e30);
@@ -119,4 +120,21 @@ TEST_CASE("out-of-range values", "[card][errors]") {
   CHECK(parse_error(card_with("\"threshold\": 0.8", "\"threshold\": 1.0000001")) ==
         "The model card field \"kl_set.threshold\" must be a cumulative probability from 0 to 1.");
   CHECK(parse_error(card_with("\"threshold\": 0.8", "\"threshold\": 0")).empty());
+}
+
+TEST_CASE("the KL grade rule", "[card][kl_grade]") {
+  const std::string by_cuts = card_with("{\"rule\": \"argmax\"}", "{\"rule\": \"cut_points\", \"cut_points\": [0.9, 1.4, 2.2, 3.3]}");
+  const oac::ModelSpec spec = spec_from(by_cuts);
+  CHECK(spec.kl_grade.by_cut_points);
+  CHECK(spec.kl_grade.cut_points == std::array<double, 4>{0.9, 1.4, 2.2, 3.3});
+  CHECK(parse_error(card_with("\"kl_grade\": {\"rule\": \"argmax\"},", "")) ==
+        "The model card has no \"kl_grade.rule\" field.");
+  CHECK(parse_error(card_with("\"rule\": \"argmax\"", "\"rule\": \"mean\"")) ==
+        "The model card field \"kl_grade.rule\" must be \"argmax\" or \"cut_points\".");
+  CHECK(parse_error(card_with("{\"rule\": \"argmax\"}", "{\"rule\": \"cut_points\"}")) ==
+        "The model card has no \"kl_grade.cut_points\" field.");
+  CHECK(parse_error(card_with("{\"rule\": \"argmax\"}", "{\"rule\": \"cut_points\", \"cut_points\": [1.4, 0.9, 2.2, 3.3]}")) ==
+        "The model card field \"kl_grade.cut_points\" must be four ascending numbers from 0 to 4.");
+  CHECK(parse_error(card_with("{\"rule\": \"argmax\"}", "{\"rule\": \"cut_points\", \"cut_points\": [0.5, 1.5, 2.5, 4.5]}")) ==
+        "The model card field \"kl_grade.cut_points\" must be four ascending numbers from 0 to 4.");
 }

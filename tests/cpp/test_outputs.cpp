@@ -175,3 +175,18 @@ TEST_CASE("fit_for_display shrinks only crops larger than the display size", "[c
   CHECK(oac::fit_for_display(crop, 0).width == 600);
   CHECK(oac::fit_for_display(oac::GrayImage{2000, 1, std::vector<float>(2000)}, 512).height == 1);
 }
+
+TEST_CASE("interpret reads the KL grade by the card's rule", "[interpret][kl_grade]") {
+  oac::ModelSpec spec = test_spec();
+  const std::array<float, 5> split = logits_of({0.4, 0.3, 0.05, 0.2, 0.05});  // expected 1.25
+  CHECK(oac::interpret(0.0f, split.data(), 0.0f, spec).kl_grade == 0);      // argmax
+  spec.kl_grade.by_cut_points = true;
+  spec.kl_grade.cut_points = {0.9, 1.4, 2.2, 3.3};
+  CHECK(oac::interpret(0.0f, split.data(), 0.0f, spec).kl_grade == 1);      // 0.9 < 1.25 <= 1.4
+  const std::array<float, 5> severe = logits_of({0.01, 0.01, 0.03, 0.15, 0.8});  // expected 3.72
+  CHECK(oac::interpret(0.0f, severe.data(), 0.0f, spec).kl_grade == 4);
+  const std::array<float, 5> healthy = logits_of({0.9, 0.08, 0.01, 0.005, 0.005});  // expected 0.125
+  CHECK(oac::interpret(0.0f, healthy.data(), 0.0f, spec).kl_grade == 0);
+  spec.calibration.kl_temperature = 1000;  // every grade equally likely: expected grade 2
+  CHECK(oac::interpret(0.0f, split.data(), 0.0f, spec).kl_grade == 2);
+}

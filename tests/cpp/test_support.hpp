@@ -32,6 +32,7 @@ inline const std::string kTestCard = R"({
   },
   "calibration": {"oa_temperature": 1.0, "kl_temperature": 1.0},
   "threshold": 0.5,
+  "kl_grade": {"rule": "argmax"},
   "kl_set": {"coverage": 0.9, "threshold": 0.8},
   "ood": {"threshold": 1e30}
 })";

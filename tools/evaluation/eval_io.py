@@ -238,7 +238,7 @@ def join(records: list[dict], rows: list[dict], datasets: Path | None = None, pe
 
 
 # ---------------------------------------------------------------------------------------------
-# What the card makes of raw outputs (mirrors the core's `interpret`)
+# What the card makes of raw outputs: the core's own `interpret`, never a copy of it
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -249,14 +249,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=-1, keepdims=True)
-
-
-def calibrated_p_oa(oa_logit: np.ndarray, card: dict) -> np.ndarray:
-    return sigmoid(oa_logit / card["calibration"]["oa_temperature"])
-
-
-def calibrated_kl_probs(kl_logits: np.ndarray, card: dict) -> np.ndarray:
-    return softmax(kl_logits / card["calibration"]["kl_temperature"])
 
 
 def core():
@@ -271,16 +263,30 @@ def core():
     return oac_core
 
 
-def kl_sets(kl_logits: np.ndarray, card: dict) -> np.ndarray:
-    """bool [N, 5]: the card's KL prediction set of each row, computed by the core's `interpret` (not a
-    twin of it); a row with NaN logits (failed to classify) has an empty set."""
+def interpreted(oa_logit: np.ndarray, kl_logits: np.ndarray, card: dict) -> dict[str, np.ndarray]:
+    """What the product shows for each row with this card, from the core's `interpret`: p_oa [N], kl_probs
+    [N, 5], kl_grade [N] and kl_set (bool [N, 5]). A row with NaN outputs (failed to classify) gets NaN
+    probabilities, grade -1 and an empty set."""
     oac_core = core()
     try:
         spec = oac_core.parse_model_card(json.dumps(card))
     except ValueError as error:
         raise InputError(f"the core refuses the model card: {error}") from None
-    sets = np.zeros((len(kl_logits), N_GRADES), dtype=bool)
+    rows = len(kl_logits)
+    out = {"p_oa": np.full(rows, np.nan), "kl_probs": np.full((rows, N_GRADES), np.nan),
+           "kl_grade": np.full(rows, -1, dtype=np.int64), "kl_set": np.zeros((rows, N_GRADES), dtype=bool)}
+    oa_logit = np.broadcast_to(np.asarray(oa_logit, dtype=np.float32), (rows,))
     for row, logits in enumerate(np.asarray(kl_logits, dtype=np.float32)):
-        if np.isfinite(logits).all():
-            sets[row, oac_core.interpret(0.0, logits, 0.0, spec)["kl_set"]] = True
-    return sets
+        if not (np.isfinite(logits).all() and np.isfinite(oa_logit[row])):
+            continue
+        prediction = oac_core.interpret(float(oa_logit[row]), logits, 0.0, spec)
+        out["p_oa"][row] = prediction["p_oa"]
+        out["kl_probs"][row] = prediction["kl_probs"]
+        out["kl_grade"][row] = prediction["kl_grade"]
+        out["kl_set"][row, prediction["kl_set"]] = True
+    return out
+
+
+def kl_sets(kl_logits: np.ndarray, card: dict) -> np.ndarray:
+    """bool [N, 5]: the card's KL prediction set of each row (see interpreted)."""
+    return interpreted(np.zeros(len(kl_logits)), kl_logits, card)["kl_set"]

@@ -103,17 +103,18 @@ def restricted_to(mask: np.ndarray, metric):
 
 def clean_test_view(scored: eval_io.Scored, card: dict) -> dict[str, np.ndarray]:
     """What the card makes of the raw outputs, and which rows each metric may use."""
-    p_oa = eval_io.calibrated_p_oa(scored.oa_logit, card)
-    kl_probs = eval_io.calibrated_kl_probs(scored.kl_logits, card)
+    shown = eval_io.interpreted(scored.oa_logit, scored.kl_logits, card)
+    p_oa = shown["p_oa"]
     labelled = scored.ok & ~np.isnan(scored.label)
     positive = scored.label == 1
     return {
         "p_oa": p_oa,
         "verdict": p_oa >= card["threshold"],
-        "kl_probs": kl_probs,
-        "kl_predicted": np.where(scored.ok, np.nan_to_num(kl_probs).argmax(axis=1), -1),
-        # bool [N, 5]: the card's KL prediction set, from the core's interpret (empty where not ok)
-        "kl_set": eval_io.kl_sets(scored.kl_logits, card),
+        "kl_probs": shown["kl_probs"],
+        # the grade the product shows, by the card's rule (argmax or cut points); -1 where not ok
+        "kl_predicted": shown["kl_grade"],
+        # bool [N, 5]: the card's KL prediction set (empty where not ok)
+        "kl_set": shown["kl_set"],
         "positive": positive,
         "labelled": labelled,
         # KL1 is "doubtful": this set asks whether the model separates definite OA from clearly healthy knees.
@@ -177,13 +178,13 @@ def evaluate_subsets(scored: eval_io.Scored, metric_functions_of, resamples: int
 def evaluate_clean_test(scored: eval_io.Scored, card: dict, resamples: int, seed: int) -> tuple[dict, dict, list[str]]:
     notes = []
     ok = scored.ok
-    p_oa = eval_io.calibrated_p_oa(scored.oa_logit, card)
+    v = clean_test_view(scored, card)
+    p_oa = v["p_oa"]
     drift = np.abs(p_oa - scored.reported_p_oa)[ok]
     if len(drift) and drift.max() > STALE_CARD_TOLERANCE:
         notes.append(f"the test predictions' p_oa differs from the card's calibration by up to {drift.max():.3g}: "
                      "they were made with another card (run classify after calibrate); figures here use the card")
     results = evaluate_subsets(scored, lambda subset, _: clean_test_metrics(subset, card), resamples, seed)
-    v = clean_test_view(scored, card)
     labelled, definite, graded, positive = v["labelled"], v["definite"], v["graded"], v["positive"]
     curves = {
         "roc_kl2_vs_kl0": metrics.roc_curve(positive[definite], p_oa[definite]),
@@ -244,7 +245,7 @@ def evaluate_seed(scored: eval_io.Scored, rows: list[dict], seed_card: dict | No
     if seed_card is None:
         p_oa, verdict = scored.reported_p_oa, scored.reported_oa
     else:
-        p_oa = eval_io.calibrated_p_oa(scored.oa_logit, seed_card)
+        p_oa = eval_io.interpreted(scored.oa_logit, scored.kl_logits, seed_card)["p_oa"]
         verdict = p_oa >= seed_card["threshold"]
     units = eval_io.resampling_units(rows)
     training_units = {units[i] for i, r in enumerate(rows) if {"train", "Valid"} & set(r["seed_split"].split(";"))}
@@ -504,6 +505,14 @@ def kl_set_section(results: dict, card: dict) -> list[str]:
     return lines
 
 
+def kl_grade_rule_text(card: dict) -> str:
+    rule = card["kl_grade"]
+    if rule["rule"] == "cut_points":
+        return ("the expected grade of the calibrated KL probabilities cut at "
+                + ", ".join(f"{cut:.3g}" for cut in rule["cut_points"]))
+    return "the most probable grade"
+
+
 def write_report(path: Path, results: dict, targets: list[dict], card: dict, config: dict, notes: list[str],
                  previous: dict | None = None) -> None:
     test = results["test"]
@@ -534,8 +543,8 @@ def write_report(path: Path, results: dict, targets: list[dict], card: dict, con
         "",
         f"One row per unique image content of the split's `test` rows ({test['all']['counts']['images']} images). "
         "P(OA), the verdict (P(OA) >= card threshold "
-        f"{card['threshold']:.4f}) and the KL grade (argmax of calibrated KL probabilities) are recomputed "
-        "from the raw outputs with the card's calibration. For an image showing two knees the CLI's "
+        f"{card['threshold']:.4f}) and the KL grade ({kl_grade_rule_text(card)}) are recomputed "
+        "from the raw outputs by the core's `interpret` with the card. For an image showing two knees the CLI's "
         "top-level result (the knee with the higher P(OA)) is scored against the image's label.",
         "",
         "- *AUC KL>=2 vs KL0* leaves KL1 (doubtful) knees out; *AUC KL>=2 vs KL0-1* counts them as negatives, "

@@ -38,6 +38,16 @@ def metric_lines(metrics):
     return "\n".join(lines)
 
 
+def kl_grade_line(kl_grade):
+    if not kl_grade:
+        return "not in the card"
+    if kl_grade["rule"] == "cut_points":
+        line = "expected grade cut at " + ", ".join(f"{cut:.3g}" for cut in kl_grade["cut_points"])
+    else:
+        line = "the most probable grade"
+    return line + (f" ({kl_grade['method']})" if "method" in kl_grade else "")
+
+
 def kl_set_line(kl_set):
     if not kl_set:
         return "not in the card"
@@ -75,6 +85,7 @@ def render(card):
         "## Calibration and gates\n" + bullet_table({
             "temperatures": card["calibration"],
             "threshold on calibrated P(OA)": f"{card['threshold']} ({card.get('threshold_rule', 'rule not recorded')})",
+            "KL grade shown": kl_grade_line(card.get("kl_grade")),
             "KL prediction set": kl_set_line(card.get("kl_set")),
             "out-of-distribution threshold": f"{card['ood']['threshold']} ({card['ood'].get('rule', 'rule not recorded')})"}),
     ]

@@ -112,6 +112,9 @@ PYBIND11_MODULE(oac_core, m) {
       .def_readwrite("oa_temperature", &oac::CalibrationSpec::oa_temperature)
       .def_readwrite("kl_temperature", &oac::CalibrationSpec::kl_temperature);
   py::class_<oac::OodSpec>(m, "OodSpec").def_readwrite("threshold", &oac::OodSpec::threshold);
+  py::class_<oac::KlGradeSpec>(m, "KlGradeSpec")
+      .def_readwrite("by_cut_points", &oac::KlGradeSpec::by_cut_points)
+      .def_readwrite("cut_points", &oac::KlGradeSpec::cut_points);
   py::class_<oac::KlSetSpec>(m, "KlSetSpec")
       .def_readwrite("coverage", &oac::KlSetSpec::coverage)
       .def_readwrite("threshold", &oac::KlSetSpec::threshold);
@@ -119,6 +122,7 @@ PYBIND11_MODULE(oac_core, m) {
       .def_readwrite("preprocess", &oac::ModelSpec::preprocess)
       .def_readwrite("calibration", &oac::ModelSpec::calibration)
       .def_readwrite("threshold", &oac::ModelSpec::threshold)
+      .def_readwrite("kl_grade", &oac::ModelSpec::kl_grade)
       .def_readwrite("kl_set", &oac::ModelSpec::kl_set)
       .def_readwrite("ood", &oac::ModelSpec::ood);
 

@@ -29,8 +29,15 @@ Prediction interpret(float oa_logit, const float* kl_logits, float ood_score, co
     total += value;
   }
   for (int k = 0; k < kKlGrades; ++k) prediction.kl_probs[k] = static_cast<float>(scaled[k] / total);
-  // Chosen on the unrounded values so that near-ties follow the logits, not float rounding.
-  prediction.kl_grade = static_cast<int>(std::max_element(scaled.begin(), scaled.end()) - scaled.begin());
+  // Read from the unrounded values so that near-ties follow the logits, not float rounding.
+  if (spec.kl_grade.by_cut_points) {
+    double expected = 0;
+    for (int k = 0; k < kKlGrades; ++k) expected += k * scaled[k] / total;
+    const auto& cuts = spec.kl_grade.cut_points;
+    prediction.kl_grade = static_cast<int>(std::count_if(cuts.begin(), cuts.end(), [&](double cut) { return cut < expected; }));
+  } else {
+    prediction.kl_grade = static_cast<int>(std::max_element(scaled.begin(), scaled.end()) - scaled.begin());
+  }
   // Adaptive prediction set, deterministic: a grade joins while the probability of the grades
   // ranked before it is at most the threshold (tools/calibrate.py's score). On the unrounded
   // probabilities, in the order a stable sort gives, so every build and calibrate.py rank alike.

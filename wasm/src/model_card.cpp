@@ -155,6 +155,9 @@ Result<ModelSpec> parse_model_card(std::string_view json_text) {
   spec.calibration.oa_temperature = card.number("calibration.oa_temperature");
   spec.calibration.kl_temperature = card.number("calibration.kl_temperature");
   spec.threshold = card.number("threshold");
+  const std::string grade_rule = card.text("kl_grade.rule");
+  spec.kl_grade.by_cut_points = grade_rule == "cut_points";
+  if (spec.kl_grade.by_cut_points) spec.kl_grade.cut_points = card.numbers<4>("kl_grade.cut_points");
   spec.kl_set.coverage = card.number("kl_set.coverage");
   spec.kl_set.threshold = card.number("kl_set.threshold");
   spec.ood.threshold = card.number("ood.threshold");
@@ -194,6 +197,11 @@ Result<ModelSpec> parse_model_card(std::string_view json_text) {
   card.require(spec.calibration.oa_temperature > 0, "calibration.oa_temperature", "a positive number");
   card.require(spec.calibration.kl_temperature > 0, "calibration.kl_temperature", "a positive number");
   card.require(spec.threshold >= 0 && spec.threshold <= 1, "threshold", "a probability from 0 to 1");
+  card.require(grade_rule == "argmax" || grade_rule == "cut_points", "kl_grade.rule",
+               "\"argmax\" or \"cut_points\"");
+  const auto& cuts = spec.kl_grade.cut_points;
+  card.require(std::is_sorted(cuts.begin(), cuts.end()) && cuts.front() >= 0 && cuts.back() <= 4,
+               "kl_grade.cut_points", "four ascending numbers from 0 to 4");
   card.require(spec.kl_set.coverage > 0 && spec.kl_set.coverage <= 1, "kl_set.coverage",
                "a probability above 0 and at most 1");
   card.require(spec.kl_set.threshold >= 0 && spec.kl_set.threshold <= 1, "kl_set.threshold",

@@ -8,7 +8,7 @@ import pytest
 
 import synthetic_predictions
 from evaluation import calibrate, eval_io
-from lib.card import format_card
+from lib.card import format_card, load_card
 from lib.paths import MODEL_CARD
 
 
@@ -98,9 +98,11 @@ def test_calibrate_writes_only_its_fields(tmp_path):
                            "--card", str(card_path)]) == 0
     after = json.loads(card_path.read_text())
     changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
-    assert changed == {"calibration", "threshold", "threshold_rule", "kl_set", "ood"}
+    assert changed == {"calibration", "threshold", "threshold_rule", "kl_grade", "kl_set", "ood"}
     assert list(after).index("threshold_rule") == list(after).index("threshold") + 1
-    assert list(after).index("kl_set") == list(after).index("threshold_rule") + 1
+    assert list(after).index("kl_grade") == list(after).index("threshold_rule") + 1
+    assert list(after).index("kl_set") == list(after).index("kl_grade") + 1
+    assert after["kl_grade"]["rule"] in ("argmax", "cut_points")
     assert after["kl_set"]["coverage"] == calibrate.KL_SET_COVERAGE and 0 < after["kl_set"]["threshold"] <= 1
     assert 0 < after["threshold"] < 1 and math.isfinite(after["ood"]["threshold"])
     assert after["calibration"]["oa_temperature"] > 0 and after["calibration"]["kl_temperature"] > 0
@@ -109,7 +111,7 @@ def test_calibrate_writes_only_its_fields(tmp_path):
     scored = eval_io.join(eval_io.load_predictions(paths["val"]), eval_io.load_split(paths["split"]))
     scored = scored.select(scored.split == "val")
     labelled = ~np.isnan(scored.label)
-    p_oa = eval_io.calibrated_p_oa(scored.oa_logit[labelled], after)
+    p_oa = eval_io.interpreted(scored.oa_logit[labelled], scored.kl_logits[labelled], after)["p_oa"]
     assert np.mean(p_oa[scored.label[labelled] == 1] >= after["threshold"]) >= 0.9
     knees = np.concatenate([np.array(k) for k in scored.knee_ood_scores])
     assert np.mean(knees > after["ood"]["threshold"]) <= 0.01
@@ -136,3 +138,37 @@ def test_card_layout_round_trips():
     assert json.loads(text) == card
     assert '"mean": [0.5, 0.5, 0.5]' in text and '"calibration": { "oa_temperature"' in text
     assert '"credits": {\n' in text
+
+
+def test_cut_points_are_chosen_only_when_they_read_grades_better_cross_fitted():
+    rng = np.random.default_rng(3)
+    grades = rng.integers(0, 5, 2000)
+    units = np.arange(2000) // 2
+    # Probabilities whose argmax lags one grade behind the truth for grades 1-4 while the expected grade
+    # still orders the knees: cut points recover the grades, the argmax cannot.
+    lagging = np.full((2000, 5), 0.02)
+    lagging[np.arange(2000), np.maximum(grades - 1, 0)] = 0.5
+    lagging[np.arange(2000), grades] += 0.4
+    lagging /= lagging.sum(axis=1, keepdims=True)
+    entry, figures = calibrate.choose_kl_grade_rule(lagging, grades, units)
+    assert entry["rule"] == "cut_points" and entry["cut_points"] == sorted(entry["cut_points"])
+    assert figures["cut_points"]["accuracy"] > 0.95 > figures["argmax"]["accuracy"]
+    assert np.mean(calibrate.grades_by_cut_points(lagging @ np.arange(5), entry["cut_points"]) == grades) > 0.95
+    # Sharp, correct probabilities: the argmax is already right and is kept.
+    sharp = np.full((2000, 5), 0.01)
+    sharp[np.arange(2000), grades] = 0.96
+    entry, _ = calibrate.choose_kl_grade_rule(sharp, grades, units)
+    assert entry == {"rule": "argmax", "method": entry["method"]} and "cut points" in entry["method"]
+
+
+def test_the_core_reads_grades_by_the_rule_calibrate_fitted():
+    card = load_card(MODEL_CARD)
+    card["kl_grade"] = {"rule": "cut_points", "cut_points": [0.9, 1.4, 2.2, 3.3]}
+    logits = np.random.default_rng(5).normal(scale=2.0, size=(500, 5)).astype(np.float32)
+    scaled = logits.astype(np.float64) / card["calibration"]["kl_temperature"]
+    probs = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    shown = eval_io.interpreted(np.zeros(500), logits, card)
+    assert np.array_equal(shown["kl_grade"], calibrate.grades_by_cut_points(probs @ np.arange(5), [0.9, 1.4, 2.2, 3.3]))
+    card["kl_grade"] = {"rule": "argmax"}
+    assert np.array_equal(eval_io.interpreted(np.zeros(500), logits, card)["kl_grade"], logits.argmax(axis=1))

@@ -45,7 +45,14 @@ def test_figures_equal_direct_computation(evaluated):
     definite = (scored.label == 1) | (scored.kl_grade == 0)
     labelled = ~np.isnan(scored.label)
     graded = scored.kl_grade >= 0
-    kl_predicted = scored.kl_logits.argmax(axis=1)   # a temperature never changes the argmax
+    # The card's grade rule written out here: the argmax, or cut points counted below the expected grade.
+    scaled = scored.kl_logits / card["calibration"]["kl_temperature"]
+    probs = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    if card["kl_grade"]["rule"] == "cut_points":
+        kl_predicted = (probs @ np.arange(5) > np.array(card["kl_grade"]["cut_points"])[:, None]).sum(axis=0)
+    else:
+        kl_predicted = probs.argmax(axis=1)
     overall = evaluated["metrics"]["results"]["test"]["all"]
     assert overall["auc_kl2_vs_kl0"]["value"] == pytest.approx(metrics.auc(scored.label[definite], p_oa[definite]))
     assert overall["auc_kl2_vs_kl01"]["value"] == pytest.approx(metrics.auc(scored.label[labelled], p_oa[labelled]))
@@ -146,7 +153,9 @@ def test_kl_set_figures_equal_direct_computation(evaluated):
     paths = evaluated["paths"]
     scored = eval_io.join(eval_io.load_predictions(paths["test"]), eval_io.load_split(paths["split"]))
     scored = scored.select((scored.split == "test") & scored.ok & (scored.kl_grade >= 0))
-    probs = eval_io.calibrated_kl_probs(scored.kl_logits, card)
+    scaled = scored.kl_logits / card["calibration"]["kl_temperature"]
+    probs = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
     # The set rule written out here: grades by decreasing probability until their mass exceeds the threshold.
     sets = np.zeros_like(probs, dtype=bool)
     for row, p in enumerate(probs):

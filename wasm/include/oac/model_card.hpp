@@ -64,10 +64,20 @@ struct KlSetSpec {
   double threshold = 0;
 };
 
+// Mirrors "kl_grade": how the one KL grade shown is read from the calibrated probabilities. "argmax"
+// takes the most probable grade; "cut_points" counts the cut points below the expected grade
+// (sum of grade x probability), which tools/evaluation/calibrate.py tunes on validation for QWK and
+// accuracy when that reads grades better than the argmax.
+struct KlGradeSpec {
+  bool by_cut_points = false;
+  std::array<double, 4> cut_points{};  // ascending, within [0, 4]; read only with by_cut_points
+};
+
 struct ModelSpec {
   PreprocessSpec preprocess;
   CalibrationSpec calibration;
   double threshold = 0;  // on the calibrated P(OA)
+  KlGradeSpec kl_grade;
   KlSetSpec kl_set;
   OodSpec ood;
 };

@@ -16,10 +16,11 @@ struct Prediction {
   float p_oa = 0;  // calibrated P(KL >= 2)
   bool oa = false;
   std::array<float, kKlGrades> kl_probs{};
-  int kl_grade = 0;
+  int kl_grade = 0;  // by the card's rule (ModelSpec::kl_grade): the argmax, or cut points on the expected grade
   // The KL prediction set (ModelSpec::kl_set): kl_set[g] is true when grade g is in it. Grades join
   // in order of decreasing probability (ties: the lower grade first) until their cumulative
-  // probability exceeds the card's threshold, so the set always holds kl_grade and may skip a grade.
+  // probability exceeds the card's threshold, so the set always holds the most probable grade and
+  // may skip a grade.
   std::array<bool, kKlGrades> kl_set{};
   bool in_distribution = false;
 };
