@@ -100,9 +100,10 @@ export class KneeClassifier {
 
   /**
    * Decodes one image and finds its knees. Returns { ok: false, error } or
-   * { ok: true, width, height, knees: [{ side, patient_side, box, by_hand, width, height, tensor }], notice, metadata }
-   * (box: [x0, y0, x1, y1] in pixels of the decoded image) with tensors copied out of the core's
-   * heap; metadata holds the DICOM header's pixel_spacing_mm ([rows, columns]) and laterality, when present.
+   * { ok: true, width, height, knees: [{ side, patient_side, box, by_hand, inverted, width, height, tensor }], notice,
+   * metadata }: the knees as the core describes them (box: [x0, y0, x1, y1] in pixels of the decoded image), each
+   * with its tensor copied out of the core's heap; metadata holds the DICOM header's pixel_spacing_mm
+   * ([rows, columns]) and laterality, when present.
    * An image that decoded but shows no knee joint has knees [] and `notice` saying so; the core keeps its
    * picture, so setBox() can add a knee a person drew. The core keeps the knees until the next prepare(),
    * so views() and setBox() refer to this image.
@@ -115,9 +116,9 @@ export class KneeClassifier {
       return { ok: false, error: `the image could not be processed (${errorMessage(error)})` };
     }
     if (!prepared.ok) return { ok: false, error: prepared.error || 'the image could not be read' };
-    const knees = Array.from(prepared.knees, (knee, i) => this.preparedKnee(knee, i));
+    const knees = prepared.knees.map((knee, i) => this.withTensor(knee, i));
     const metadata = {};
-    if (prepared.pixelSpacing) metadata.pixel_spacing_mm = Array.from(prepared.pixelSpacing);
+    if (prepared.pixel_spacing_mm) metadata.pixel_spacing_mm = prepared.pixel_spacing_mm;
     if (prepared.laterality) metadata.laterality = prepared.laterality;
     const notice = knees.length === 0 ? (prepared.notice || NO_KNEE_NOTICE) : '';
     return { ok: true, width: prepared.width, height: prepared.height, knees, notice, metadata };
@@ -138,7 +139,7 @@ export class KneeClassifier {
       return { ok: false, error: `the box could not be set (${errorMessage(error)})` };
     }
     if (!outcome.ok) return { ok: false, error: outcome.error || 'the box could not be set' };
-    return { ok: true, knee: this.preparedKnee(outcome.knee, index) };
+    return { ok: true, knee: this.withTensor(outcome.knee, index) };
   }
 
   /**
@@ -154,18 +155,9 @@ export class KneeClassifier {
     return { width: view.width, height: view.height, grey };
   }
 
-  /** A knee as the core describes it, with its tensor copied out of the heap. */
-  preparedKnee(knee, index) {
-    return {
-      side: knee.side,
-      patient_side: knee.patientSide,
-      box: Array.from(knee.box),
-      by_hand: knee.byHand,
-      inverted: knee.inverted,
-      width: knee.width,
-      height: knee.height,
-      tensor: this.core.tensor(index).slice(),
-    };
+  /** Knee `index` as the core describes it, with its tensor copied out of the heap. */
+  withTensor(knee, index) {
+    return { ...knee, tensor: this.core.tensor(index).slice() };
   }
 
   /**
@@ -181,7 +173,7 @@ export class KneeClassifier {
 
   /**
    * Runs the model on knee tensors, at most kneesPerRun per session.run.
-   * Returns per knee { oaLogit, klLogits (Float32Array[5]), oodScore, cam? { data, width, height } }.
+   * Returns per knee { oa_logit, kl_logits (Float32Array[5]), ood_score, cam? { data, width, height } }.
    */
   async infer(tensors, { withCam = false } = {}) {
     const tensorLength = 3 * this.inputSize * this.inputSize;
@@ -204,25 +196,23 @@ export class KneeClassifier {
     return raw;
   }
 
-  /** Calibrated result of one knee, in the CLI's JSON vocabulary. */
+  /**
+   * Calibrated result of one knee, in the CLI's JSON vocabulary: the knee, the core's prediction as the core gives
+   * it, and the model's outputs.
+   */
   interpret(knee, raw) {
-    const prediction = this.core.interpret(raw.oaLogit, raw.klLogits, raw.oodScore);
-    if (!prediction.ok) throw new Error(`the model outputs could not be interpreted: ${prediction.error}`);
+    const { ok, error, ...prediction } = this.core.interpret(raw.oa_logit, raw.kl_logits, raw.ood_score);
+    if (!ok) throw new Error(`the model outputs could not be interpreted: ${error}`);
     return {
       side: knee.side,
       ...(knee.patient_side ? { patient_side: knee.patient_side } : {}),
       box: knee.box,
       ...(knee.by_hand ? { by_hand: true } : {}),
       ...(knee.inverted ? { inverted: true } : {}),
-      p_oa: prediction.pOa,
-      oa: prediction.oa,
-      kl_probs: prediction.klProbs,
-      kl_grade: prediction.klGrade,
-      kl_set: prediction.klSet,
-      in_distribution: prediction.inDistribution,
-      oa_logit: raw.oaLogit,
-      kl_logits: Array.from(raw.klLogits),
-      ood_score: raw.oodScore,
+      ...prediction,
+      oa_logit: raw.oa_logit,
+      kl_logits: Array.from(raw.kl_logits),
+      ood_score: raw.ood_score,
     };
   }
 
@@ -356,9 +346,9 @@ function readOutputs(outputs, count, withCam) {
   }
   return Array.from({ length: count }, (_, i) => {
     const knee = {
-      oaLogit: oa[i],
-      klLogits: kl.slice(i * KL_GRADE_COUNT, (i + 1) * KL_GRADE_COUNT),
-      oodScore: ood[i],
+      oa_logit: oa[i],
+      kl_logits: kl.slice(i * KL_GRADE_COUNT, (i + 1) * KL_GRADE_COUNT),
+      ood_score: ood[i],
     };
     if (cam) {
       const size = cam.width * cam.height;

@@ -156,10 +156,10 @@ def test_embind_prepare_reports_spacing_laterality_and_errors(manifest):
                              [FIXTURES / case["file"] for case in cases + refused])
     for case, result in zip(cases, results):
         assert result["ok"], (case["name"], result["error"])
-        assert result["pixelSpacing"] == case["pixel_spacing_mm"], case["name"]
+        assert result["pixel_spacing_mm"] == case["pixel_spacing_mm"], case["name"]
         assert result["laterality"] == case["laterality"], case["name"]
     for case, result in zip(refused, results[len(cases):]):
-        assert result == {"ok": False, "error": case["error"], "pixelSpacing": None, "laterality": "", "knees": 0,
+        assert result == {"ok": False, "error": case["error"], "pixel_spacing_mm": None, "laterality": "", "knees": 0,
                           "controlUnchanged": True}, case["name"]
 
 

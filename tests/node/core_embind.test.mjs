@@ -32,7 +32,7 @@ test('prepare returns knees and heap views of tensor and crop', () => {
   assert.equal(result.error, '');
   // A joint crop: its centre square, as the training crops were framed.
   assert.deepEqual(result.knees, [{
-    side: 'single', patientSide: '', box: [10, 0, 110, 100], byHand: false, inverted: false, width: 100, height: 100,
+    side: 'single', patient_side: '', box: [10, 0, 110, 100], by_hand: false, inverted: false, width: 100, height: 100,
   }]);
   assert.deepEqual([result.width, result.height, result.notice], [120, 100, '']);
   const tensor = core.tensor(0);
@@ -90,13 +90,15 @@ test('a bad card is reported by every call', () => {
 test('interpret calibrates the outputs', () => {
   const core = new oac.Core(card);
   const prediction = core.interpret(0, new Float32Array([0, 0, 3, 0, 0]), 1e31);
+  // The names and order of the CLI's JSON and the Python module: web/engine.js passes the prediction through.
+  assert.deepEqual(Object.keys(prediction), ['ok', 'error', 'p_oa', 'oa', 'kl_probs', 'kl_grade', 'kl_set', 'in_distribution']);
   assert.equal(prediction.ok, true);
-  assert.equal(prediction.pOa, 0.5);  // logit 0 whatever the temperature
+  assert.equal(prediction.p_oa, 0.5);  // logit 0 whatever the temperature
   assert.equal(prediction.oa, 0.5 >= threshold);
-  assert.equal(prediction.klGrade, 2);
-  assert.equal(prediction.klProbs.length, 5);
-  assert.ok(Math.abs(prediction.klProbs.reduce((a, b) => a + b) - 1) < 1e-6);
-  assert.equal(prediction.inDistribution, false);
+  assert.equal(prediction.kl_grade, 2);
+  assert.equal(prediction.kl_probs.length, 5);
+  assert.ok(Math.abs(prediction.kl_probs.reduce((a, b) => a + b) - 1) < 1e-6);
+  assert.equal(prediction.in_distribution, false);
   assert.equal(core.interpret(0, [1, 2], 0).error, 'interpret() needs exactly 5 KL logits.');
   core.delete();
 });
@@ -113,12 +115,12 @@ test('interpret gives the KL prediction set as a list of grades', () => {
     const core = new oac.Core(withSet(threshold));
     const prediction = core.interpret(0, logits, 0);
     assert.equal(prediction.ok, true, prediction.error);
-    assert.deepEqual(prediction.klSet, expected, `threshold ${threshold}`);
-    assert.ok(prediction.klSet.includes(prediction.klGrade));
+    assert.deepEqual(prediction.kl_set, expected, `threshold ${threshold}`);
+    assert.ok(prediction.kl_set.includes(prediction.kl_grade));
     core.delete();
   }
   const product = new oac.Core(card);
-  assert.ok(Array.isArray(product.interpret(0, logits, 0).klSet));
+  assert.ok(Array.isArray(product.interpret(0, logits, 0).kl_set));
   product.delete();
   const broken = new oac.Core(JSON.stringify({ ...JSON.parse(card), kl_set: { coverage: 0.9 } }));
   assert.equal(broken.interpret(0, logits, 0).error, 'The model card has no "kl_set.threshold" field.');
@@ -175,7 +177,7 @@ test('a whole radiograph gives each knee a square box in decoded pixels; setBox 
     const [x0, y0, x1, y1] = knee.box;
     assert.equal(x1 - x0, y1 - y0);
     assert.deepEqual([knee.width, knee.height], [x1 - x0, y1 - y0]);
-    assert.equal(knee.byHand, false);
+    assert.equal(knee.by_hand, false);
     assert.equal(knee.inverted, false);
   }
   const overview = core.overviewRgba(512);
@@ -185,7 +187,7 @@ test('a whole radiograph gives each knee a square box in decoded pixels; setBox 
   const moved = core.setBox(1, 1200, 300, 1800, 700);  // a rectangle: made square about its centre
   assert.equal(moved.ok, true, moved.error);
   assert.deepEqual(moved.knee.box, [1200, 200, 1800, 800]);
-  assert.equal(moved.knee.byHand, true);
+  assert.equal(moved.knee.by_hand, true);
   assert.equal(moved.knee.side, 'right');
   assert.equal(core.tensor(1).length, tensorLength);
   const added = core.setBox(2, 0, 0, 50, 50);
@@ -205,6 +207,6 @@ test('an image without a knee decodes, says so, and takes a box drawn by hand', 
   const drawn = core.setBox(0, 100, 100, 300, 300);
   assert.equal(drawn.ok, true);
   assert.equal(drawn.knee.side, 'single');
-  assert.equal(drawn.knee.byHand, true);
+  assert.equal(drawn.knee.by_hand, true);
   core.delete();
 });

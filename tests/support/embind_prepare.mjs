@@ -1,5 +1,5 @@
 // Runs Core.prepare of build/wasm/oac_core.mjs (the module the page's worker and the CLI load) on files
-// and prints one JSON array: per file { ok, error, pixelSpacing, laterality, knees, controlUnchanged }.
+// and prints one JSON array: per file { ok, error, pixel_spacing_mm, laterality, knees, controlUnchanged }.
 // After each file the control image is prepared again and its tensors compared with its first run, so a
 // bad file that left state behind in the core shows as controlUnchanged: false.
 import fs from 'node:fs';
@@ -23,8 +23,8 @@ const controlTensors = () => {
 const expectedControl = controlTensors();
 
 const results = files.map((file) => {
-  const { ok, error, pixelSpacing, laterality, knees } = core.prepare(new Uint8Array(fs.readFileSync(file)));
-  const result = { ok, error, pixelSpacing, laterality, knees: knees.length };
+  const { ok, error, pixel_spacing_mm, laterality, knees } = core.prepare(new Uint8Array(fs.readFileSync(file)));
+  const result = { ok, error, pixel_spacing_mm, laterality, knees: knees.length };
   const again = controlTensors();
   result.controlUnchanged = again.length === expectedControl.length
     && again.every((tensor, i) => tensor.equals(expectedControl[i]));

@@ -17,13 +17,13 @@ using emscripten::val;
 
 namespace {
 
-// One knee: `box` is [x0, y0, x1, y1] in pixels of the decoded image (half-open), `byHand` tells a
+// One knee: `box` is [x0, y0, x1, y1] in pixels of the decoded image (half-open), `by_hand` tells a
 // box set with setBox from one localisation found; width and height are the crop's.
 struct KneeInfo {
   std::string side;
-  std::string patientSide;  // "L" or "R" where a DICOM header names the knee of a one-knee film, else ""
+  std::string patient_side;  // "L" or "R" where a DICOM header names the knee of a one-knee film, else ""
   val box = val::array();
-  bool byHand = false;
+  bool by_hand = false;
   bool inverted = false;  // the picture was a negative (bone dark) and was turned back
   int width = 0;
   int height = 0;
@@ -38,8 +38,8 @@ struct PrepareOutcome {
   int height = 0;
   std::string notice;
   val knees = val::array();  // KneeInfo objects
-  val pixelSpacing = val::null();  // [between rows, between columns] in mm, from DICOM; null when unknown
-  std::string laterality;          // "L", "R", "B", "U" from DICOM, or ""
+  val pixel_spacing_mm = val::null();  // [between rows, between columns] in mm, from DICOM; null when unknown
+  std::string laterality;              // "L", "R", "B", "U" from DICOM, or ""
 };
 
 // An RGBA picture in the module heap: rgba is a Uint8Array view of width * height * 4 bytes, valid
@@ -59,12 +59,12 @@ struct SetBoxOutcome {
 struct InterpretOutcome {
   bool ok = false;
   std::string error;
-  float pOa = 0;
+  float p_oa = 0;
   bool oa = false;
-  std::array<float, oac::kKlGrades> klProbs{};
-  int klGrade = 0;
-  val klSet = val::array();  // the grades of the KL prediction set, ascending
-  bool inDistribution = false;
+  std::array<float, oac::kKlGrades> kl_probs{};
+  int kl_grade = 0;
+  val kl_set = val::array();  // the grades of the KL prediction set, ascending
+  bool in_distribution = false;
 };
 
 // The file contents as a Uint8Array, or nullopt for anything but a Uint8Array or ArrayBuffer.
@@ -138,8 +138,8 @@ class Core {
     if (image_->knees.empty()) outcome.notice = oac::kNoKneeFound;
     const oac::ImageMetadata& metadata = image_->metadata;
     if (metadata.pixel_spacing_mm) {
-      outcome.pixelSpacing = val::array();
-      for (const double millimetres : *metadata.pixel_spacing_mm) outcome.pixelSpacing.call<void>("push", millimetres);
+      outcome.pixel_spacing_mm = val::array();
+      for (const double millimetres : *metadata.pixel_spacing_mm) outcome.pixel_spacing_mm.call<void>("push", millimetres);
     }
     outcome.laterality = metadata.laterality;
     outcome.ok = true;
@@ -213,14 +213,14 @@ class Core {
     }
     const oac::Prediction prediction = oac::interpret(oa_logit, logits.data(), ood_score, *spec_);
     outcome.ok = true;
-    outcome.pOa = prediction.p_oa;
+    outcome.p_oa = prediction.p_oa;
     outcome.oa = prediction.oa;
-    outcome.klProbs = prediction.kl_probs;
-    outcome.klGrade = prediction.kl_grade;
+    outcome.kl_probs = prediction.kl_probs;
+    outcome.kl_grade = prediction.kl_grade;
     for (int grade = 0; grade < oac::kKlGrades; ++grade) {
-      if (prediction.kl_set[grade]) outcome.klSet.call<void>("push", grade);
+      if (prediction.kl_set[grade]) outcome.kl_set.call<void>("push", grade);
     }
-    outcome.inDistribution = prediction.in_distribution;
+    outcome.in_distribution = prediction.in_distribution;
     return outcome;
   }
 
@@ -305,9 +305,9 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .element(emscripten::index<4>());
   value_object<KneeInfo>("KneeInfo")
       .field("side", &KneeInfo::side)
-      .field("patientSide", &KneeInfo::patientSide)
+      .field("patient_side", &KneeInfo::patient_side)
       .field("box", &KneeInfo::box)
-      .field("byHand", &KneeInfo::byHand)
+      .field("by_hand", &KneeInfo::by_hand)
       .field("inverted", &KneeInfo::inverted)
       .field("width", &KneeInfo::width)
       .field("height", &KneeInfo::height);
@@ -318,7 +318,7 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .field("height", &PrepareOutcome::height)
       .field("notice", &PrepareOutcome::notice)
       .field("knees", &PrepareOutcome::knees)
-      .field("pixelSpacing", &PrepareOutcome::pixelSpacing)
+      .field("pixel_spacing_mm", &PrepareOutcome::pixel_spacing_mm)
       .field("laterality", &PrepareOutcome::laterality);
   value_object<RgbaView>("RgbaView")
       .field("width", &RgbaView::width)
@@ -331,12 +331,12 @@ EMSCRIPTEN_BINDINGS(oac_core) {
   value_object<InterpretOutcome>("InterpretOutcome")
       .field("ok", &InterpretOutcome::ok)
       .field("error", &InterpretOutcome::error)
-      .field("pOa", &InterpretOutcome::pOa)
+      .field("p_oa", &InterpretOutcome::p_oa)
       .field("oa", &InterpretOutcome::oa)
-      .field("klProbs", &InterpretOutcome::klProbs)
-      .field("klGrade", &InterpretOutcome::klGrade)
-      .field("klSet", &InterpretOutcome::klSet)
-      .field("inDistribution", &InterpretOutcome::inDistribution);
+      .field("kl_probs", &InterpretOutcome::kl_probs)
+      .field("kl_grade", &InterpretOutcome::kl_grade)
+      .field("kl_set", &InterpretOutcome::kl_set)
+      .field("in_distribution", &InterpretOutcome::in_distribution);
   function("fileSizeProblem", &file_size_problem);
   class_<Core>("Core")
       .constructor<std::string>()
