@@ -33,6 +33,7 @@ TEST_CASE("every field is read", "[card]") {
   CHECK(pre.bilateral_min_aspect == 2.4);
   CHECK(pre.fit == "center_crop");
   CHECK(spec.calibration.oa_temperature == 1.0);
+  CHECK(spec.calibration.oa_bias == 0.0);
   CHECK(spec.calibration.kl_temperature == 1.0);
   CHECK(spec.threshold == 0.5);
   CHECK_FALSE(spec.kl_grade.by_cut_points);
@@ -107,6 +108,7 @@ TEST_CASE("out-of-range values", "[card][errors]") {
         "The model card field \"preprocess.border_max_fraction\" must be at least 0 and below 0.5.");
   CHECK(parse_error(card_with("\"fit\": \"center_crop\"", "\"fit\": \"pad\"")) ==
         "The model card field \"preprocess.fit\" must be \"center_crop\" (the only fit the core supports).");
+  CHECK(parse_error(card_with("\"oa_bias\": 0.0, ", "")) == "The model card has no \"calibration.oa_bias\" field.");
   CHECK(parse_error(card_with("\"kl_temperature\": 1.0", "\"kl_temperature\": -1")) ==
         "The model card field \"calibration.kl_temperature\" must be a positive number.");
   CHECK(parse_error(card_with("\"threshold\": 0.5", "\"threshold\": 1.5")) ==

@@ -26,6 +26,12 @@ TEST_CASE("interpret applies temperatures, threshold and the OOD limit", "[inter
     CHECK(prediction.kl_probs[2] == Approx(std::exp(2.0) / total).epsilon(1e-6));
     CHECK(prediction.kl_grade == 2);
   }
+  SECTION("the bias shifts the scaled logit") {
+    spec.calibration.oa_temperature = 2.0;
+    spec.calibration.oa_bias = -0.5;
+    CHECK(oac::interpret(3.0f, flat, 0.0f, spec).p_oa == Approx(1.0 / (1.0 + std::exp(-1.0))).epsilon(1e-6));
+    CHECK(oac::interpret(1.0f, flat, 0.0f, spec).p_oa == 0.5f);
+  }
   SECTION("the threshold decides the verdict") {
     spec.threshold = 0.8;
     CHECK_FALSE(oac::interpret(1.0f, flat, 0.0f, spec).oa);  // p = 0.731

@@ -30,7 +30,7 @@ inline const std::string kTestCard = R"({
     "localise": {"template_size": 2, "template": ["00ff", "00ff"], "smallest_knee": 0.5, "min_knee_pixels": 2, "scale_steps": 1,
                  "min_score": 0.5, "pair_min_score": 0.4, "inverted_profile": 1, "inverted_match": 1, "joint_crop_fraction": 0.01}
   },
-  "calibration": {"oa_temperature": 1.0, "kl_temperature": 1.0},
+  "calibration": {"oa_temperature": 1.0, "oa_bias": 0.0, "kl_temperature": 1.0},
   "threshold": 0.5,
   "kl_grade": {"rule": "argmax"},
   "kl_set": {"coverage": 0.9, "threshold": 0.8},

@@ -47,7 +47,7 @@ describe('tools/oac classify', { timeout: SUITE_MS }, () => {
       assert.ok(result.knees.length >= 1);
       for (const knee of result.knees) {
         assert.deepEqual(Object.keys(knee), KNEE_FIELDS);
-        assert.ok(Math.abs(knee.p_oa - sigmoid(knee.oa_logit / card.calibration.oa_temperature)) < 1e-6);
+        assert.ok(Math.abs(knee.p_oa - sigmoid(knee.oa_logit / card.calibration.oa_temperature + card.calibration.oa_bias)) < 1e-6);
         assert.equal(knee.oa, knee.p_oa >= card.threshold);
         assert.equal(knee.kl_probs.length, 5);
         assert.equal(knee.kl_logits.length, 5);

@@ -106,7 +106,7 @@ test('interpret calibrates the outputs', () => {
 test('interpret gives the KL prediction set as a list of grades', () => {
   const withSet = (threshold) => JSON.stringify({
     ...JSON.parse(card),
-    calibration: { oa_temperature: 1, kl_temperature: 1 },
+    calibration: { oa_temperature: 1, oa_bias: 0, kl_temperature: 1 },
     kl_set: { coverage: 0.9, threshold },
   });
   // Probabilities 0.3, 0.05, 0.55, 0.05, 0.05: 0.55 + 0.3 exceeds 0.8 before grade 1 would join.

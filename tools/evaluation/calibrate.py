@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 
 from evaluation import eval_io, metrics
 from lib.card import load_card, save_card
@@ -30,11 +30,13 @@ KL_CUT_GRID = np.linspace(0.0, 4.0, 161)
 KL_RULE_SEED = 7
 # Search range for log(1 / T): temperatures from about 0.001 to 1100, far beyond any sane fit.
 LOG_INVERSE_TEMPERATURE_BOUNDS = (-7.0, 7.0)
+# Search range of the OA bias: a shift of the log-odds by up to 20, far beyond any sane fit.
+BIAS_BOUNDS = (-20.0, 20.0)
 
 
-def binary_nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
-    """Mean -log P(label) under sigmoid(logit / T)."""
-    scaled = np.asarray(logits, dtype=np.float64) / temperature
+def binary_nll(logits: np.ndarray, labels: np.ndarray, temperature: float, bias: float = 0.0) -> float:
+    """Mean -log P(label) under sigmoid(logit / T + bias)."""
+    scaled = np.asarray(logits, dtype=np.float64) / temperature + bias
     # -log sigmoid(s) = log(1 + e^-s); -log(1 - sigmoid(s)) = log(1 + e^s)
     return float(np.mean(np.logaddexp(0.0, np.where(np.asarray(labels) == 1, -scaled, scaled))))
 
@@ -57,6 +59,22 @@ def fit_temperature(nll) -> float:
         raise ValueError(f"the temperature fit ran to the edge of its range (T = {math.exp(-result.x):.3g}): "
                          "the validation outputs are degenerate (e.g. perfectly separated or constant)")
     return math.exp(-result.x)
+
+
+def fit_temperature_and_bias(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(T, bias) minimising binary_nll: Platt scaling. The NLL is convex in (1/T, bias), so a bounded
+    quasi-Newton search from (1, 0) finds the global minimum."""
+    objective = lambda x: binary_nll(logits, labels, math.exp(-x[0]), x[1])
+    result = minimize(objective, x0=np.zeros(2), method="L-BFGS-B",
+                      bounds=[LOG_INVERSE_TEMPERATURE_BOUNDS, BIAS_BOUNDS])
+    if not result.success:
+        raise ValueError(f"the temperature and bias fit did not converge ({result.message})")
+    # As for fit_temperature: a fit matched at the edge of the range means the NLL keeps falling outward.
+    if any(objective([edge, result.x[1]]) <= result.fun + 1e-12 for edge in LOG_INVERSE_TEMPERATURE_BOUNDS):
+        raise ValueError(f"the temperature and bias fit ran to the edge of its range (T = {math.exp(-result.x[0]):.3g}, "
+                         f"bias {result.x[1]:.3g}): the validation outputs are degenerate (e.g. perfectly separated "
+                         "or constant)")
+    return math.exp(-result.x[0]), float(result.x[1])
 
 
 def threshold_for_sensitivity(labels: np.ndarray, scores: np.ndarray, min_sensitivity: float) -> float:
@@ -187,9 +205,9 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
     oa_logits, labels = scored.oa_logit[binary], scored.label[binary].astype(int)
     kl_logits, grades = scored.kl_logits[graded], scored.kl_grade[graded]
 
-    oa_temperature = fit_temperature(lambda t: binary_nll(oa_logits, labels, t))
+    oa_temperature, oa_bias = fit_temperature_and_bias(oa_logits, labels)
     kl_temperature = fit_temperature(lambda t: multiclass_nll(kl_logits, grades, t))
-    p_oa = eval_io.sigmoid(oa_logits / oa_temperature)
+    p_oa = eval_io.sigmoid(oa_logits / oa_temperature + oa_bias)
     threshold = threshold_for_sensitivity(labels, p_oa, min_sensitivity)
     kl_probs = eval_io.softmax(kl_logits / kl_temperature)
     kl_grade_rule, kl_grade_figures = choose_kl_grade_rule(kl_probs, grades, scored.unit[graded])
@@ -200,9 +218,11 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
     updated = dict(card)
     updated["calibration"] = {
         "oa_temperature": oa_temperature,
+        "oa_bias": oa_bias,
         "kl_temperature": kl_temperature,
-        "method": "temperature scaling: T minimises the mean negative log-likelihood of sigmoid(oa_logit / T) "
-                  "against the OA label (KL >= 2) and of softmax(kl_logits / T) against the KL grade",
+        "method": "Platt scaling for OA and temperature scaling for KL: T and bias minimise the mean negative "
+                  "log-likelihood of sigmoid(oa_logit / T + bias) against the OA label (KL >= 2), T that of "
+                  "softmax(kl_logits / T) against the KL grade",
         "fitted_on": f"clean validation split: {len(labels)} images with an OA label, {len(grades)} with a KL grade",
     }
     updated["threshold"] = threshold
@@ -231,8 +251,8 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
     summary = [
         f"validation: {len(scored)} images matched, {int((~ok).sum())} failed to classify, "
         f"{len(labels)} with an OA label ({int(labels.sum())} OA), {len(grades)} with a KL grade",
-        f"OA temperature {oa_temperature:.4f}: NLL {binary_nll(oa_logits, labels, 1.0):.4f} -> "
-        f"{binary_nll(oa_logits, labels, oa_temperature):.4f}, ECE "
+        f"OA temperature {oa_temperature:.4f}, bias {oa_bias:.4f}: NLL {binary_nll(oa_logits, labels, 1.0):.4f} -> "
+        f"{binary_nll(oa_logits, labels, oa_temperature, oa_bias):.4f}, ECE "
         f"{metrics.expected_calibration_error(labels, eval_io.sigmoid(oa_logits)):.4f} -> "
         f"{metrics.expected_calibration_error(labels, p_oa):.4f}",
         f"KL temperature {kl_temperature:.4f}: NLL {multiclass_nll(kl_logits, grades, 1.0):.4f} -> "

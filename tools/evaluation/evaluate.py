@@ -614,7 +614,8 @@ def write_report(path: Path, results: dict, targets: list[dict], card: dict, con
     calibration = card.get("calibration", {})
     lines += [
         "", "## Calibration in the card", "",
-        f"- OA temperature {calibration.get('oa_temperature')}, KL temperature {calibration.get('kl_temperature')}"
+        f"- OA temperature {calibration.get('oa_temperature')}, OA bias {calibration.get('oa_bias')}, "
+        f"KL temperature {calibration.get('kl_temperature')}"
         + (f": {calibration['fitted_on']}" if "fitted_on" in calibration else ""),
         f"- threshold {card['threshold']}: {card.get('threshold_rule', 'rule not recorded')}",
         f"- KL set threshold {card['kl_set']['threshold']} for {card['kl_set']['coverage']:.0%} coverage: "

@@ -83,7 +83,7 @@ def render(card):
         "## Outputs\n" + bullet_table(card["outputs"]),
         "## Labels\n" + bullet_table(card.get("labels", {})),
         "## Calibration and gates\n" + bullet_table({
-            "temperatures": card["calibration"],
+            "calibration": card["calibration"],
             "threshold on calibrated P(OA)": f"{card['threshold']} ({card.get('threshold_rule', 'rule not recorded')})",
             "KL grade shown": kl_grade_line(card.get("kl_grade")),
             "KL prediction set": kl_set_line(card.get("kl_set")),

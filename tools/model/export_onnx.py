@@ -42,6 +42,7 @@ import torch
 from onnx import helper, numpy_helper
 from torch import nn
 
+from evaluation.eval_io import sigmoid, softmax
 from lib.card import load_card, save_card
 from lib.paths import REPO_ROOT
 from model.inception import FEATURE_CHANNELS, OAInceptionV3
@@ -305,15 +306,6 @@ def run_onnx(backend: str, model_file: Path, inputs: np.ndarray) -> dict[str, np
         np.save(Path(scratch) / "inputs.npy", np.ascontiguousarray(inputs, dtype=np.float32))
         subprocess.run(["node", str(ONNX_RUNNER), backend, str(model_file), str(Path(scratch) / "inputs.npy"), scratch], check=True)
         return {name: np.load(Path(scratch) / f"{name}.npy") for name in OUTPUT_NAMES}
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def compare_int8_with_fp32(model: OAInceptionV3, ood: OodGate, input_size: int, int8_file: Path,

@@ -110,6 +110,7 @@ PYBIND11_MODULE(oac_core, m) {
       .def_readwrite("fit", &oac::PreprocessSpec::fit);
   py::class_<oac::CalibrationSpec>(m, "CalibrationSpec")
       .def_readwrite("oa_temperature", &oac::CalibrationSpec::oa_temperature)
+      .def_readwrite("oa_bias", &oac::CalibrationSpec::oa_bias)
       .def_readwrite("kl_temperature", &oac::CalibrationSpec::kl_temperature);
   py::class_<oac::OodSpec>(m, "OodSpec").def_readwrite("threshold", &oac::OodSpec::threshold);
   py::class_<oac::KlGradeSpec>(m, "KlGradeSpec")

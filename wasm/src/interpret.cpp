@@ -17,7 +17,7 @@ double sigmoid(double x) {
 
 Prediction interpret(float oa_logit, const float* kl_logits, float ood_score, const ModelSpec& spec) {
   Prediction prediction;
-  prediction.p_oa = static_cast<float>(sigmoid(oa_logit / spec.calibration.oa_temperature));
+  prediction.p_oa = static_cast<float>(sigmoid(oa_logit / spec.calibration.oa_temperature + spec.calibration.oa_bias));
   prediction.oa = prediction.p_oa >= spec.threshold;
 
   std::array<double, kKlGrades> scaled{};

@@ -153,6 +153,7 @@ Result<ModelSpec> parse_model_card(std::string_view json_text) {
   localise.inverted_profile = card.number("preprocess.localise.inverted_profile");
   localise.inverted_match = card.number("preprocess.localise.inverted_match");
   spec.calibration.oa_temperature = card.number("calibration.oa_temperature");
+  spec.calibration.oa_bias = card.number("calibration.oa_bias");
   spec.calibration.kl_temperature = card.number("calibration.kl_temperature");
   spec.threshold = card.number("threshold");
   const std::string grade_rule = card.text("kl_grade.rule");
@@ -195,6 +196,7 @@ Result<ModelSpec> parse_model_card(std::string_view json_text) {
   card.require(localise.joint_crop_fraction > 0 && localise.joint_crop_fraction <= 1,
                "preprocess.localise.joint_crop_fraction", "above 0 and at most 1");
   card.require(spec.calibration.oa_temperature > 0, "calibration.oa_temperature", "a positive number");
+  card.require(std::isfinite(spec.calibration.oa_bias), "calibration.oa_bias", "a finite number");
   card.require(spec.calibration.kl_temperature > 0, "calibration.kl_temperature", "a positive number");
   card.require(spec.threshold >= 0 && spec.threshold <= 1, "threshold", "a probability from 0 to 1");
   card.require(grade_rule == "argmax" || grade_rule == "cut_points", "kl_grade.rule",

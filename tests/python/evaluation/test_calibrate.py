@@ -131,7 +131,7 @@ def test_calibrate_complains_clearly_without_validation_rows(tmp_path):
 
 def test_card_layout_round_trips():
     card = {"name": "fixture", "preprocess": {"mean": [0.5, 0.5, 0.5], "input_size": 224},
-            "calibration": {"oa_temperature": 0.8, "kl_temperature": 0.9},
+            "calibration": {"oa_temperature": 0.8, "oa_bias": -0.25, "kl_temperature": 0.9},
             "credits": {"weights": "a sentence long enough that it cannot share a line with its key " * 2},
             "ood": {"threshold": 12.5}}
     text = format_card(card) + "\n"
@@ -172,3 +172,17 @@ def test_the_core_reads_grades_by_the_rule_calibrate_fitted():
     assert np.array_equal(shown["kl_grade"], calibrate.grades_by_cut_points(probs @ np.arange(5), [0.9, 1.4, 2.2, 3.3]))
     card["kl_grade"] = {"rule": "argmax"}
     assert np.array_equal(eval_io.interpreted(np.zeros(500), logits, card)["kl_grade"], logits.argmax(axis=1))
+
+
+@pytest.mark.parametrize("true_temperature, true_bias", [(0.7, -1.0), (1.5, 0.6)])
+def test_temperature_and_bias_recover_the_generating_ones(true_temperature, true_bias):
+    rng = np.random.default_rng(4)
+    logits = rng.normal(0, 4, 20000)
+    labels = (rng.random(20000) < 1 / (1 + np.exp(-(logits / true_temperature + true_bias)))).astype(int)
+    temperature, bias = calibrate.fit_temperature_and_bias(logits, labels)
+    assert temperature == pytest.approx(true_temperature, rel=0.06) and bias == pytest.approx(true_bias, abs=0.08)
+
+
+def test_temperature_and_bias_refuse_separable_data():
+    with pytest.raises(ValueError, match="degenerate"):
+        calibrate.fit_temperature_and_bias(np.array([-3.0, -1.0, 1.0, 3.0]), np.array([0, 0, 1, 1]))

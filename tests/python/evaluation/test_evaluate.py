@@ -41,7 +41,8 @@ def test_figures_equal_direct_computation(evaluated):
     paths = evaluated["paths"]
     scored = eval_io.join(eval_io.load_predictions(paths["test"]), eval_io.load_split(paths["split"]))
     scored = scored.select((scored.split == "test") & scored.ok)
-    p_oa = 1 / (1 + np.exp(-scored.oa_logit / card["calibration"]["oa_temperature"]))
+    p_oa = 1 / (1 + np.exp(-(scored.oa_logit / card["calibration"]["oa_temperature"]
+                             + card["calibration"]["oa_bias"])))
     definite = (scored.label == 1) | (scored.kl_grade == 0)
     labelled = ~np.isnan(scored.label)
     graded = scored.kl_grade >= 0

@@ -45,8 +45,11 @@ struct PreprocessSpec {
   LocaliseSpec localise;
 };
 
+// P(OA) = sigmoid(oa_logit / oa_temperature + oa_bias): the bias undoes the shift that training's
+// class weighting leaves in the logit, which a temperature alone cannot.
 struct CalibrationSpec {
   double oa_temperature = 0;
+  double oa_bias = 0;
   double kl_temperature = 0;
 };
 
