@@ -62,7 +62,8 @@ class Config:
     warmup_steps: int = 100
     dropout: float = 0.4
     init: str = "nsfwjs"               # nsfwjs (converted Keras weights) or random
-    init_from: str = ""                # a checkpoint (.pt) or exported model (.onnx) whose weights start this run
+    init_from: str = ""                # a checkpoint (.pt) or exported model (.onnx) whose weights start this run;
+                                       # "<commit>:<path>" takes the file as that commit has it
     split: str = "models/data/split.csv"  # manifest; rows whose split is neither train nor val are unused
     freeze_through: str = "mixed5"     # nsfwjs kept everything up to mixed5 from ImageNet; "none" trains all
     freeze_bn_stats: bool = False      # every BatchNorm in inference mode (statistics fixed; beta still trains)
@@ -469,6 +470,21 @@ def set_train_mode(model, freeze_bn_stats):
                 module.eval()
 
 
+def committed_file(spec):
+    """The file `<commit>:<path>` names, written once from git into build/init/, so a run can start from a model
+    the repository has since replaced (the shipped model's reference export is overwritten by each release)."""
+    commit, _, path = spec.partition(":")
+    commit = git("rev-parse", "--verify", commit + "^{commit}").strip()
+    copy = REPO_ROOT / "build" / "init" / commit / path
+    if not copy.exists():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        data = subprocess.run(["git", "-C", str(REPO_ROOT), "show", f"{commit}:{path}"], check=True,
+                              capture_output=True).stdout
+        copy.with_name(copy.name + ".tmp").write_bytes(data)
+        os.replace(copy.with_name(copy.name + ".tmp"), copy)
+    return copy
+
+
 def load_init_weights(path):
     """An OAInceptionV3 state dict from a training checkpoint (.pt) or an exported ONNX model (.onnx)."""
     if path.suffix == ".onnx":
@@ -483,7 +499,8 @@ def build_model(config):
     if config.init_from:
         # the init weights replace every tensor, so the nsfwjs file is not needed; freezing still applies
         model = OAInceptionV3(dropout=config.dropout)
-        state, described = load_init_weights(REPO_ROOT / config.init_from)
+        source = committed_file(config.init_from) if ":" in config.init_from else REPO_ROOT / config.init_from
+        state, described = load_init_weights(source)
         model.load_state_dict(state)
         if freeze is not None:
             model.backbone.freeze_through(freeze)
