@@ -210,28 +210,23 @@ def quantize_graph(model: onnx.ModelProto, plan: Plan, parameters: dict[str, tup
         weight = numpy_helper.to_array(initializers[weight_name])
         stored = quantize_per_output_channel(torch.from_numpy(weight.copy()))
         weight_scale = stored.scale.numpy().astype(np.float32)
-        prefix = node.name
-        new_initializers.extend([
-            numpy_helper.from_array(stored.q.numpy(), f"{prefix}.weight.int8"),
-            numpy_helper.from_array(weight_scale, f"{prefix}.weight.scale"),
-            numpy_helper.from_array(np.zeros(len(weight_scale), np.int8), f"{prefix}.weight.zero_point"),
-        ])
-        weight_nodes.append(helper.make_node("DequantizeLinear", [f"{prefix}.weight.int8", f"{prefix}.weight.scale",
-                                                                  f"{prefix}.weight.zero_point"],
-                                             [f"{prefix}.weight"], name=f"{prefix}.weight.dequantize", axis=0))
-        node.input[1] = f"{prefix}.weight"
+        node.input[1] = stored_per_channel(f"{node.name}.weight", "int8", stored.q.numpy(), weight_scale)
         if bias_name:
             bias_scale = (parameters[node.input[0]][0] * weight_scale).astype(np.float32)
             bias = numpy_helper.to_array(initializers[bias_name])
-            new_initializers.extend([
-                numpy_helper.from_array(np.round(bias / bias_scale).astype(np.int32), f"{prefix}.bias.int32"),
-                numpy_helper.from_array(bias_scale, f"{prefix}.bias.scale"),
-                numpy_helper.from_array(np.zeros(len(bias_scale), np.int32), f"{prefix}.bias.zero_point"),
-            ])
-            weight_nodes.append(helper.make_node("DequantizeLinear", [f"{prefix}.bias.int32", f"{prefix}.bias.scale",
-                                                                      f"{prefix}.bias.zero_point"],
-                                                 [f"{prefix}.bias"], name=f"{prefix}.bias.dequantize", axis=0))
-            node.input[2] = f"{prefix}.bias"
+            node.input[2] = stored_per_channel(f"{node.name}.bias", "int32", np.round(bias / bias_scale).astype(np.int32),
+                                               bias_scale)
+
+    def stored_per_channel(name: str, kind: str, values: np.ndarray, scale: np.ndarray) -> str:
+        """A constant stored as integers with one scale per output channel, dequantized in the graph: its name."""
+        new_initializers.extend([
+            numpy_helper.from_array(values, f"{name}.{kind}"),
+            numpy_helper.from_array(scale, f"{name}.scale"),
+            numpy_helper.from_array(np.zeros(len(scale), values.dtype), f"{name}.zero_point"),
+        ])
+        weight_nodes.append(helper.make_node("DequantizeLinear", [f"{name}.{kind}", f"{name}.scale", f"{name}.zero_point"],
+                                             [name], name=f"{name}.dequantize", axis=0))
+        return name
 
     graph_inputs = {value.name for value in graph.input}
     nodes: list[onnx.NodeProto] = []
