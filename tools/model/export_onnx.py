@@ -300,6 +300,26 @@ def update_card(card: Path, model_file: Path) -> None:
     save_card(card, fields)
 
 
+def training_record(checkpoint_file: Path) -> dict:
+    """The card's `training`: the run's whole configuration, the command that reproduces it, the validation
+    scores it was selected on and its per-epoch history, all read from the run (never typed in)."""
+    checkpoint = torch.load(checkpoint_file, map_location="cpu")
+    config = checkpoint["config"]
+    run_config = REPO_ROOT / "tools" / "model" / "runs" / f"{config['run']}.json"
+    history_file = checkpoint_file.parent / "history.json"
+    history = json.loads(history_file.read_text()) if history_file.exists() else []
+    return {
+        "command": (f"tools/oac train --config {run_config.relative_to(REPO_ROOT).as_posix()}" if run_config.exists()
+                    else "tools/oac train " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in config.items())),
+        "config": config,
+        "selected_on": {k: round(v, 4) if isinstance(v, float) else v for k, v in checkpoint["validation"].items()},
+        "validation_history": [f"epoch {h['epoch']}: AUC {h['auc']:.3f}, QWK {h['qwk']:.3f}, KL accuracy "
+                               f"{h['kl_acc']:.3f}" for h in history],
+        "selection": "the epoch with the best validation AUC (OA, KL >= 2 vs the rest) + QWK (argmax KL grade)",
+        "hardware": "2 CPU cores, shared",
+    }
+
+
 def run_onnx(backend: str, model_file: Path, inputs: np.ndarray) -> dict[str, np.ndarray]:
     """Outputs of onnxruntime-node (backend "node") or onnxruntime-web's WASM backend ("web") on `inputs`."""
     with tempfile.TemporaryDirectory() as scratch:
@@ -366,6 +386,9 @@ def main() -> None:
     if args.card:
         update_card(args.card, out)
         print(f"updated {', '.join(CARD_FILE_FIELDS)} in {args.card}")
+        if not args.untrained:
+            save_card(args.card, {**load_card(args.card), "training": training_record(args.checkpoint)})
+            print(f"wrote the run's configuration and validation history into {args.card}'s training")
     if args.compare_fp32:
         comparison = compare_int8_with_fp32(model, ood, input_size, out, args.compare_fp32)
         print("int8 vs fp32 (onnxruntime-node):", json.dumps(comparison))
