@@ -607,7 +607,7 @@ function renderKnee(knee, images, index) {
     view.dataset.klSet = klSet.join(',');
     view.querySelector('.kl-bars').replaceChildren(...knee.kl_probs.map((probability, grade) => {
       const item = document.createElement('li');
-      item.classList.toggle('most-likely', grade === knee.kl_grade);
+      item.classList.toggle('shown-grade', grade === knee.kl_grade);  // the card's rule, not always the tallest bar
       item.classList.toggle('in-set', klSet.includes(grade));
       const label = document.createElement('span');
       label.className = 'kl-label';
