@@ -93,8 +93,10 @@ test('interpret calibrates the outputs', () => {
   // The names and order of the CLI's JSON and the Python module: web/engine.js passes the prediction through.
   assert.deepEqual(Object.keys(prediction), ['ok', 'error', 'p_oa', 'oa', 'kl_probs', 'kl_grade', 'kl_set', 'in_distribution']);
   assert.equal(prediction.ok, true);
-  assert.equal(prediction.p_oa, 0.5);  // logit 0 whatever the temperature
-  assert.equal(prediction.oa, 0.5 >= threshold);
+  // logit 0 whatever the temperature: P(OA) is the sigmoid of the card's bias
+  const { oa_bias: bias } = JSON.parse(card).calibration;
+  assert.ok(Math.abs(prediction.p_oa - 1 / (1 + Math.exp(-bias))) < 1e-6);
+  assert.equal(prediction.oa, prediction.p_oa >= threshold);
   assert.equal(prediction.kl_grade, 2);
   assert.equal(prediction.kl_probs.length, 5);
   assert.ok(Math.abs(prediction.kl_probs.reduce((a, b) => a + b) - 1) < 1e-6);

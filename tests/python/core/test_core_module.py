@@ -121,6 +121,7 @@ def test_bad_files_raise_value_errors_with_the_core_message(oac_core, spec):
 def test_interpret(oac_core, spec):
     spec.threshold = 0.5
     spec.calibration.oa_temperature = 2.0
+    spec.calibration.oa_bias = 0.0
     spec.ood.threshold = 2.0
     result = oac_core.interpret(0.0, np.array([0, 0, 3, 0, 0], np.float32), 2.0, spec)
     assert result["p_oa"] == 0.5 and result["oa"] is True
