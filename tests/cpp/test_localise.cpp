@@ -280,6 +280,15 @@ TEST_CASE("a negative joint crop is turned back: bone is bright", "[localise][po
   CHECK(knees_of(published.value()).front().inverted);
 }
 
+TEST_CASE("a negative whose gradients barely match the template's is turned back too", "[localise][polarity]") {
+  // Its upright crop matches the template's gradients at only 0.07: the card's inverted_match of 0
+  // (tools/oac polarity-rule) turns its negative back, where 0.1 left it as it was.
+  const oac::Result<oac::RawImage> raw = decode_file(dataset_file("Osteoarthritis_Dataset/train/Normal/9184192L.png"));
+  REQUIRE(raw.ok());
+  CHECK_FALSE(knees_of(raw.value()).front().inverted);
+  CHECK(knees_of(negative_of(raw.value())).front().inverted);
+}
+
 TEST_CASE("a negative whole radiograph gives the same knees, turned back", "[localise][polarity]") {
   const oac::Result<oac::RawImage> raw = decode_file(radiograph(kTwoKnees));
   REQUIRE(raw.ok());

@@ -242,6 +242,24 @@ PYBIND11_MODULE(oac_core, m) {
       "Windowed float32[H,W] -> [(box [x0, y0, x1, y1], template match score)], best first (localisation's search).");
 
   m.def(
+      "brightness_profile_match",
+      [](const FloatArray& crop, const oac::ModelSpec& spec) {
+        return oac::brightness_profile_match(gray_image_from(crop), spec.preprocess.localise);
+      },
+      py::arg("crop"), py::arg("spec"),
+      "Windowed float32[H,W] joint crop -> how it is lit against the knee template: near 1 upright, near -1 a negative "
+      "(the polarity rule's score).");
+
+  m.def(
+      "frame_match",
+      [](const FloatArray& crop, const oac::ModelSpec& spec) {
+        return oac::frame_match(gray_image_from(crop), spec.preprocess.localise);
+      },
+      py::arg("crop"), py::arg("spec"),
+      "Windowed float32[H,W] joint crop -> its match with the knee template's gradients (the polarity rule's "
+      "second score).");
+
+  m.def(
       "interpret",
       [](float oa_logit, const FloatArray& kl_logits, float ood_score, const oac::ModelSpec& spec) {
         if (kl_logits.size() != oac::kKlGrades) throw py::value_error("kl_logits must hold exactly 5 values.");

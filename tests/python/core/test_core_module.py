@@ -149,3 +149,13 @@ def test_render_cam(oac_core):
         oac_core.render_cam(crop, np.zeros(6, np.float32), 0.5)
     with pytest.raises(ValueError, match="class-activation map is empty"):
         oac_core.render_cam(crop, np.zeros((0, 3), np.float32), 0.5)
+
+
+def test_polarity_scores_change_sign_on_the_negative(oac_core, spec):
+    """The polarity rule's two scores: a knee-like crop and its negative score exactly opposite, which
+    tools/data/polarity_rule.py relies on to score every negative without making it."""
+    crop = oac_core.prepare(png_bytes(knee_like(224, 224)), spec)[0]["crop"]
+    for score in (oac_core.brightness_profile_match, oac_core.frame_match):
+        upright = score(crop, spec)
+        assert -1.0 <= upright <= 1.0
+        assert score(1.0 - crop, spec) == pytest.approx(-upright, abs=1e-5)
