@@ -5,6 +5,10 @@
 
 VAL.jsonl is `tools/oac classify` output for the validation images. Only the raw model outputs
 (oa_logit, kl_logits, ood_score) are used, so the card the predictions were made with does not matter.
+With --versions DIR (the validation images as people export them: tools/evaluation/robustness.py --rows
+val, each version classified into DIR/<version>.jsonl) the temperatures and the OA bias are fitted on the
+published images and every version together, so P(OA) stays calibrated on a JPEG, a turned or framed
+film; the threshold, KL rule, KL set and OOD threshold stay fitted on the published images.
 Writes `calibration`, `threshold`, `threshold_rule`, `kl_grade`, `kl_set` and `ood` into the card; every
 other field is kept.
 """
@@ -18,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
-from evaluation import eval_io, metrics
+from evaluation import eval_io, metrics, robustness
 from lib.card import load_card, save_card
 from lib.paths import datasets_dir_if_present
 
@@ -194,19 +198,31 @@ def insert_after(mapping: dict, anchor: str, key: str, value) -> dict:
     return dict(items[:position] + [(key, value)] + items[position:])
 
 
-def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quantile: float,
-              kl_set_coverage: float = KL_SET_COVERAGE) -> tuple[dict, list[str]]:
-    """Returns the updated card and the summary lines."""
-    ok = scored.ok
-    binary = ok & ~np.isnan(scored.label)
-    graded = ok & (scored.kl_grade >= 0)
-    if not binary.any() or not graded.any():
-        raise ValueError("validation needs images with a known OA label and with a known KL grade")
-    oa_logits, labels = scored.oa_logit[binary], scored.label[binary].astype(int)
-    kl_logits, grades = scored.kl_logits[graded], scored.kl_grade[graded]
+def labelled_outputs(scored: eval_io.Scored) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(OA logits, OA labels) of the images with an OA label, (KL logits, grades) of those with a KL grade."""
+    binary = scored.ok & ~np.isnan(scored.label)
+    graded = scored.ok & (scored.kl_grade >= 0)
+    return (scored.oa_logit[binary], scored.label[binary].astype(int), scored.kl_logits[graded],
+            scored.kl_grade[graded])
 
-    oa_temperature, oa_bias = fit_temperature_and_bias(oa_logits, labels)
-    kl_temperature = fit_temperature(lambda t: multiclass_nll(kl_logits, grades, t))
+
+def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quantile: float,
+              kl_set_coverage: float = KL_SET_COVERAGE,
+              versions: dict[str, eval_io.Scored] | None = None) -> tuple[dict, list[str]]:
+    """Returns the updated card and the summary lines. `versions`: the validation images altered as people
+    export them, by version name; the temperatures and the OA bias are fitted on them and the published
+    images together."""
+    versions = versions or {}
+    ok = scored.ok
+    graded = ok & (scored.kl_grade >= 0)
+    oa_logits, labels, kl_logits, grades = labelled_outputs(scored)
+    if not len(labels) or not len(grades):
+        raise ValueError("validation needs images with a known OA label and with a known KL grade")
+    fitted = [labelled_outputs(s) for s in [scored, *versions.values()]]
+    pooled_oa_logits, pooled_labels, pooled_kl_logits, pooled_grades = (np.concatenate(part) for part in zip(*fitted))
+
+    oa_temperature, oa_bias = fit_temperature_and_bias(pooled_oa_logits, pooled_labels)
+    kl_temperature = fit_temperature(lambda t: multiclass_nll(pooled_kl_logits, pooled_grades, t))
     p_oa = eval_io.sigmoid(oa_logits / oa_temperature + oa_bias)
     threshold = threshold_for_sensitivity(labels, p_oa, min_sensitivity)
     kl_probs = eval_io.softmax(kl_logits / kl_temperature)
@@ -223,7 +239,10 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
         "method": "Platt scaling for OA and temperature scaling for KL: T and bias minimise the mean negative "
                   "log-likelihood of sigmoid(oa_logit / T + bias) against the OA label (KL >= 2), T that of "
                   "softmax(kl_logits / T) against the KL grade",
-        "fitted_on": f"clean validation split: {len(labels)} images with an OA label, {len(grades)} with a KL grade",
+        "fitted_on": f"clean validation split: {len(labels)} images with an OA label, {len(grades)} with a KL grade"
+                     + (f"; and the same images as {len(versions)} altered versions ({', '.join(versions)}: "
+                        "tools/evaluation/robustness.py --rows val), each weighing as much as the published images"
+                        if versions else ""),
     }
     updated["threshold"] = threshold
     updated = insert_after(updated, "threshold", "threshold_rule",
@@ -246,6 +265,15 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
                               f"about {1 - quantile:.0%} of in-distribution knees are refused")
 
     predicted = p_oa >= threshold
+    version_lines = []
+    if versions:
+        # What fitting on the versions buys: each set's ECE under the fit on the published images alone, and now.
+        alone_temperature, alone_bias = fit_temperature_and_bias(oa_logits, labels)
+        for name, (set_logits, set_labels, _, _) in zip(["published", *versions], fitted):
+            alone = metrics.expected_calibration_error(set_labels, eval_io.sigmoid(set_logits / alone_temperature + alone_bias))
+            now = metrics.expected_calibration_error(set_labels, eval_io.sigmoid(set_logits / oa_temperature + oa_bias))
+            version_lines.append(f"  {name}: ECE {alone:.4f} fitted on the published images alone, {now:.4f} "
+                                 "fitted with the versions")
     kl_before, kl_after = eval_io.softmax(kl_logits), kl_probs
     kl_sets = eval_io.kl_sets(kl_logits, updated)   # as the product computes them, from the updated card
     summary = [
@@ -255,6 +283,7 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
         f"{binary_nll(oa_logits, labels, oa_temperature, oa_bias):.4f}, ECE "
         f"{metrics.expected_calibration_error(labels, eval_io.sigmoid(oa_logits)):.4f} -> "
         f"{metrics.expected_calibration_error(labels, p_oa):.4f}",
+        *version_lines,
         f"KL temperature {kl_temperature:.4f}: NLL {multiclass_nll(kl_logits, grades, 1.0):.4f} -> "
         f"{multiclass_nll(kl_logits, grades, kl_temperature):.4f}, top-label ECE "
         f"{metrics.top_label_calibration_error(grades, kl_before):.4f} -> "
@@ -281,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", required=True, type=Path, help="split manifest (models/data/split.csv)")
     parser.add_argument("--card", required=True, type=Path, help="model card to update in place")
     parser.add_argument("--datasets", type=Path, default=None, help=eval_io.DATASETS_HELP)
+    parser.add_argument("--versions", type=Path, default=None,
+                        help="folder of the validation images' altered versions and their predictions "
+                             "(robustness.py --rows val, DIR/<version>.jsonl): fit the temperatures on them too")
     parser.add_argument("--min-sensitivity", type=float, default=MIN_SENSITIVITY)
     parser.add_argument("--ood-quantile", type=float, default=OOD_QUANTILE)
     parser.add_argument("--kl-set-coverage", type=float, default=KL_SET_COVERAGE,
@@ -288,10 +320,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         card = load_card(args.card)
-        scored = eval_io.join(eval_io.load_predictions(args.predictions), eval_io.load_split(args.split),
+        rows = eval_io.load_split(args.split)
+        scored = eval_io.join(eval_io.load_predictions(args.predictions), rows,
                               args.datasets or datasets_dir_if_present())
         validation = eval_io.only(scored, scored.split == "val", "validation split", args.predictions)
-        updated, summary = calibrate(validation, card, args.min_sensitivity, args.ood_quantile, args.kl_set_coverage)
+        versions = {}
+        for version in (robustness.VERSIONS if args.versions else ()):
+            altered = eval_io.join(eval_io.version_predictions(args.versions, version), rows)
+            versions[version] = eval_io.only(altered, altered.split == "val", f"validation split ({version})",
+                                             args.versions / version)
+        updated, summary = calibrate(validation, card, args.min_sensitivity, args.ood_quantile, args.kl_set_coverage,
+                                     versions)
     except (eval_io.InputError, ValueError) as error:
         sys.exit(f"calibrate: {error}")
     save_card(args.card, updated)

@@ -82,6 +82,24 @@ def load_predictions(path: Path) -> list[dict]:
     return records
 
 
+def version_predictions(folder: Path, version: str) -> list[dict]:
+    """An altered version's predictions (tools/evaluation/robustness.py), each file renamed to the dataset path
+    it was made from (the version's files.csv), so it joins the split row of its original."""
+    listing = folder / version / "files.csv"
+    try:
+        with listing.open(newline="") as handle:
+            original = {row["file"]: row["original"] for row in csv.DictReader(handle)}
+    except FileNotFoundError:
+        raise InputError(f"{listing} not found: write the versions with tools/evaluation/robustness.py") from None
+    records = load_predictions(folder / f"{version}.jsonl")
+    for record in records:
+        name = Path(record["file"]).name
+        if name not in original:
+            raise InputError(f"{record['file']} is not listed in {listing}")
+        record["file"] = original[name]
+    return records
+
+
 def knee_ood_scores(record: dict) -> list[float]:
     """OOD score of every knee of an image (a bilateral image has two)."""
     knees = record.get("knees") or [record]

@@ -12,7 +12,6 @@ the card, so the figures always describe the card as it is now.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import math
@@ -126,9 +125,9 @@ def clean_test_view(scored: eval_io.Scored, card: dict) -> dict[str, np.ndarray]
     }
 
 
-def clean_test_metrics(scored: eval_io.Scored, card: dict) -> dict[str, callable]:
-    """Metric functions of row indices into `scored` (rows that failed to classify never count)."""
-    v = clean_test_view(scored, card)
+def clean_test_metrics(scored: eval_io.Scored, v: dict[str, np.ndarray]) -> dict[str, callable]:
+    """Metric functions of row indices into `scored` (rows that failed to classify never count); `v` is its
+    clean_test_view."""
     p_oa, verdict, positive = v["p_oa"], v["verdict"], v["positive"]
     grade, kl_predicted = scored.kl_grade, v["kl_predicted"]
     refused, knees = v["refused_knees"], v["knee_count"]
@@ -184,7 +183,8 @@ def evaluate_clean_test(scored: eval_io.Scored, card: dict, resamples: int, seed
     if len(drift) and drift.max() > STALE_CARD_TOLERANCE:
         notes.append(f"the test predictions' p_oa differs from the card's calibration by up to {drift.max():.3g}: "
                      "they were made with another card (run classify after calibrate); figures here use the card")
-    results = evaluate_subsets(scored, lambda subset, _: clean_test_metrics(subset, card), resamples, seed)
+    results = evaluate_subsets(scored, lambda subset, mask: clean_test_metrics(
+        subset, {name: values[mask] for name, values in v.items()}), resamples, seed)
     labelled, definite, graded, positive = v["labelled"], v["definite"], v["graded"], v["positive"]
     curves = {
         "roc_kl2_vs_kl0": metrics.roc_curve(positive[definite], p_oa[definite]),
@@ -302,36 +302,18 @@ ROBUSTNESS_MAX_ECE = 0.05
 ROBUSTNESS_METRICS = ("kl_accuracy", "qwk", "ece", "auc_kl2_vs_kl0")
 
 
-def version_predictions(folder: Path, version: str) -> list[dict]:
-    """A version's predictions, each file renamed to the dataset path it was made from (the version's
-    files.csv), so it joins the split row of its original."""
-    listing = folder / version / "files.csv"
-    try:
-        with listing.open(newline="") as handle:
-            original = {row["file"]: row["original"] for row in csv.DictReader(handle)}
-    except FileNotFoundError:
-        raise eval_io.InputError(f"{listing} not found: write the versions with tools/evaluation/robustness.py") from None
-    records = eval_io.load_predictions(folder / f"{version}.jsonl")
-    for record in records:
-        name = Path(record["file"]).name
-        if name not in original:
-            raise eval_io.InputError(f"{record['file']} is not listed in {listing}")
-        record["file"] = original[name]
-    return records
-
-
 def evaluate_robustness(folder: Path, rows: list[dict], card: dict, published: dict, resamples: int,
                         seed: int) -> dict:
     """The clean-test metrics of each altered version, with its loss against the published images and
     what the product did with the files: refused by the OOD gate, turned back as a negative."""
     results = {}
     for version, (label, _) in robustness.VERSIONS.items():
-        records = version_predictions(folder, version)
+        records = eval_io.version_predictions(folder, version)
         scored = eval_io.join(records, rows)
         scored = eval_io.only(scored, scored.split == "test", f"clean test split ({label})", folder / version)
-        functions = clean_test_metrics(scored, card)
-        entry = metrics.bootstrap({k: functions[k] for k in ROBUSTNESS_METRICS}, scored.unit, resamples, seed)
         view = clean_test_view(scored, card)
+        functions = clean_test_metrics(scored, view)
+        entry = metrics.bootstrap({k: functions[k] for k in ROBUSTNESS_METRICS}, scored.unit, resamples, seed)
         ok = scored.ok
         entry["counts"] = {
             "images": int(len(scored)), "failed": int((~ok).sum()),

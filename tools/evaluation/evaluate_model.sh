@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Calibrate and evaluate a trained model end to end, in the only order that is honest:
-#   classify val -> calibrate (writes the card) -> classify test, seed test, OOD corpus -> evaluate.
+#   classify val and its altered versions -> calibrate (writes the card) -> classify test, its versions,
+#   seed test, OOD corpus -> evaluate.
 # The test, seed and OOD images are classified after calibration, so the predictions the report reads
 # are exactly what the product shows with the shipped card.
 #
@@ -57,10 +58,23 @@ classify() {
   fi
 }
 
+# classify_versions ROWS DIR: the split's val or test images as people export them, each version classified
+# like the published files (DIR/<version>.jsonl).
+classify_versions() {
+  "$PYTHON" "$ROOT/tools/evaluation/robustness.py" --split "$SPLIT" --datasets "$DATASETS" --rows "$1" --out "$2"
+  for version_dir in "$2"/*/; do
+    version="$(basename "$version_dir")"
+    find "$version_dir" -type f \( -name '*.png' -o -name '*.jpg' \) | sort >"$2/$version.txt"
+    classify "$CARD" "$2/$version.txt" "$2/$version.jsonl"
+  done
+}
+
 "$PYTHON" "$ROOT/tools/evaluation/split_files.py" --split "$SPLIT" --datasets "$DATASETS" val >"$WORK/val.txt"
 classify "$CARD" "$WORK/val.txt" "$WORK/val.jsonl"
+# The calibration holds on the versions too: fitted on the validation images and their versions together.
+classify_versions val "$WORK/robustness-val"
 "$PYTHON" "$ROOT/tools/evaluation/calibrate.py" --predictions "$WORK/val.jsonl" --split "$SPLIT" --card "$CARD" \
-  --datasets "$DATASETS"
+  --datasets "$DATASETS" --versions "$WORK/robustness-val"
 
 "$PYTHON" "$ROOT/tools/evaluation/split_files.py" --split "$SPLIT" --datasets "$DATASETS" test >"$WORK/test.txt"
 classify "$CARD" "$WORK/test.txt" "$WORK/test.jsonl"
@@ -76,13 +90,7 @@ fi
 find "$WORK/ood_corpus" -type f \( -name '*.png' -o -name '*.jpg' \) | sort >"$WORK/ood.txt"
 classify "$CARD" "$WORK/ood.txt" "$WORK/ood.jsonl"
 
-# The test images as people export them: each altered version classified like the published files.
-"$PYTHON" "$ROOT/tools/evaluation/robustness.py" --split "$SPLIT" --datasets "$DATASETS" --out "$WORK/robustness"
-for version_dir in "$WORK"/robustness/*/; do
-  version="$(basename "$version_dir")"
-  find "$version_dir" -type f \( -name '*.png' -o -name '*.jpg' \) | sort >"$WORK/robustness/$version.txt"
-  classify "$CARD" "$WORK/robustness/$version.txt" "$WORK/robustness/$version.jsonl"
-done
+classify_versions test "$WORK/robustness"
 
 previous_args=()
 [ -n "$PREVIOUS" ] && previous_args=(--previous "$PREVIOUS")

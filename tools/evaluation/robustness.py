@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""Write altered copies of the clean test images, the versions people export: the robustness table.
+"""Write altered copies of the clean test (or validation) images, the versions people export: the
+robustness table, and the calibration that holds on them.
 
-    tools/evaluation/robustness.py --split models/data/eval-split-v1.csv --out models/cache/eval/robustness
+    tools/evaluation/robustness.py --split models/data/eval-split-v1.csv --out models/cache/eval/robustness [--rows val]
 
-For every unique image of the split's test rows, one file per version under OUT/<version>/, and
+For every unique image of the split's test (or val) rows, one file per version under OUT/<version>/, and
 OUT/<version>/files.csv mapping each written file to the dataset path it was made from, so the
 evaluation can score the copies against the original rows. Deterministic: the same inputs give the
 same bytes.
@@ -80,9 +81,9 @@ VERSIONS = {
 }
 
 
-def test_rows(split: Path) -> list[dict]:
+def split_rows(split: Path, which: str) -> list[dict]:
     with split.open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["split"] == "test"]
+        rows = [row for row in csv.DictReader(handle) if row["split"] == which]
     unique = {}
     for row in rows:
         unique.setdefault(row["sha256"], row)
@@ -91,14 +92,15 @@ def test_rows(split: Path) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", required=True, type=Path, help="split manifest; its test rows are altered")
+    parser.add_argument("--split", required=True, type=Path, help="split manifest")
+    parser.add_argument("--rows", choices=("test", "val"), default="test", help="which of its rows are altered")
     parser.add_argument("--out", required=True, type=Path, help="folder for the versions")
     parser.add_argument("--datasets", type=Path, default=None, help="dataset folder (default: $OAC_DATASETS, else ../shared/datasets)")
     args = parser.parse_args(argv)
     datasets = args.datasets or datasets_dir_if_present()
     if datasets is None or not datasets.is_dir():
         sys.exit("robustness: dataset folder not found (--datasets DIR)")
-    rows = test_rows(args.split)
+    rows = split_rows(args.split, args.rows)
     listings = {version: [] for version in VERSIONS}
     for index, row in enumerate(rows):
         with Image.open(datasets / row["path"]) as image:
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             writer = csv.writer(handle)
             writer.writerow(["file", "original"])
             writer.writerows(listing)
-    print(f"robustness: {len(rows)} test images x {len(VERSIONS)} versions in {args.out}")
+    print(f"robustness: {len(rows)} {args.rows} images x {len(VERSIONS)} versions in {args.out}")
     return 0
 
 

@@ -186,3 +186,37 @@ def test_temperature_and_bias_recover_the_generating_ones(true_temperature, true
 def test_temperature_and_bias_refuse_separable_data():
     with pytest.raises(ValueError, match="degenerate"):
         calibrate.fit_temperature_and_bias(np.array([-3.0, -1.0, 1.0, 3.0]), np.array([0, 0, 1, 1]))
+
+
+def test_versions_join_the_temperature_fit_and_nothing_else(tmp_path):
+    """Validation images as people export them (robustness.py --rows val): a version whose OA logits all fall
+    by 2 (as a turned film's do) pulls the OA bias up; the threshold and KL set stay fitted on the published
+    images, and the summary shows each set's ECE under both fits."""
+    from evaluation import robustness
+    paths = synthetic_predictions.write_fixture(tmp_path)
+    records = [json.loads(line) for line in paths["val"].read_text().splitlines()]
+    versions = tmp_path / "versions"
+    for version in robustness.VERSIONS:
+        (versions / version).mkdir(parents=True)
+        listing = ["file,original"]
+        with (versions / f"{version}.jsonl").open("w") as out:
+            for index, record in enumerate(records):
+                name = f"{index:05d}.png"
+                listing.append(f"{name},{record['file'].removeprefix('/data/')}")
+                altered = dict(record, file=f"/elsewhere/{name}")
+                if version.startswith("rotated") and record["ok"]:
+                    altered["oa_logit"] = record["oa_logit"] - 2.0
+                out.write(json.dumps(altered) + "\n")
+        (versions / version / "files.csv").write_text("\n".join(listing) + "\n")
+    cards = {}
+    for name, extra in (("published", []), ("versions", ["--versions", str(versions)])):
+        cards[name] = tmp_path / f"{name}.json"
+        shutil.copy(MODEL_CARD, cards[name])
+        assert calibrate.main(["--predictions", str(paths["val"]), "--split", str(paths["split"]),
+                               "--card", str(cards[name]), *extra]) == 0
+    alone, pooled = load_card(cards["published"]), load_card(cards["versions"])
+    assert pooled["calibration"]["oa_bias"] > alone["calibration"]["oa_bias"] + 0.1
+    assert "altered versions" in pooled["calibration"]["fitted_on"]
+    assert "altered versions" not in alone["calibration"]["fitted_on"]
+    assert pooled["kl_set"]["fitted_on"] == alone["kl_set"]["fitted_on"]
+    assert pooled["ood"]["threshold"] == alone["ood"]["threshold"]

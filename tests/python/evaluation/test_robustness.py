@@ -56,6 +56,11 @@ def test_versions_of_the_test_rows_are_listed_with_their_originals(tmp_path):
             listed = list(csv.DictReader(handle))
         assert [row["original"] for row in listed] == ["set/test/0.png", "set/test/1.png"]
         assert all((tmp_path / "out" / version / row["file"]).is_file() for row in listed)
+    # The validation rows' versions, which the calibration is fitted on beside the published images.
+    assert robustness.main(["--split", str(split), "--datasets", str(datasets), "--out", str(tmp_path / "val"),
+                            "--rows", "val"]) == 0
+    with (tmp_path / "val" / "inverted" / "files.csv").open(newline="") as handle:
+        assert [row["original"] for row in csv.DictReader(handle)] == ["set/val/2.png"]
 
 
 @pytest.fixture(scope="module")
