@@ -13,6 +13,10 @@ namespace {
 constexpr double kAcrossWeight = 0.5;
 // Best matches kept per box size before the sizes are compared with each other.
 constexpr int kPeaksPerScale = 4;
+// Every box size is first scored on a lattice of every second position, each row and column, and only
+// its best matches are refined among their neighbours: a knee spans the whole template, so its match
+// falls off over many positions and a lattice point beside the peak is near the best.
+constexpr int kLatticeStep = 2;
 
 // Forward differences down the rows and across the columns; the last row (column) has none.
 struct Gradients {
@@ -91,39 +95,54 @@ class WindowMoments {
   std::vector<double> squares_;
 };
 
+// Independent partial sums, so that the compiler keeps them in one SIMD register (WebAssembly SIMD, SSE):
+// a single running sum would fix the order of the additions and forbid that.
+constexpr int kDotLanes = 8;
+
 double dot_window(const std::vector<float>& values, int width, int x, int y, const std::vector<float>& kernel,
                   int size) {
-  double total = 0;
+  float lanes[kDotLanes] = {};
+  float rest = 0;
+  const int whole = size - size % kDotLanes;
   for (int row = 0; row < size; ++row) {
     const float* image_row = values.data() + static_cast<size_t>(y + row) * width + x;
     const float* kernel_row = kernel.data() + static_cast<size_t>(row) * size;
-    float partial = 0;
-    for (int col = 0; col < size; ++col) partial += image_row[col] * kernel_row[col];
-    total += partial;
+    for (int col = 0; col < whole; col += kDotLanes) {
+      for (int lane = 0; lane < kDotLanes; ++lane) lanes[lane] += image_row[col + lane] * kernel_row[col + lane];
+    }
+    for (int col = whole; col < size; ++col) rest += image_row[col] * kernel_row[col];
   }
+  double total = rest;
+  for (float lane : lanes) total += lane;
   return total;
 }
 
-// Normalised correlation of the template's gradients with every window of the image's.
-std::vector<float> match_map(const Gradients& image, const Gradients& knee, int size) {
-  const int positions_x = image.width - size + 1;
-  const int positions_y = image.height - size + 1;
-  const WindowMoments down_moments(image.down, image.width, image.height);
-  const WindowMoments across_moments(image.across, image.width, image.height);
-  std::vector<float> scores(static_cast<size_t>(positions_x) * positions_y, 0.0f);
-  for (int y = 0; y < positions_y; ++y) {
-    for (int x = 0; x < positions_x; ++x) {
-      const double down_norm = down_moments.centred_norm(x, y, size);
-      const double across_norm = across_moments.centred_norm(x, y, size);
-      const double down = down_norm > 0 ? dot_window(image.down, image.width, x, y, knee.down, size) / down_norm : 0;
-      const double across =
-          across_norm > 0 ? dot_window(image.across, image.width, x, y, knee.across, size) / across_norm : 0;
-      scores[static_cast<size_t>(y) * positions_x + x] =
-          static_cast<float>((down + kAcrossWeight * across) / (1.0 + kAcrossWeight));
-    }
+// Normalised correlation of the template's gradients with any window of the image's.
+class GradientMatcher {
+ public:
+  GradientMatcher(Gradients image, Gradients knee, int size)
+      : image_(std::move(image)), knee_(std::move(knee)), size_(size), down_moments_(image_.down, image_.width, image_.height),
+        across_moments_(image_.across, image_.width, image_.height) {}
+
+  int positions_x() const { return image_.width - size_ + 1; }
+  int positions_y() const { return image_.height - size_ + 1; }
+
+  float score(int x, int y) const {
+    const double down_norm = down_moments_.centred_norm(x, y, size_);
+    const double across_norm = across_moments_.centred_norm(x, y, size_);
+    const double down = down_norm > 0 ? dot_window(image_.down, image_.width, x, y, knee_.down, size_) / down_norm : 0;
+    const double across =
+        across_norm > 0 ? dot_window(image_.across, image_.width, x, y, knee_.across, size_) / across_norm : 0;
+    return static_cast<float>((down + kAcrossWeight * across) / (1.0 + kAcrossWeight));
   }
-  return scores;
-}
+
+ private:
+  Gradients image_;
+  Gradients knee_;
+  int size_;
+  WindowMoments down_moments_;
+  WindowMoments across_moments_;
+};
 
 bool overlapping(const Box& a, const Box& b) {
   const double reach = 0.5 * std::max(a.width(), b.width());
@@ -170,25 +189,47 @@ std::vector<KneeCandidate> knee_candidates(const GrayImage& image, const Localis
     const int w = std::max(size, static_cast<int>(std::lround(image.width * factor)));
     const int h = std::max(size, static_cast<int>(std::lround(image.height * factor)));
     const GrayImage scaled = (w == working.width && h == working.height) ? working : resize(working, w, h);
-    std::vector<float> scores = match_map(gradients(scaled), knee, size);
-    const int positions_x = w - size + 1;
-    const int positions_y = h - size + 1;
+    const GradientMatcher matcher(gradients(scaled), knee, size);
+    const int lattice_x = (matcher.positions_x() + kLatticeStep - 1) / kLatticeStep;
+    const int lattice_y = (matcher.positions_y() + kLatticeStep - 1) / kLatticeStep;
+    std::vector<float> scores(static_cast<size_t>(lattice_x) * lattice_y);
+    for (int ly = 0; ly < lattice_y; ++ly) {
+      for (int lx = 0; lx < lattice_x; ++lx) {
+        scores[static_cast<size_t>(ly) * lattice_x + lx] = matcher.score(lx * kLatticeStep, ly * kLatticeStep);
+      }
+    }
     const double to_image_x = static_cast<double>(image.width) / w;
     const double to_image_y = static_cast<double>(image.height) / h;
     for (int peak = 0; peak < kPeaksPerScale; ++peak) {
       const auto best = std::max_element(scores.begin(), scores.end());
       if (*best <= -1.0f) break;
       const int index = static_cast<int>(best - scores.begin());
-      const int x = index % positions_x;
-      const int y = index / positions_x;
+      const int lattice_point_x = (index % lattice_x) * kLatticeStep;
+      const int lattice_point_y = (index / lattice_x) * kLatticeStep;
+      int x = lattice_point_x;
+      int y = lattice_point_y;
+      float score = *best;
+      for (int yy = std::max(0, lattice_point_y - kLatticeStep + 1);
+           yy < std::min(matcher.positions_y(), lattice_point_y + kLatticeStep); ++yy) {
+        for (int xx = std::max(0, lattice_point_x - kLatticeStep + 1);
+             xx < std::min(matcher.positions_x(), lattice_point_x + kLatticeStep); ++xx) {
+          const float neighbour = matcher.score(xx, yy);
+          if (neighbour > score) {
+            score = neighbour;
+            x = xx;
+            y = yy;
+          }
+        }
+      }
       const Box box{static_cast<int>(std::lround(x * to_image_x)), static_cast<int>(std::lround(y * to_image_y)),
                     static_cast<int>(std::lround((x + size) * to_image_x)),
                     static_cast<int>(std::lround((y + size) * to_image_y))};
-      found.push_back({square_inside(box, image.width, image.height), *best});
+      found.push_back({square_inside(box, image.width, image.height), score});
       // Neighbouring positions describe the same match.
-      for (int yy = std::max(0, y - size / 2); yy < std::min(positions_y, y + size / 2 + 1); ++yy) {
-        for (int xx = std::max(0, x - size / 2); xx < std::min(positions_x, x + size / 2 + 1); ++xx) {
-          scores[static_cast<size_t>(yy) * positions_x + xx] = -1.0f;
+      const auto first_near = [size](int position) { return std::max(0, (position - size / 2 + kLatticeStep - 1) / kLatticeStep); };
+      for (int ly = first_near(y); ly < lattice_y && ly * kLatticeStep <= y + size / 2; ++ly) {
+        for (int lx = first_near(x); lx < lattice_x && lx * kLatticeStep <= x + size / 2; ++lx) {
+          scores[static_cast<size_t>(ly) * lattice_x + lx] = -1.0f;
         }
       }
     }
@@ -228,7 +269,7 @@ std::vector<KneeCandidate> pick_knees(const std::vector<KneeCandidate>& candidat
 float frame_match(const GrayImage& picture, const LocaliseSpec& spec) {
   const int size = spec.template_size;
   if (picture.width < 1 || picture.height < 1 || size < 2) return 0.0f;
-  return match_map(gradients(resize(picture, size, size)), template_gradients(spec), size).front();
+  return GradientMatcher(gradients(resize(picture, size, size)), template_gradients(spec), size).score(0, 0);
 }
 
 // Rows rather than the gradients localisation matches: the bright condyles and plateau around the
