@@ -24,7 +24,12 @@ function instrumentPage() {
     constructor(...args) {
       super(...args);
       this.addEventListener('message', ({ data }) => {
-        if (data?.type === 'ready') bench.ready = { at: performance.now(), fromCache: data.fromCache, device: data.device };
+        if (data?.type === 'ready') {
+          // The worker's steps on the page's clock: milliseconds since navigation.
+          const shift = data.timeOrigin - performance.timeOrigin;
+          const stages = Object.fromEntries(Object.entries(data.stages ?? {}).map(([name, at]) => [name, at + shift]));
+          bench.ready = { at: performance.now(), fromCache: data.fromCache, device: data.device, stages };
+        }
         if (data?.type === 'reply' && data.summary) {
           bench.lastReply = { timings: data.timings, workerMs: data.milliseconds, knees: data.summary.knees?.length ?? 0 };
         }
@@ -220,6 +225,7 @@ export async function measureApp({ dist, modelFile, modelBytes, images, batchFil
       return {
         start: {
           coldMs: cold.at, warmMs: warm.map((entry) => entry.at), device: cold.device, coldBytes, warmBytes,
+          coldStages: cold.stages, warmStages: warm.map((entry) => entry.stages),
           userAgent: await page.evaluate(() => navigator.userAgent),
         },
         endToEnd,

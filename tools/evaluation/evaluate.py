@@ -358,22 +358,27 @@ def robustness_section(results: dict, published: dict) -> list[str]:
     return lines + [""]
 
 
-def previous_model_section(previous: dict, results: dict) -> list[str]:
-    """The previous model's clean-test figures (its report/metrics.json) beside this one's."""
-    name = " ".join(str(previous.get("model", {}).get(k, "")) for k in ("name", "version")).strip() or "previous model"
-    before, after = previous["results"]["test"]["all"], results["test"]["all"]
-    lines = [f"## Against the previous model ({name})", "",
-             "Both scored on the clean test split with the same patient-level bootstrap; *intervals* says whether "
-             "the two 95% intervals are apart or overlap.", "",
-             f"| metric | {name} | this model | difference | intervals |", "| --- | --- | --- | --- | --- |"]
+def previous_models_section(previous: list[dict], results: dict) -> list[str]:
+    """Earlier models' clean-test figures (their report/metrics.json), oldest first, beside this one's."""
+    names = [" ".join(str(p.get("model", {}).get(k, "")) for k in ("name", "version")).strip() or "previous model"
+             for p in previous]
+    after = results["test"]["all"]
+    lines = [f"## Against the previous models ({', '.join(names)})", "",
+             "All scored on the clean test split with the same patient-level bootstrap; *intervals* says whether "
+             "this model's 95% interval and the earlier model's are apart or overlap.", "",
+             f"| metric | {' | '.join(names)} | this model | "
+             + " | ".join(f"difference, intervals vs {name}" for name in names) + " |",
+             "| --- " * (2 * len(names) + 2) + "|"]
     for key in ("auc_kl2_vs_kl0", "auc_kl2_vs_kl01", "accuracy", "sensitivity", "specificity", "ece", "kl_accuracy",
                 "qwk", "kl_mae", "kl_top_label_ece", "kl_set_coverage", "kl_set_size"):
-        old, new = before.get(key), after.get(key)
-        if not old or not new or old.get("value") is None or new.get("value") is None:
+        new = after.get(key)
+        olds = [p["results"]["test"]["all"].get(key) for p in previous]
+        if not new or new.get("value") is None or any(not old or old.get("value") is None for old in olds):
             continue
-        apart = old["ci_high"] < new["ci_low"] or new["ci_high"] < old["ci_low"]
-        lines.append(f"| {METRIC_NAMES.get(key, key)} | {figure(old)} | {figure(new)} | "
-                     f"{new['value'] - old['value']:+.3f} | {'apart' if apart else 'overlap'} |")
+        apart = [old["ci_high"] < new["ci_low"] or new["ci_high"] < old["ci_low"] for old in olds]
+        lines.append(f"| {METRIC_NAMES.get(key, key)} | {' | '.join(figure(old) for old in olds)} | {figure(new)} | "
+                     + " | ".join(f"{new['value'] - old['value']:+.3f}, {'apart' if a else 'overlap'}"
+                                  for old, a in zip(olds, apart)) + " |")
     return lines + [""]
 
 
@@ -496,7 +501,7 @@ def kl_grade_rule_text(card: dict) -> str:
 
 
 def write_report(path: Path, results: dict, targets: list[dict], card: dict, config: dict, notes: list[str],
-                 previous: dict | None = None) -> None:
+                 previous: list[dict] | None = None) -> None:
     test = results["test"]
     met = [t["description"] for t in targets if t["met"]]
     unmet = [t["description"] for t in targets if t["met"] is False]
@@ -551,8 +556,8 @@ def write_report(path: Path, results: dict, targets: list[dict], card: dict, con
     lines += kl_set_section(results, card)
     if "robustness" in results:
         lines += robustness_section(results["robustness"], test["all"])
-    if previous is not None:
-        lines += previous_model_section(previous, results)
+    if previous:
+        lines += previous_models_section(previous, results)
 
     lines += ["## Seed protocol", ""]
     if "seed" in results:
@@ -656,7 +661,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--robustness", type=Path,
                         help="folder of altered test images (tools/evaluation/robustness.py) with <version>.jsonl "
                              "predictions beside each version's folder")
-    parser.add_argument("--previous", type=Path, help="the previous model's report/metrics.json, shown beside this one")
+    parser.add_argument("--previous", type=Path, action="append",
+                        help="an earlier model's report/metrics.json, shown beside this one (repeat: oldest first)")
     parser.add_argument("--out", required=True, type=Path, help="folder for REPORT.md and report/ (e.g. models/)")
     parser.add_argument("--datasets", type=Path, default=None, help=eval_io.DATASETS_HELP)
     parser.add_argument("--resamples", type=int, default=BOOTSTRAP_RESAMPLES)
@@ -707,16 +713,16 @@ def main(argv: list[str] | None = None) -> int:
                                                         args.resamples, args.bootstrap_seed)
             config["inputs"].update({f"robustness {version}": file_entry(args.robustness / f"{version}.jsonl")
                                      for version in robustness.VERSIONS})
-        previous = None
-        if args.previous:
-            config["inputs"]["previous model"] = file_entry(args.previous)
+        previous = []
+        for number, path in enumerate(args.previous or [], start=1):
+            config["inputs"][f"previous model {number}"] = file_entry(path)
             try:
-                previous = json.loads(args.previous.read_text())
+                previous.append(json.loads(path.read_text()))
             except json.JSONDecodeError as error:
-                raise eval_io.InputError(f"{args.previous}: not a metrics.json ({error.msg})") from None
-            previous_split = previous.get("config", {}).get("inputs", {}).get("split", {}).get("sha256")
+                raise eval_io.InputError(f"{path}: not a metrics.json ({error.msg})") from None
+            previous_split = previous[-1].get("config", {}).get("inputs", {}).get("split", {}).get("sha256")
             if previous_split != config["inputs"]["split"]["sha256"]:
-                notes.append(f"the previous model's figures ({shown_path(args.previous)}) come from another split "
+                notes.append(f"the previous model's figures ({shown_path(path)}) come from another split "
                              "manifest: the comparison is not like for like")
     except (eval_io.InputError, ValueError, KeyError) as error:
         sys.exit(f"evaluate: {error}")

@@ -6,7 +6,7 @@
 # are exactly what the product shows with the shipped card.
 #
 # usage: tools/oac eval [--card CARD] [--seed-card SEED_CARD] [--split CSV] [--datasets DIR]
-#                      [--work DIR] [--out DIR] [--previous METRICS_JSON]
+#                      [--work DIR] [--out DIR] [--previous METRICS_JSON ...]
 #   --card       model card to calibrate and evaluate (default models/oa-inceptionv3.json)
 #   --seed-card  card of the seed-protocol model (trained on Osteoarthritis_Dataset/train only);
 #                without it the seed protocol is left out of the report
@@ -14,7 +14,8 @@
 #   --datasets   dataset folder (default $OAC_DATASETS, else ../shared/datasets)
 #   --work       folder for file lists, predictions and the OOD corpus (default models/cache/eval)
 #   --out        folder for REPORT.md and report/ (default models)
-#   --previous   the previous model's report/metrics.json, whose figures the report shows beside the new ones
+#   --previous   an earlier model's report/metrics.json, whose figures the report shows beside the new ones
+#                (repeat it, oldest first, for several)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -27,7 +28,7 @@ SEED_CARD=""
 SPLIT="$ROOT/models/data/split.csv"
 WORK="$ROOT/models/cache/eval"
 OUT="$ROOT/models"
-PREVIOUS=""
+previous_args=()
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,8 +38,8 @@ while [ $# -gt 0 ]; do
     --datasets) DATASETS="$2"; shift 2 ;;
     --work) WORK="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    --previous) PREVIOUS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --previous) previous_args+=(--previous "$2"); shift 2 ;;
+    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "evaluate_model: unknown argument $1 (see --help)" >&2; exit 1 ;;
   esac
 done
@@ -92,8 +93,6 @@ classify "$CARD" "$WORK/ood.txt" "$WORK/ood.jsonl"
 
 classify_versions test "$WORK/robustness"
 
-previous_args=()
-[ -n "$PREVIOUS" ] && previous_args=(--previous "$PREVIOUS")
 "$PYTHON" "$ROOT/tools/evaluation/evaluate.py" --test "$WORK/test.jsonl" --split "$SPLIT" --card "$CARD" \
   "${seed_args[@]}" --ood "$WORK/ood.jsonl" --robustness "$WORK/robustness" "${previous_args[@]}" \
   --out "$OUT" --datasets "$DATASETS"

@@ -183,3 +183,23 @@ def test_reports_name_inputs_relative_to_the_repository(tmp_path):
     assert evaluate.shown_path(tmp_path / "x.jsonl") == str(tmp_path / "x.jsonl")
     for report in (REPO_ROOT / "models" / "REPORT.md", REPO_ROOT / "models" / "report" / "metrics.json"):
         assert str(REPO_ROOT) not in report.read_text(), f"{report} names a path of the machine that made it"
+
+
+def test_earlier_models_stand_beside_this_one(evaluated, tmp_path):
+    """--previous, repeated oldest first: one column per earlier model, each compared with this one's interval."""
+    paths, metrics_json = evaluated["paths"], evaluated["out"] / "report" / "metrics.json"
+    earlier = json.loads(metrics_json.read_text())
+    earlier["model"]["version"] = "0.1.0"
+    auc = earlier["results"]["test"]["all"]["auc_kl2_vs_kl0"]
+    auc.update(value=auc["value"] - 0.3, ci_low=auc["ci_low"] - 0.3, ci_high=auc["ci_low"] - 0.2)
+    (tmp_path / "old.json").write_text(json.dumps(earlier))
+    card = tmp_path / "card.json"
+    shutil.copy(evaluated["card"], card)
+    evaluate.main(["--test", str(paths["test"]), "--split", str(paths["split"]), "--card", str(card),
+                   "--out", str(tmp_path / "out"), "--resamples", "200",
+                   "--previous", str(tmp_path / "old.json"), "--previous", str(metrics_json)])
+    section = (tmp_path / "out" / "REPORT.md").read_text().split("## Against the previous models (oa-inceptionv3 0.1.0, ")[1]
+    row = next(line for line in section.splitlines() if line.startswith("| AUC KL>=2 vs KL0 |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert len(cells) == 1 + 2 + 1 + 2, row
+    assert cells[4].endswith("apart") and cells[5] == "+0.000, overlap"
