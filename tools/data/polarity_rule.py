@@ -62,7 +62,7 @@ def main():
     train = scores([r for r in rows if r["split"] == "train"][::args.every], args.datasets, spec)
     val = scores([r for r in rows if r["split"] == "val"], args.datasets, spec)
 
-    lines = [f"Polarity rule on {len(train)} training knees (every {args.every}th image) and {len(val)} validation knees, "
+    lines = [f"Polarity rule on {len(train)} training knees (one training image in {args.every}) and {len(val)} validation knees, "
              "each upright and as its negative (`tools/oac polarity-rule`).", "",
              "| inverted_profile | inverted_match | training: upright turned | training: negatives turned back "
              "| validation: upright turned | validation: negatives turned back |",
