@@ -215,10 +215,11 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
     versions = versions or {}
     ok = scored.ok
     graded = ok & (scored.kl_grade >= 0)
-    oa_logits, labels, kl_logits, grades = labelled_outputs(scored)
+    # The published images first: their outputs alone choose the threshold, the KL rule and the KL set.
+    fitted = [labelled_outputs(s) for s in [scored, *versions.values()]]
+    oa_logits, labels, kl_logits, grades = fitted[0]
     if not len(labels) or not len(grades):
         raise ValueError("validation needs images with a known OA label and with a known KL grade")
-    fitted = [labelled_outputs(s) for s in [scored, *versions.values()]]
     pooled_oa_logits, pooled_labels, pooled_kl_logits, pooled_grades = (np.concatenate(part) for part in zip(*fitted))
 
     oa_temperature, oa_bias = fit_temperature_and_bias(pooled_oa_logits, pooled_labels)
