@@ -44,6 +44,37 @@ function errorMessage(error) {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * An ONNX model of one Identity node (x: float[1] -> y), protobuf-encoded here so that the app ships no second
+ * model file. ModelProto: ir_version (field 1), graph (7: node 1, name 2, input 11, output 12), opset_import (8).
+ */
+export function identityModelBytes() {
+  const varint = (value) => {
+    const bytes = [];
+    for (; value > 127; value >>>= 7) bytes.push((value & 127) | 128);
+    return [...bytes, value];
+  };
+  const number = (field, value) => [...varint(field << 3), ...varint(value)];
+  const message = (field, bytes) => [...varint((field << 3) | 2), ...varint(bytes.length), ...bytes];
+  const text = (field, value) => message(field, [...new TextEncoder().encode(value)]);
+  // ValueInfoProto: name, type = TypeProto.tensor_type { elem_type FLOAT (1), shape { dim { dim_value 1 } } }.
+  const floatOfOne = (name) => [...text(1, name), ...message(2, message(1, [...number(1, 1),
+    ...message(2, message(1, number(1, 1)))]))];
+  const node = [...text(1, 'x'), ...text(2, 'y'), ...text(4, 'Identity')];
+  const graph = [...message(1, node), ...text(2, 'start'), ...message(11, floatOfOne('x')), ...message(12, floatOfOne('y'))];
+  return new Uint8Array([...number(1, 7), ...message(7, graph), ...message(8, number(2, 13))]);
+}
+
+/**
+ * Starts ONNX Runtime (fetching and compiling its WebAssembly, starting its threads), which the first session
+ * of a process pays for: a session of the one-node model, released at once. The page's worker runs it while the
+ * model downloads, so the model's own session no longer waits for it.
+ */
+export async function startRuntime(ort, executionProviders) {
+  const session = await ort.InferenceSession.create(identityModelBytes(), { executionProviders });
+  await session.release?.();
+}
+
 export class KneeClassifier {
   /**
    * @param ort         onnxruntime-web or onnxruntime-node

@@ -17,7 +17,7 @@
 
 import * as ort from './ort/ort.wasm.min.mjs';
 import createCoreModule from './core/oac_core.mjs';
-import { KneeClassifier, failedFileResult } from './engine.js';
+import { KneeClassifier, failedFileResult, startRuntime } from './engine.js';
 
 // The worker owns this cache; the service worker leaves it alone (its caches are "oac-shell-*").
 const MODEL_CACHE = 'oac-model';
@@ -173,10 +173,14 @@ async function loadClassifier() {
     stages[stage] = performance.now();
     return value;
   };
+  // ONNX Runtime starts beside the card and the model's download; should it fail, the model's own session
+  // fails the same way and says so.
+  const runtime = startRuntime(ort, ['wasm']).catch(() => {}).then(done('runtime'));
   const { card, cardText } = await fetchCard().then(done('card'));
   post('card', { card });
   const [coreModule, model] = await Promise.all([core().then(done('core')), loadModelBytes(card).then(done('model'))]);
   post('model-status', { message: 'Preparing the model…' });
+  await runtime;
   const classifier = await KneeClassifier.create({
     ort, coreModule, cardText, modelBytes: model.bytes, executionProviders: ['wasm'],
   }).then(done('session'));

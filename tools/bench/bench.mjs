@@ -426,11 +426,12 @@ function renderMarkdown(results) {
         ['cold (empty profile)', `${ms(app.start.coldMs)} ms`, mb(app.start.coldBytes.total), mb(app.start.coldBytes.model)],
         [`warm (reload, ${app.start.warmMs.n}x)`, `${range(app.start.warmMs)} ms`, mb(app.start.warmBytes.total), mb(app.start.warmBytes.model)],
       ]), '',
-      'Where a start spends its time: when each of the worker\'s steps was done, ms since navigation (the model\'s '
-        + 'bytes downloaded or read from the device and verified, and the image core started, run side by side).', '',
-      table(['start', 'worker begins', 'model card', 'image core', 'model bytes', 'ONNX Runtime session (ready)'],
+      'Where a start spends its time: when each of the worker\'s steps was done, ms since navigation (ONNX Runtime '
+        + 'started, the model\'s bytes downloaded or read from the device and verified, and the image core started, '
+        + 'all side by side; then the model\'s session).', '',
+      table(['start', 'worker begins', 'ONNX Runtime started', 'model card', 'image core', 'model bytes', 'model session (ready)'],
         [['cold', app.start.coldStages], ['warm (median)', app.start.warmStages]].map(([label, stages]) => [label,
-          ...['start', 'card', 'core', 'model', 'session'].map((stage) => ms(stages?.[stage]))])), '',
+          ...['start', 'runtime', 'card', 'core', 'model', 'session'].map((stage) => ms(stages?.[stage]))])), '',
       'End to end: from a dropped File to the verdict and heatmap drawn; the worker\'s breakdown is from the same runs. '
         + 'Glue overhead = (end-to-end − inference) / inference.', '',
       table(['image', 'knees', 'end-to-end ms', 'per knee ms', 'inference ms', 'prepare ms', 'views ms', 'glue overhead'],
