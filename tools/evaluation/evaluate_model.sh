@@ -84,7 +84,7 @@ seed_args=()
 if [ -n "$SEED_CARD" ]; then
   "$PYTHON" "$ROOT/tools/evaluation/split_files.py" --seed-test --datasets "$DATASETS" >"$WORK/seed_test.txt"
   classify "$SEED_CARD" "$WORK/seed_test.txt" "$WORK/seed_test.jsonl"
-  seed_args=(--seed "$WORK/seed_test.jsonl")
+  seed_args=(--seed "$WORK/seed_test.jsonl" --seed-card "$SEED_CARD")
 fi
 
 "$PYTHON" "$ROOT/tools/evaluation/ood_corpus.py" --out "$WORK/ood_corpus"
