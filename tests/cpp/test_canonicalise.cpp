@@ -1,3 +1,5 @@
+#include <cmath>
+
 #include "test_support.hpp"
 
 using namespace oac_test;
@@ -93,6 +95,70 @@ TEST_CASE("percentile window maps 8-bit and 16-bit sources to the same scale", "
 TEST_CASE("a flat image is blank", "[canonicalise][errors]") {
   const auto knees = oac::canonicalise(grey_raw(4, 4, std::vector<uint16_t>(16, 77)), test_spec().preprocess);
   CHECK(error_of(knees) == "The image is blank: it has no contrast to show a knee.");
+}
+
+namespace {
+
+// 96 x 96, 8-bit: a smooth bright disc on a dark ground (the scale of bone), or uniform noise
+// from a fixed linear congruential generator; as grey, or as RGB with `tint` added to red.
+oac::RawImage picture(bool noise, int channels, int tint = 0) {
+  constexpr int kSide = 96;
+  std::vector<uint16_t> samples;
+  uint32_t state = 12345;
+  for (int y = 0; y < kSide; ++y) {
+    for (int x = 0; x < kSide; ++x) {
+      state = state * 1664525u + 1013904223u;
+      const double distance = std::hypot(x - 48.0, y - 48.0);
+      const int value = noise ? static_cast<int>(state >> 24)
+                              : static_cast<int>(40 + 180 / (1 + std::exp((distance - 30) / 4)));
+      if (channels == 1) {
+        samples.push_back(static_cast<uint16_t>(value));
+      } else {
+        samples.insert(samples.end(), {static_cast<uint16_t>(std::min(value + tint, 255)),
+                                       static_cast<uint16_t>(value), static_cast<uint16_t>(value)});
+      }
+    }
+  }
+  return oac::RawImage{kSide, kSide, channels, 8, samples};
+}
+
+oac::PreprocessSpec radiograph_spec() {
+  oac::PreprocessSpec spec = plain_spec();
+  spec.radiograph = {0.08, 0.3};  // a tint of 20 of 255 stays under 0.08, one of 60 does not
+  return spec;
+}
+
+}  // namespace
+
+TEST_CASE("a picture is measured for colour and roughness", "[canonicalise]") {
+  const oac::PictureMeasures smooth = oac::measure_picture(picture(false, 1), plain_spec()).value();
+  CHECK(smooth.colour == 0);
+  CHECK(smooth.roughness < 0.1);
+  // Uniform noise: the mean difference of two independent values over their deviation, 1/3 over 1/sqrt(12),
+  // a little less once the antialiased shrink to 128 px has interpolated neighbours.
+  const oac::PictureMeasures noise = oac::measure_picture(picture(true, 1), plain_spec()).value();
+  CHECK(noise.roughness > 0.5);
+  CHECK(noise.roughness < 1.2);
+  CHECK(oac::measure_picture(picture(false, 3, 30), plain_spec()).value().colour == Approx(30.0 / 255));
+  CHECK(error_of(oac::measure_picture(grey_raw(4, 4, std::vector<uint16_t>(16, 9)), plain_spec())) ==
+        "The image is blank: it has no contrast to show a knee.");
+}
+
+TEST_CASE("coloured or noise-like pictures are refused as not radiographs", "[canonicalise][errors]") {
+  const oac::PreprocessSpec spec = radiograph_spec();
+  CHECK(error_of(oac::canonicalise(picture(false, 1), spec)).empty());
+  CHECK(error_of(oac::canonicalise(picture(false, 3), spec)).empty());     // grey stored as RGB
+  CHECK(error_of(oac::canonicalise(picture(false, 3, 20), spec)).empty());  // a faint tint
+  CHECK(error_of(oac::canonicalise(picture(false, 3, 60), spec)) ==
+        "This picture is in colour, and an X-ray is grey: it looks like a photograph, not a radiograph. Open the "
+        "X-ray image itself (PNG, JPEG, BMP or DICOM).");
+  CHECK(error_of(oac::canonicalise(picture(true, 1), spec)) ==
+        "This picture is fine grain or noise throughout, without the smooth shapes of bone an X-ray shows. Open the "
+        "X-ray image itself (PNG, JPEG, BMP or DICOM).");
+  // The product card's bounds let a real knee radiograph through and refuse noise.
+  const oac::PreprocessSpec product = product_spec().preprocess;
+  CHECK(error_of(oac::canonicalise(picture(true, 1), product)).rfind("This picture is fine grain", 0) == 0);
+  CHECK(error_of(oac::canonicalise(picture(false, 3, 255), product)).rfind("This picture is in colour", 0) == 0);
 }
 
 TEST_CASE("inconsistent raw images are rejected", "[canonicalise][errors]") {

@@ -32,6 +32,8 @@ TEST_CASE("every field is read", "[card]") {
   CHECK(pre.border_max_fraction == 0.25);
   CHECK(pre.bilateral_min_aspect == 2.4);
   CHECK(pre.fit == "center_crop");
+  CHECK(pre.radiograph.max_colour == 1);
+  CHECK(pre.radiograph.max_roughness == 2);
   CHECK(spec.calibration.oa_temperature == 1.0);
   CHECK(spec.calibration.oa_bias == 0.0);
   CHECK(spec.calibration.kl_temperature == 1.0);
@@ -108,6 +110,13 @@ TEST_CASE("out-of-range values", "[card][errors]") {
         "The model card field \"preprocess.border_max_fraction\" must be at least 0 and below 0.5.");
   CHECK(parse_error(card_with("\"fit\": \"center_crop\"", "\"fit\": \"pad\"")) ==
         "The model card field \"preprocess.fit\" must be \"center_crop\" (the only fit the core supports).");
+  CHECK(parse_error(card_with("\"max_colour\": 1", "\"max_colour\": 0")) ==
+        "The model card field \"preprocess.radiograph.max_colour\" must be above 0 and at most 1 (1 refuses no colour).");
+  CHECK(parse_error(card_with("\"max_roughness\": 2", "\"max_roughness\": 2.5")) ==
+        "The model card field \"preprocess.radiograph.max_roughness\" must be above 0 and at most 2 (2 refuses no "
+        "picture).");
+  CHECK(parse_error(card_with("\"radiograph\"", "\"radiography\"")) ==
+        "The model card has no \"preprocess.radiograph.max_colour\" field.");
   CHECK(parse_error(card_with("\"oa_bias\": 0.0, ", "")) == "The model card has no \"calibration.oa_bias\" field.");
   CHECK(parse_error(card_with("\"kl_temperature\": 1.0", "\"kl_temperature\": -1")) ==
         "The model card field \"calibration.kl_temperature\" must be a positive number.");

@@ -195,16 +195,20 @@ describe('tools/oac classify on whole radiographs', { timeout: SUITE_MS }, () =>
     assert.deepEqual(fromDicom.knees.map((knee) => knee.box), fromJpeg.knees.map((knee) => knee.box));
   });
 
-  it('says plainly that no knee was found in an image without one', async () => {
-    const noise = path.join(scratch, 'noise.pgm');
-    const pixels = Buffer.alloc(640 * 480);
-    for (let i = 0; i < pixels.length; i += 1) pixels[i] = (i * 2654435761) >>> 24;
-    writeFileSync(noise, Buffer.concat([Buffer.from('P5 640 480 255\n'), pixels]));
-    const bmp = path.join(scratch, 'noise.bmp');
-    execFileSync('convert', [noise, bmp]);
-    const run = await classify([bmp]);
+  it('says plainly that no knee was found in an image without one, and refuses noise as not an X-ray', async () => {
+    const pgm = (name, value) => {
+      const pixels = Buffer.alloc(640 * 480);
+      for (let i = 0; i < pixels.length; i += 1) pixels[i] = value(i);
+      writeFileSync(path.join(scratch, `${name}.pgm`), Buffer.concat([Buffer.from('P5 640 480 255\n'), pixels]));
+      execFileSync('convert', [path.join(scratch, `${name}.pgm`), path.join(scratch, `${name}.bmp`)]);
+      return path.join(scratch, `${name}.bmp`);
+    };
+    const run = await classify([pgm('ramp', (i) => Math.round(((i % 640) * 255) / 639)),
+      pgm('noise', (i) => (i * 2654435761) >>> 24)]);
     assert.equal(run.code, 2);
     assert.equal(run.results[0].ok, false);
     assert.match(run.results[0].error, /^No knee joint was found in this image/);
+    assert.equal(run.results[1].ok, false);
+    assert.match(run.results[1].error, /^This picture is fine grain or noise throughout/);
   });
 });

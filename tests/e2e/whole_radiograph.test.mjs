@@ -18,6 +18,7 @@ const TOLERANCE = 1e-4;
 const WIDTH = 2180;
 const HEIGHT = 2660;
 const NO_KNEE = /No knee joint was found in this image/;
+const NOT_A_RADIOGRAPH = /This picture is fine grain or noise throughout/;
 
 /** Waits until knee `index` of the detail view shows a box set by hand other than `previousBox`. */
 async function waitForHandBox(page, index, previousBox = null) {
@@ -232,14 +233,25 @@ describe('whole radiographs in the page', { timeout: SUITE_MS }, () => {
       Math.abs(edge - expected[k][e]) <= 0.05 * (expected[k][2] - expected[k][0]), `knee ${k}: ${box} vs ${expected[k]}`)));
   });
 
-  it('says when no knee joint is found and lets the user draw its box, by keys or by mouse', { timeout: SLOW_MS }, async () => {
+  it('refuses noise as not an X-ray, and the page keeps working', { timeout: SLOW_MS }, async () => {
     let seed = 20261130;
     const noise = path.join(scratch, 'noise.png');
     writeFileSync(noise, greyPng(480, 360, () => {
       seed = (seed * 1103515245 + 12345) % 2147483648;
       return seed % 256;
     }));
-    const status = await classifyInPage([noise]);
+    assert.match(await classifyInPage([noise]), NOT_A_RADIOGRAPH);
+    assert.equal(await page.locator('#detail .knee').count(), 0);
+    const cli = await runCli([noise]);
+    assert.equal(cli.code, 2);
+    assert.match(cli.results[0].error, NOT_A_RADIOGRAPH);
+  });
+
+  it('says when no knee joint is found and lets the user draw its box, by keys or by mouse', { timeout: SLOW_MS }, async () => {
+    // Grey and smooth like a radiograph, but with nothing shaped like a knee.
+    const noKnee = path.join(scratch, 'ramp.png');
+    writeFileSync(noKnee, greyPng(480, 360, (x) => Math.round((x * 255) / 479)));
+    const status = await classifyInPage([noKnee]);
     assert.match(status, NO_KNEE);
     assert.match(await page.textContent('#detail .no-knee-notice'), NO_KNEE);
     assert.equal(await page.locator('#detail .knee').count(), 0, 'the whole image is never scored as a knee');
@@ -282,7 +294,7 @@ describe('whole radiographs in the page', { timeout: SUITE_MS }, () => {
     await screenshot(page, 'no-knee-drawn.png');
 
     // The CLI has nobody to draw a box: it reports the file with the same notice.
-    const cli = await runCli([noise]);
+    const cli = await runCli([noKnee]);
     assert.equal(cli.code, 2);
     assert.equal(cli.results[0].ok, false);
     assert.match(cli.results[0].error, NO_KNEE);

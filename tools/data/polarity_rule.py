@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 import oac_core
-from lib.card import load_card, save_card
-from lib.paths import MODEL_CARD, REPO_ROOT, datasets_dir
+from lib.card import load_card, write_preprocess_choice
+from lib.paths import MODEL_CARD, REPO_ROOT, SEED_CARD, datasets_dir
 
 PROFILE_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 MATCH_GRID = (0.0, 0.05, 0.1, 0.2)
@@ -81,14 +81,10 @@ def main():
                   f"most {MAX_UPRIGHT_TURNED:.1%} of the upright training knees turned."]
     print("\n".join(lines))
     if args.write:
-        for card_path in (args.card, REPO_ROOT / "models/seed/oa-inceptionv3-seed.json"):
-            updated = load_card(card_path)
-            updated["preprocess"]["localise"]["inverted_profile"] = profile
-            updated["preprocess"]["localise"]["inverted_match"] = match
-            save_card(card_path, updated)
-            print(f"wrote them into {card_path.relative_to(REPO_ROOT)}")
-        REPORT.write_text("# Polarity rule\n\n" + "\n".join(lines) + "\n")
-        print(f"wrote {REPORT.relative_to(REPO_ROOT)}")
+        write_preprocess_choice(
+            (args.card, SEED_CARD),
+            lambda card: card["preprocess"]["localise"].update(inverted_profile=profile, inverted_match=match),
+            REPORT, "Polarity rule", lines)
 
 
 if __name__ == "__main__":

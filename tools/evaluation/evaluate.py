@@ -583,10 +583,11 @@ def write_report(path: Path, results: dict, targets: list[dict], card: dict, con
     lines += ["", "## OOD gate", ""]
     if "ood" in results:
         lines += [
-            "Non-knee images (tools/evaluation/ood_corpus.py) count as refused when the decoder rejects them or when every "
-            "knee found in them scores above the OOD threshold. Rows are the corpus's file-name prefixes.",
+            "Non-knee images (tools/evaluation/ood_corpus.py) count as refused when the core refuses them (undecodable, "
+            "blank, not a radiograph by the card's `preprocess.radiograph`, or no knee found) or when every knee found in "
+            "them scores above the OOD threshold. Rows are the corpus's file-name prefixes.",
             "",
-            "| images | count | refused | by OOD gate | undecodable | rejection rate [95% CI] |",
+            "| images | count | refused | by OOD gate | by the core | rejection rate [95% CI] |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
         for name, entry in results["ood"].items():

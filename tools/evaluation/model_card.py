@@ -71,7 +71,9 @@ def render(card):
             "window": f"percentiles {p['window_percentiles']} map to 0 and 1",
             "borders": f"uniform rows/columns within {p['border_tolerance']} of black or white, at most {p['border_max_fraction']} per side",
             "two knees": f"width/height >= {p['bilateral_min_aspect']} splits into left and right",
-            "fit": p["fit"]}),
+            "fit": p["fit"],
+            "not a radiograph": f"refused when its colour exceeds {p['radiograph']['max_colour']} or its roughness "
+                                f"{p['radiograph']['max_roughness']} ({p['radiograph']['measured']})"}),
         "## Knee localisation (whole radiographs)\n" + bullet_table({
             **card.get("localisation", {}),
             "search": f"box sides from {p['localise']['smallest_knee']} of the longer side (at least "

@@ -54,3 +54,15 @@ def format_card(value, indent: int = 0) -> str:
 
 def save_card(path: Path, card: dict) -> None:
     Path(path).write_text(format_card(card) + "\n")
+
+
+def write_preprocess_choice(card_paths, change, report: Path, title: str, lines: list[str]) -> None:
+    """A data tool's --write: change(card) applied to each card (the shipped and the seed card share their
+    preprocessing), and the table it chose by into `report`."""
+    for path in card_paths:
+        card = load_card(path)
+        change(card)
+        save_card(path, card)
+        print(f"wrote them into {path}")
+    Path(report).write_text(f"# {title}\n\n" + "\n".join(lines) + "\n")
+    print(f"wrote {report}")

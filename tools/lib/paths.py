@@ -9,6 +9,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_CARD = REPO_ROOT / "models" / "oa-inceptionv3.json"
+# The seed-protocol model's card, which shares the shipped card's preprocessing.
+SEED_CARD = REPO_ROOT / "models" / "seed" / "oa-inceptionv3-seed.json"
 # The C++ core's pybind11 module, as `tools/oac build` leaves it (tools/oac also puts it on PYTHONPATH).
 CORE_PYTHON_DIR = REPO_ROOT / "build" / "native" / "python"
 DATASETS_BESIDE_CHECKOUT = REPO_ROOT.parent / "shared" / "datasets"

@@ -108,7 +108,11 @@ PYBIND11_MODULE(oac_core, m) {
       .def_readwrite("border_tolerance", &oac::PreprocessSpec::border_tolerance)
       .def_readwrite("border_max_fraction", &oac::PreprocessSpec::border_max_fraction)
       .def_readwrite("bilateral_min_aspect", &oac::PreprocessSpec::bilateral_min_aspect)
-      .def_readwrite("fit", &oac::PreprocessSpec::fit);
+      .def_readwrite("fit", &oac::PreprocessSpec::fit)
+      .def_readwrite("radiograph", &oac::PreprocessSpec::radiograph);
+  py::class_<oac::RadiographSpec>(m, "RadiographSpec")
+      .def_readwrite("max_colour", &oac::RadiographSpec::max_colour)
+      .def_readwrite("max_roughness", &oac::RadiographSpec::max_roughness);
   py::class_<oac::CalibrationSpec>(m, "CalibrationSpec")
       .def_readwrite("oa_temperature", &oac::CalibrationSpec::oa_temperature)
       .def_readwrite("oa_bias", &oac::CalibrationSpec::oa_bias)
@@ -146,6 +150,20 @@ PYBIND11_MODULE(oac_core, m) {
       },
       py::arg("data"), py::arg("max_pixels") = kDefaultMaxPixels, py::arg("max_bytes") = kDefaultMaxBytes,
       "File bytes -> {width, height, channels, bit_depth, pixels: uint16[H,W,C], pixel_spacing_mm, laterality}.");
+
+  m.def(
+      "measure_picture",
+      [](const py::dict& image, const oac::ModelSpec& spec) {
+        const oac::RawImage raw = raw_image_from(image);
+        oac::Result<oac::PictureMeasures> measures = [&] {
+          py::gil_scoped_release unlocked;
+          return oac::measure_picture(raw, spec.preprocess);
+        }();
+        const oac::PictureMeasures found = unwrap(std::move(measures));
+        return py::make_tuple(found.colour, found.roughness);
+      },
+      py::arg("image"), py::arg("spec"),
+      "decode() result -> (colour, roughness), the measures preprocess.radiograph bounds (oac/preprocess.hpp).");
 
   m.def(
       "canonicalise",

@@ -218,9 +218,70 @@ const char* const kNoKneeFound =
     "No knee joint was found in this image. It needs a front (AP or PA) view of one or both knees; "
     "if the knee is there, draw its box by hand.";
 
+namespace {
+
+double mean_colour_spread(const RawImage& image) {
+  if (image.channels < 3) return 0.0;
+  const size_t pixel_count = static_cast<size_t>(image.width) * image.height;
+  double spread = 0;
+  for (size_t i = 0; i < pixel_count; ++i) {
+    const uint16_t* pixel = image.samples.data() + i * image.channels;
+    spread += std::max({pixel[0], pixel[1], pixel[2]}) - std::min({pixel[0], pixel[1], pixel[2]});
+  }
+  const double full_scale = static_cast<double>((1u << std::clamp(image.bit_depth, 1, 16)) - 1u);
+  return spread / static_cast<double>(pixel_count) / full_scale;
+}
+
+// Shrunk to a fixed size first, so a film's grain, which its resolution sets, counts for nothing:
+// what remains of a radiograph is smooth bone and soft tissue, while noise stays noise.
+double roughness(const GrayImage& windowed) {
+  constexpr int kSide = 128;
+  const GrayImage small = resize(windowed, kSide, kSide);
+  double sum = 0, squares = 0, steps = 0;
+  for (const float value : small.pixels) {
+    sum += value;
+    squares += static_cast<double>(value) * value;
+  }
+  for (int y = 0; y < kSide; ++y) {
+    for (int x = 0; x < kSide; ++x) {
+      const float here = small.pixels[static_cast<size_t>(y) * kSide + x];
+      if (x + 1 < kSide) steps += std::fabs(small.pixels[static_cast<size_t>(y) * kSide + x + 1] - here);
+      if (y + 1 < kSide) steps += std::fabs(small.pixels[static_cast<size_t>(y + 1) * kSide + x] - here);
+    }
+  }
+  const double count = static_cast<double>(kSide) * kSide;
+  const double deviation = std::sqrt(std::max(squares / count - (sum / count) * (sum / count), 0.0));
+  const double mean_step = steps / (2.0 * kSide * (kSide - 1));
+  return deviation > 0 ? mean_step / deviation : 0.0;
+}
+
+PictureMeasures measures_of(const RawImage& raw, const GrayImage& windowed) {
+  return {mean_colour_spread(raw), roughness(windowed)};
+}
+
+}  // namespace
+
+Result<PictureMeasures> measure_picture(const RawImage& raw, const PreprocessSpec& spec) {
+  if (auto problem = check_raw_image(raw)) return *problem;
+  Result<GrayImage> windowed = window(raw, spec.window_percentiles);
+  if (!windowed) return windowed.error();
+  return measures_of(raw, windowed.value());
+}
+
 Result<GrayImage> window_image(const RawImage& raw, const PreprocessSpec& spec) {
   if (auto problem = check_raw_image(raw)) return *problem;
-  return window(raw, spec.window_percentiles);
+  Result<GrayImage> windowed = window(raw, spec.window_percentiles);
+  if (!windowed) return windowed;
+  const PictureMeasures measures = measures_of(raw, windowed.value());
+  if (measures.colour > spec.radiograph.max_colour) {
+    return Error{"This picture is in colour, and an X-ray is grey: it looks like a photograph, not a radiograph. "
+                 "Open the X-ray image itself (PNG, JPEG, BMP or DICOM)."};
+  }
+  if (measures.roughness > spec.radiograph.max_roughness) {
+    return Error{"This picture is fine grain or noise throughout, without the smooth shapes of bone an X-ray "
+                 "shows. Open the X-ray image itself (PNG, JPEG, BMP or DICOM)."};
+  }
+  return windowed;
 }
 
 namespace {

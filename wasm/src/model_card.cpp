@@ -152,6 +152,8 @@ Result<ModelSpec> parse_model_card(std::string_view json_text) {
   localise.joint_crop_fraction = card.number("preprocess.localise.joint_crop_fraction");
   localise.inverted_profile = card.number("preprocess.localise.inverted_profile");
   localise.inverted_match = card.number("preprocess.localise.inverted_match");
+  pre.radiograph.max_colour = card.number("preprocess.radiograph.max_colour");
+  pre.radiograph.max_roughness = card.number("preprocess.radiograph.max_roughness");
   spec.calibration.oa_temperature = card.number("calibration.oa_temperature");
   spec.calibration.oa_bias = card.number("calibration.oa_bias");
   spec.calibration.kl_temperature = card.number("calibration.kl_temperature");
@@ -195,6 +197,10 @@ Result<ModelSpec> parse_model_card(std::string_view json_text) {
                "from 0 to 1");
   card.require(localise.joint_crop_fraction > 0 && localise.joint_crop_fraction <= 1,
                "preprocess.localise.joint_crop_fraction", "above 0 and at most 1");
+  card.require(pre.radiograph.max_colour > 0 && pre.radiograph.max_colour <= 1, "preprocess.radiograph.max_colour",
+               "above 0 and at most 1 (1 refuses no colour)");
+  card.require(pre.radiograph.max_roughness > 0 && pre.radiograph.max_roughness <= 2,
+               "preprocess.radiograph.max_roughness", "above 0 and at most 2 (2 refuses no picture)");
   card.require(spec.calibration.oa_temperature > 0, "calibration.oa_temperature", "a positive number");
   card.require(std::isfinite(spec.calibration.oa_bias), "calibration.oa_bias", "a finite number");
   card.require(spec.calibration.kl_temperature > 0, "calibration.kl_temperature", "a positive number");

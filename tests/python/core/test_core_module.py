@@ -46,6 +46,8 @@ def test_parse_model_card_reads_the_card(spec):
     assert spec.preprocess.border_max_fraction == pre["border_max_fraction"]
     assert spec.preprocess.bilateral_min_aspect == pre["bilateral_min_aspect"]
     assert spec.preprocess.fit == pre["fit"]
+    assert spec.preprocess.radiograph.max_colour == pre["radiograph"]["max_colour"]
+    assert spec.preprocess.radiograph.max_roughness == pre["radiograph"]["max_roughness"]
     assert spec.calibration.oa_temperature == card["calibration"]["oa_temperature"]
     assert spec.calibration.kl_temperature == card["calibration"]["kl_temperature"]
     assert spec.threshold == card["threshold"]

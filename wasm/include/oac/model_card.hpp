@@ -30,6 +30,14 @@ struct LocaliseSpec {
   double joint_crop_fraction = 0;
 };
 
+// Mirrors "preprocess.radiograph": a picture is refused before any knee is looked for when it is
+// coloured or rough beyond these (PictureMeasures); tools/data/radiograph_check.py sets them from
+// the training images, so none of those would be refused.
+struct RadiographSpec {
+  double max_colour = 0;
+  double max_roughness = 0;
+};
+
 // Mirrors the "preprocess" object of the model card. There are deliberately no
 // built-in defaults: the card is the single source of truth.
 struct PreprocessSpec {
@@ -43,6 +51,7 @@ struct PreprocessSpec {
   double bilateral_min_aspect = 0;
   std::string fit;
   LocaliseSpec localise;
+  RadiographSpec radiograph;
 };
 
 // P(OA) = sigmoid(oa_logit / oa_temperature + oa_bias): the bias undoes the shift that training's
