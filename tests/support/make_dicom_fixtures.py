@@ -169,7 +169,9 @@ def synthetic_bases(out: Path) -> list[Base]:
                              {"(0028,0101)": "US 12", "(0028,0102)": "US 15"})
     eight_in_sixteen = dump_to_dicom(out, "bits8of16", ((x * 4 + y) % 256 | 0xAB00).astype(np.uint16)[None],
                                      {"(0028,0101)": "US 8", "(0028,0102)": "US 7"})
-    planes = np.stack([(x * 4) % 256, (y * 5) % 256, (x + y) % 256]).astype(np.uint8)
+    # Three different planes, yet close enough to grey that the core takes the picture for a radiograph.
+    grey = (x * 3 + y * 2) % 200
+    planes = np.stack([grey, grey + (x % 3) * 6, grey + 20 - (y % 4) * 5]).astype(np.uint8)
     # Planar configuration 1 stores the red, green and blue planes one after another: the planes' bytes
     # go in unchanged, only the shape says three samples per pixel.
     planar_rgb = dump_to_dicom(out, "planar-rgb", planes.reshape(1, rows, columns, 3), {"(0028,0006)": "US 1"})
