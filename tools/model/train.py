@@ -71,6 +71,7 @@ class Config:
     kl_neighbour_smoothing: float = 0.0  # KL target mass moved to the neighbouring grade(s)
     aug_jpeg: float = 0.0              # fraction of samples re-compressed as JPEG (quality 40-95)
     aug_margins: float = 0.0           # fraction of samples given black margins (2-15% of the side, 1-4 sides)
+    aug_negatives: float = 0.0         # fraction of samples turned into their negative (bone dark)
     channels_last: bool = True         # NHWC memory format for model and input (faster on CPU)
     patience: int = 3                  # epochs without a better validation score
     eval_every_steps: int = 0          # 0: once per epoch
@@ -293,11 +294,12 @@ def spec_as_dict(spec):
 # ----------------------------------------------------------------------------------------------
 # Augmentation on batches of grey planes in [0, 1]; per-sample parameters, vectorised.
 
-def augment(x, gen, jpeg=0.0, margins=0.0):
+def augment(x, gen, jpeg=0.0, margins=0.0, negatives=0.0):
     """Augmented copy of x [n,1,S,S] (grey in [0,1]); every draw comes from `gen`, in a fixed order.
 
     jpeg: fraction of samples re-compressed as 8-bit JPEG at quality 40-95; margins: fraction given black
-    margins. Both are drawn after the older augmentations, so with 0 the older draws are unchanged."""
+    margins; negatives: fraction turned into their negative. Each is drawn after the older augmentations, so
+    with 0 the older draws are unchanged."""
     n, _, size, _ = x.shape
     u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=gen)
 
@@ -363,6 +365,12 @@ def augment(x, gen, jpeg=0.0, margins=0.0):
                 Image.fromarray(plane, mode="L").save(buffer, format="JPEG", quality=int(quality[i]))
                 decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("L"), dtype=np.float32)
                 x[i, 0] = torch.from_numpy(decoded / 255.0)
+
+    # negatives the core does not turn back (its polarity rule misses about one in twelve): the percentile
+    # window of a negative is the negative of the window, so 1 - x is exactly the crop the model then sees
+    if negatives > 0:
+        chosen = (torch.rand(n, generator=gen) < negatives).view(n, 1, 1, 1)
+        x = torch.where(chosen, 1.0 - x, x)
     return x
 
 
@@ -748,7 +756,8 @@ def main(argv=None):
             # dropout, likewise (and per rank, so shards do not share masks)
             torch.manual_seed(config.seed * 1_000_033 + state["global_step"] + 7919 * ranks.rank)
             mine = ranks.shard(len(batch))
-            x = to_model_input(augment(planes, gen, config.aug_jpeg, config.aug_margins)[mine], spec)
+            augmented = augment(planes, gen, config.aug_jpeg, config.aug_margins, config.aug_negatives)
+            x = to_model_input(augmented[mine], spec)
             out = model(x.to(ranks.device).contiguous(memory_format=memory_format(net)))
             loss = losses(out, torch.from_numpy(knees.oa[batch][mine]).to(ranks.device),
                           torch.from_numpy(knees.kl[batch][mine]).to(ranks.device),
