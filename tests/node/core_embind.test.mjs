@@ -199,21 +199,22 @@ test('a whole radiograph gives each knee a square box in decoded pixels; setBox 
   core.delete();
 });
 
+// A picture as grey and smooth as a radiograph, with nothing shaped like a knee.
+const smoothRamp = () => new Uint8Array(greyPng(640, 480, (x) => Math.round((x * 255) / 639)));
+
 test('noise is refused as not a radiograph, and the core keeps working', () => {
   const core = new oac.Core(card);
   const noise = new Uint8Array(greyPng(640, 480, (x, y) => ((x * 2654435761 + y * 40503) >>> 24) & 255));
   const refused = core.prepare(noise);
   assert.equal(refused.ok, false);
   assert.match(refused.error, /^This picture is fine grain or noise throughout/);
-  assert.equal(core.prepare(new Uint8Array(greyPng(640, 480, (x) => Math.round((x * 255) / 639)))).ok, true);
+  assert.equal(core.prepare(smoothRamp()).ok, true);
   core.delete();
 });
 
 test('an image without a knee decodes, says so, and takes a box drawn by hand', () => {
   const core = new oac.Core(card);
-  // A smooth ramp: a picture as grey and smooth as a radiograph, with nothing shaped like a knee.
-  const ramp = new Uint8Array(greyPng(640, 480, (x) => Math.round((x * 255) / 639)));
-  const result = core.prepare(ramp);
+  const result = core.prepare(smoothRamp());
   assert.equal(result.ok, true, result.error);
   assert.equal(result.knees.length, 0);
   assert.match(result.notice, /^No knee joint was found in this image/);

@@ -259,18 +259,21 @@ PictureMeasures measures_of(const RawImage& raw, const GrayImage& windowed) {
   return {mean_colour_spread(raw), roughness(windowed)};
 }
 
+Result<GrayImage> checked_window(const RawImage& raw, const PreprocessSpec& spec) {
+  if (auto problem = check_raw_image(raw)) return *problem;
+  return window(raw, spec.window_percentiles);
+}
+
 }  // namespace
 
 Result<PictureMeasures> measure_picture(const RawImage& raw, const PreprocessSpec& spec) {
-  if (auto problem = check_raw_image(raw)) return *problem;
-  Result<GrayImage> windowed = window(raw, spec.window_percentiles);
+  Result<GrayImage> windowed = checked_window(raw, spec);
   if (!windowed) return windowed.error();
   return measures_of(raw, windowed.value());
 }
 
 Result<GrayImage> window_image(const RawImage& raw, const PreprocessSpec& spec) {
-  if (auto problem = check_raw_image(raw)) return *problem;
-  Result<GrayImage> windowed = window(raw, spec.window_percentiles);
+  Result<GrayImage> windowed = checked_window(raw, spec);
   if (!windowed) return windowed;
   const PictureMeasures measures = measures_of(raw, windowed.value());
   if (measures.colour > spec.radiograph.max_colour) {
