@@ -72,6 +72,9 @@ class Config:
     aug_jpeg: float = 0.0              # fraction of samples re-compressed as JPEG (quality 40-95)
     aug_margins: float = 0.0           # fraction of samples given black margins (2-15% of the side, 1-4 sides)
     aug_negatives: float = 0.0         # fraction of samples turned into their negative (bone dark)
+    distil_from: str = ""              # a model (as init_from) whose mirror-averaged predictions on the training
+                                       # knees become soft targets: flip averaging learned, not paid per inference
+    distil_weight: float = 0.0         # share of the loss that follows those soft targets (the rest: the labels)
     channels_last: bool = True         # NHWC memory format for model and input (faster on CPU)
     patience: int = 3                  # epochs without a better validation score
     eval_every_steps: int = 0          # 0: once per epoch
@@ -418,6 +421,12 @@ def neighbour_smoothed_targets(kl, smoothing, grades=5):
     return target * (1 - smoothing) + smoothing * neighbours / neighbours.sum(1, keepdim=True)
 
 
+def distillation_loss(out, oa_probability, kl_probabilities, kl_loss_weight):
+    """Cross-entropy of the outputs against a teacher's probabilities (P(OA), and the five KL grades)."""
+    loss = F.binary_cross_entropy_with_logits(out["oa_logit"], oa_probability)
+    return loss + kl_loss_weight * -(kl_probabilities * F.log_softmax(out["kl_logits"], dim=1)).sum(1).mean()
+
+
 def losses(out, oa, kl, pos_weight, kl_weight, kl_loss_weight, kl_smoothing=0.0):
     known_oa = ~torch.isnan(oa)
     loss = out["oa_logit"].sum() * 0.0
@@ -462,8 +471,40 @@ def validation_score(model, knees, spec):
     return {"auc": float(oa_auc), "qwk": float(kappa), "kl_acc": kl_acc, "score": float(oa_auc + kappa)}
 
 
+def mirror_averaged_probabilities(model, planes, spec):
+    """P(OA) and the KL grade probabilities of `model` on planes [n,S,S], each the mean of the knee as it is and
+    mirrored left to right (the flip averaging that scored best on validation in models/head-study.md)."""
+    views = [predict(model, planes, spec), predict(model, np.ascontiguousarray(planes[:, :, ::-1]), spec)]
+    oa = np.mean([1 / (1 + np.exp(-view["oa_logit"])) for view in views], axis=0)
+    kl = np.mean([torch.softmax(torch.from_numpy(view["kl_logits"]), 1).numpy() for view in views], axis=0)
+    return oa.astype(np.float32), kl.astype(np.float32)
+
+
+def teacher_targets(config, knees, train_idx, spec, run_dir, ranks):
+    """The distillation targets for every knee (NaN outside train_idx), computed once by rank 0 and kept in the
+    run folder, so a resumed run and the other ranks read the same ones."""
+    cache = run_dir / "teacher-targets.pt"
+    if ranks.main and not cache.exists():
+        teacher = OAInceptionV3(dropout=config.dropout)
+        source = committed_file(config.distil_from) if ":" in config.distil_from else REPO_ROOT / config.distil_from
+        state, described = load_init_weights(source)
+        teacher.load_state_dict(state)
+        if config.channels_last:
+            teacher = teacher.to(memory_format=torch.channels_last)
+        log(f"distillation: mirror-averaged predictions of {described} on {len(train_idx)} training knees")
+        oa = np.full(len(knees.split), np.nan, np.float32)
+        kl = np.full((len(knees.split), 5), np.nan, np.float32)
+        oa[train_idx], kl[train_idx] = mirror_averaged_probabilities(teacher, knees.planes[train_idx], spec)
+        torch.save({"source": described, "oa": torch.from_numpy(oa), "kl": torch.from_numpy(kl)},
+                   str(cache) + ".tmp")
+        os.replace(str(cache) + ".tmp", cache)
+    ranks.barrier()
+    targets = torch.load(cache, map_location="cpu")
+    return targets["oa"].to(ranks.device), targets["kl"].to(ranks.device)
+
+
 def memory_format(model):
-    weight = getattr(model, "module", model).backbone.layers["conv2d_1"].weight
+    weight = next(p for p in model.parameters() if p.dim() == 4)  # the first convolution's
     return torch.channels_last if weight.is_contiguous(memory_format=torch.channels_last) and \
         not weight.is_contiguous() else torch.contiguous_format
 
@@ -697,6 +738,9 @@ def main(argv=None):
     pos_weight, kl_weight = class_weights(knees, np.isin(np.arange(len(knees.split)), train_idx))
     pos_weight, kl_weight = pos_weight.to(ranks.device), kl_weight.to(ranks.device)
 
+    if config.distil_weight > 0:
+        teacher_oa, teacher_kl = teacher_targets(config, knees, train_idx, spec, run_dir, ranks)
+
     state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_score": -1.0, "bad_epochs": 0, "history": []}
     last = run_dir / "last.pt"
     if ranks.from_main(last.exists() and not fresh):  # every rank loads the same file
@@ -762,6 +806,10 @@ def main(argv=None):
             loss = losses(out, torch.from_numpy(knees.oa[batch][mine]).to(ranks.device),
                           torch.from_numpy(knees.kl[batch][mine]).to(ranks.device),
                           pos_weight, kl_weight, config.kl_loss_weight, config.kl_neighbour_smoothing)
+            if config.distil_weight > 0:
+                taught = torch.from_numpy(batch[mine]).to(ranks.device)
+                loss = (1 - config.distil_weight) * loss + config.distil_weight * distillation_loss(
+                    out, teacher_oa[taught], teacher_kl[taught], config.kl_loss_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
