@@ -288,13 +288,44 @@ TEST_CASE("a negative joint crop is turned back: bone is bright", "[localise][po
   CHECK(knees_of(published.value()).front().inverted);
 }
 
-TEST_CASE("a negative whose gradients barely match the template's is turned back too", "[localise][polarity]") {
-  // Its upright crop matches the template's gradients at only 0.07: the card's inverted_match of 0
-  // (tools/oac polarity-rule) turns its negative back, where 0.1 left it as it was.
-  const oac::Result<oac::RawImage> raw = decode_file(dataset_file("Osteoarthritis_Dataset/train/Normal/9184192L.png"));
+TEST_CASE("a negative whose row profile barely matches the template is turned back by its brightness", "[localise][polarity]") {
+  // A picture of the second collection: its right knee's upright rows match the template's at only
+  // 0.77 and its gradients at 0.09, which the profile-and-gradients rule (0.8) let through; its
+  // bright, left-skewed brightness does not.
+  const oac::Result<oac::RawImage> raw =
+      decode_file(dataset_file("Osteoarthritis_Dataset/Valid/Osteoarthritis/ModerateG3 (182).png"));
   REQUIRE(raw.ok());
-  CHECK_FALSE(knees_of(raw.value()).front().inverted);
-  CHECK(knees_of(negative_of(raw.value())).front().inverted);
+  const std::vector<oac::Knee> upright = knees_of(raw.value());
+  REQUIRE(upright.size() == 2);  // the picture shows both knees side by side
+  const oac::PolarityMeasures measures = oac::polarity_measures(upright.back().image, product_preprocess().localise);
+  CHECK(measures.profile < 0.8f);
+  CHECK(measures.brightness > 0.2f);
+  CHECK(measures.skew < -0.5f);
+  const std::vector<oac::Knee> turned = knees_of(negative_of(raw.value()));
+  REQUIRE(turned.size() == 2);
+  for (size_t i = 0; i < 2; ++i) {
+    CHECK_FALSE(upright[i].inverted);
+    CHECK(turned[i].inverted);
+  }
+}
+
+TEST_CASE("each polarity measure changes sign, and no more, on the negative", "[localise][polarity]") {
+  const oac::Result<oac::RawImage> raw = decode_file(dataset_file("Osteoarthritis_Dataset/Valid/Normal/9001695L.png"));
+  REQUIRE(raw.ok());
+  const oac::GrayImage crop = knees_of(raw.value()).front().image;
+  oac::GrayImage negative = crop;
+  for (float& value : negative.pixels) value = 1.0f - value;
+  const oac::LocaliseSpec& spec = product_preprocess().localise;
+  const oac::PolarityMeasures upright = oac::polarity_measures(crop, spec);
+  const oac::PolarityMeasures turned = oac::polarity_measures(negative, spec);
+  CHECK(upright.profile > 0.5f);
+  CHECK(upright.brightness > 0.0f);
+  CHECK(upright.skew < 0.0f);
+  CHECK(turned.profile == Approx(-upright.profile).margin(1e-4));
+  CHECK(turned.frame == Approx(-upright.frame).margin(1e-4));
+  CHECK(turned.brightness == Approx(-upright.brightness).margin(1e-4));
+  CHECK(turned.skew == Approx(-upright.skew).margin(1e-4));
+  CHECK(oac::upright_score(turned, spec.polarity) == Approx(-oac::upright_score(upright, spec.polarity)).margin(1e-3));
 }
 
 TEST_CASE("a negative whole radiograph gives the same knees, turned back", "[localise][polarity]") {

@@ -34,6 +34,9 @@ TEST_CASE("every field is read", "[card]") {
   CHECK(pre.fit == "center_crop");
   CHECK(pre.radiograph.max_colour == 1);
   CHECK(pre.radiograph.max_roughness == 2);
+  CHECK(pre.localise.polarity.profile == 1);
+  CHECK(pre.localise.polarity.skew == 0);
+  CHECK(pre.localise.polarity.threshold == 2);
   CHECK(spec.calibration.oa_temperature == 1.0);
   CHECK(spec.calibration.oa_bias == 0.0);
   CHECK(spec.calibration.kl_temperature == 1.0);
@@ -115,6 +118,10 @@ TEST_CASE("out-of-range values", "[card][errors]") {
   CHECK(parse_error(card_with("\"max_roughness\": 2", "\"max_roughness\": 2.5")) ==
         "The model card field \"preprocess.radiograph.max_roughness\" must be above 0 and at most 2 (2 refuses no "
         "picture).");
+  CHECK(parse_error(card_with("\"threshold\": 2}", "\"threshold\": -1}")) ==
+        "The model card field \"preprocess.localise.polarity.threshold\" must be a number of at least 0 (a crop turns "
+        "when its weighted measures sum to -threshold or less).");
+  CHECK(parse_error(card_with("\"skew\": 0, ", "")) == "The model card has no \"preprocess.localise.polarity.skew\" field.");
   CHECK(parse_error(card_with("\"radiograph\"", "\"radiography\"")) ==
         "The model card has no \"preprocess.radiograph.max_colour\" field.");
   CHECK(parse_error(card_with("\"oa_bias\": 0.0, ", "")) == "The model card has no \"calibration.oa_bias\" field.");

@@ -28,7 +28,8 @@ inline const std::string kTestCard = R"({
     "window_percentiles": [0.5, 99.5], "border_tolerance": 0.02, "border_max_fraction": 0.25,
     "bilateral_min_aspect": 2.4, "fit": "center_crop",
     "localise": {"template_size": 2, "template": ["00ff", "00ff"], "smallest_knee": 0.5, "min_knee_pixels": 2, "scale_steps": 1,
-                 "min_score": 0.5, "pair_min_score": 0.4, "inverted_profile": 1, "inverted_match": 1, "joint_crop_fraction": 0.01},
+                 "min_score": 0.5, "pair_min_score": 0.4, "joint_crop_fraction": 0.01,
+                 "polarity": {"profile": 1, "frame": 1, "brightness": 0, "skew": 0, "threshold": 2}},
     "radiograph": {"max_colour": 1, "max_roughness": 2}
   },
   "calibration": {"oa_temperature": 1.0, "oa_bias": 0.0, "kl_temperature": 1.0},

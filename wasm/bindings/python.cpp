@@ -5,7 +5,6 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
-#include <tuple>
 
 #include "oac/oac.hpp"
 
@@ -260,24 +259,21 @@ PYBIND11_MODULE(oac_core, m) {
       py::arg("image"), py::arg("spec"),
       "Windowed float32[H,W] -> [(box [x0, y0, x1, y1], template match score)], best first (localisation's search).");
 
-  // The polarity rule's two scores of a windowed joint crop (oac/localise.hpp), for tools/data/polarity_rule.py.
-  using CropScore = float (*)(const oac::GrayImage&, const oac::LocaliseSpec&);
-  const std::tuple<const char*, CropScore, const char*> crop_scores[] = {
-      {"brightness_profile_match", oac::brightness_profile_match,
-       "Windowed float32[H,W] joint crop -> correlation of its row brightness with the knee template's: near 1 "
-       "upright, near -1 a negative."},
-      {"frame_match", oac::frame_match,
-       "Windowed float32[H,W] joint crop -> its match with the knee template's gradients: near 1 framed like the "
-       "training crops, negative for a negative of one."},
-  };
-  for (const auto& [name, score, doc] : crop_scores) {
-    m.def(
-        name,
-        [score = score](const FloatArray& crop, const oac::ModelSpec& spec) {
-          return score(gray_image_from(crop), spec.preprocess.localise);
-        },
-        py::arg("crop"), py::arg("spec"), doc);
-  }
+  m.def(
+      "polarity_measures",
+      [](const FloatArray& crop, const oac::ModelSpec& spec) {
+        const oac::PolarityMeasures measures = oac::polarity_measures(gray_image_from(crop), spec.preprocess.localise);
+        py::dict out;
+        out["profile"] = measures.profile;
+        out["frame"] = measures.frame;
+        out["brightness"] = measures.brightness;
+        out["skew"] = measures.skew;
+        out["upright_score"] = oac::upright_score(measures, spec.preprocess.localise.polarity);
+        return out;
+      },
+      py::arg("crop"), py::arg("spec"),
+      "Windowed float32[H,W] joint crop -> {profile, frame, brightness, skew} (each changes sign on the negative) and "
+      "upright_score, the card's weighted sum of them: the polarity rule's measures, for tools/data/polarity_rule.py.");
 
   m.def(
       "interpret",

@@ -330,9 +330,9 @@ std::vector<Knee> find_knees(GrayImage& image, const ImageMetadata& metadata, co
   // Bone is bright. A negative (exported inverted, or scanned from a print) shows its joint crops
   // against the template's sign, or hides a whole film's knees until it is turned back.
   if (!metadata.polarity_from_header) {
+    const LocaliseSpec::PolarityRule& rule = spec.localise.polarity;
     const bool reversed = !knees.empty() && std::all_of(knees.begin(), knees.end(), [&](const Knee& knee) {
-      return brightness_profile_match(knee.image, spec.localise) <= -spec.localise.inverted_profile &&
-             frame_match(knee.image, spec.localise) <= -spec.localise.inverted_match;
+      return upright_score(polarity_measures(knee.image, spec.localise), rule) <= -rule.threshold;
     });
     if (reversed || knees.empty()) {
       GrayImage negative = negative_of(image);

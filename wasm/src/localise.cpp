@@ -289,6 +289,32 @@ float brightness_profile_match(const GrayImage& picture, const LocaliseSpec& spe
   return static_cast<float>(match);
 }
 
+PolarityMeasures polarity_measures(const GrayImage& crop, const LocaliseSpec& spec) {
+  PolarityMeasures measures{brightness_profile_match(crop, spec), frame_match(crop, spec), 0, 0};
+  if (crop.width < 1 || crop.height < 1 || spec.template_size < 2) return measures;
+  // At the template's size, like the other two: the film's resolution and grain count for nothing.
+  const std::vector<float> small = resize(crop, spec.template_size, spec.template_size).pixels;
+  double sum = 0;
+  for (const float value : small) sum += value;
+  const double mean = sum / static_cast<double>(small.size());
+  double second = 0, third = 0;
+  for (const float value : small) {
+    const double deviation = value - mean;
+    second += deviation * deviation;
+    third += deviation * deviation * deviation;
+  }
+  second /= static_cast<double>(small.size());
+  third /= static_cast<double>(small.size());
+  measures.brightness = static_cast<float>(mean - 0.5);
+  measures.skew = second > 1e-12 ? static_cast<float>(third / std::pow(second, 1.5)) : 0.0f;
+  return measures;
+}
+
+double upright_score(const PolarityMeasures& measures, const LocaliseSpec::PolarityRule& rule) {
+  return rule.profile * measures.profile + rule.frame * measures.frame + rule.brightness * measures.brightness +
+         rule.skew * measures.skew;
+}
+
 Box square_inside(const Box& box, int width, int height) {
   const int side = std::min({std::max(box.width(), box.height()), width, height});
   if (side <= 0) return {};

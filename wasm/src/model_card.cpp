@@ -150,8 +150,11 @@ Result<ModelSpec> parse_model_card(std::string_view json_text) {
   localise.min_score = card.number("preprocess.localise.min_score");
   localise.pair_min_score = card.number("preprocess.localise.pair_min_score");
   localise.joint_crop_fraction = card.number("preprocess.localise.joint_crop_fraction");
-  localise.inverted_profile = card.number("preprocess.localise.inverted_profile");
-  localise.inverted_match = card.number("preprocess.localise.inverted_match");
+  localise.polarity = {card.number("preprocess.localise.polarity.profile"),
+                       card.number("preprocess.localise.polarity.frame"),
+                       card.number("preprocess.localise.polarity.brightness"),
+                       card.number("preprocess.localise.polarity.skew"),
+                       card.number("preprocess.localise.polarity.threshold")};
   pre.radiograph.max_colour = card.number("preprocess.radiograph.max_colour");
   pre.radiograph.max_roughness = card.number("preprocess.radiograph.max_roughness");
   spec.calibration.oa_temperature = card.number("calibration.oa_temperature");
@@ -191,10 +194,12 @@ Result<ModelSpec> parse_model_card(std::string_view json_text) {
                "a whole number from 1 to 100");
   card.require(localise.pair_min_score <= localise.min_score, "preprocess.localise.pair_min_score",
                "at most min_score");
-  card.require(localise.inverted_profile > 0 && localise.inverted_profile <= 1, "preprocess.localise.inverted_profile",
-               "above 0 and at most 1");
-  card.require(localise.inverted_match >= 0 && localise.inverted_match <= 1, "preprocess.localise.inverted_match",
-               "from 0 to 1");
+  const LocaliseSpec::PolarityRule& polarity = localise.polarity;
+  card.require(std::isfinite(polarity.profile) && std::isfinite(polarity.frame) && std::isfinite(polarity.brightness) &&
+                   std::isfinite(polarity.skew),
+               "preprocess.localise.polarity", "finite weights for profile, frame, brightness and skew");
+  card.require(std::isfinite(polarity.threshold) && polarity.threshold >= 0, "preprocess.localise.polarity.threshold",
+               "a number of at least 0 (a crop turns when its weighted measures sum to -threshold or less)");
   card.require(localise.joint_crop_fraction > 0 && localise.joint_crop_fraction <= 1,
                "preprocess.localise.joint_crop_fraction", "above 0 and at most 1");
   card.require(pre.radiograph.max_colour > 0 && pre.radiograph.max_colour <= 1, "preprocess.radiograph.max_colour",

@@ -153,11 +153,13 @@ def test_render_cam(oac_core):
         oac_core.render_cam(crop, np.zeros((0, 3), np.float32), 0.5)
 
 
-def test_polarity_scores_change_sign_on_the_negative(oac_core, spec):
-    """The polarity rule's two scores: a knee-like crop and its negative score exactly opposite, which
-    tools/data/polarity_rule.py relies on to score every negative without making it."""
+def test_polarity_measures_change_sign_on_the_negative(oac_core, spec):
+    """The polarity rule's measures: a knee-like crop and its negative measure exactly opposite, which
+    tools/data/polarity_rule.py relies on to measure every negative without making it."""
     crop = oac_core.prepare(png_bytes(knee_like(224, 224)), spec)[0]["crop"]
-    for score in (oac_core.brightness_profile_match, oac_core.frame_match):
-        upright = score(crop, spec)
-        assert -1.0 <= upright <= 1.0
-        assert score(1.0 - crop, spec) == pytest.approx(-upright, abs=1e-5)
+    upright, turned = oac_core.polarity_measures(crop, spec), oac_core.polarity_measures(1.0 - crop, spec)
+    assert -1.0 <= upright["profile"] <= 1.0 and -1.0 <= upright["frame"] <= 1.0
+    assert -0.5 <= upright["brightness"] <= 0.5
+    for name in ("profile", "frame", "brightness", "skew", "upright_score"):
+        assert upright[name] != 0
+        assert turned[name] == pytest.approx(-upright[name], abs=1e-4)

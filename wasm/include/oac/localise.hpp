@@ -45,6 +45,19 @@ float frame_match(const GrayImage& picture, const LocaliseSpec& spec);
 // 1 for a joint crop with bright bone around the dark joint space, near -1 for its negative.
 float brightness_profile_match(const GrayImage& picture, const LocaliseSpec& spec);
 
+// What tells an upright joint crop (bone bright) from its negative. Each changes sign, and no
+// more, on the negative, so a rule weighing them judges a negative by its upright's measures.
+struct PolarityMeasures {
+  float profile = 0;     // brightness_profile_match
+  float frame = 0;       // frame_match
+  float brightness = 0;  // mean brightness - 0.5: bone and soft tissue fill most of a joint crop
+  float skew = 0;        // skewness of the brightness: a few dark pixels (air, joint space) under a bright majority
+};
+PolarityMeasures polarity_measures(const GrayImage& crop, const LocaliseSpec& spec);
+
+// The card's weighted sum of the measures: positive for an upright crop, the opposite for its negative.
+double upright_score(const PolarityMeasures& measures, const LocaliseSpec::PolarityRule& rule);
+
 // The square box of side max(width, height) with the same centre as `box`, moved inside a
 // width x height image (and shrunk to its shorter side when larger). Empty box when the image is.
 Box square_inside(const Box& box, int width, int height);

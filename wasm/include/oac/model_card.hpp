@@ -20,11 +20,16 @@ struct LocaliseSpec {
   int scale_steps = 0;             // box sides searched, geometric from the smallest to the shorter side
   double min_score = 0;            // a first knee matches at least this well
   double pair_min_score = 0;       // a second knee beside the first matches at least this well
-  // A negative (bone dark) joint crop: its row-brightness profile matches the template's at or
-  // below -inverted_profile and its gradients at or below -inverted_match; either alone is fooled
-  // by unusual framings.
-  double inverted_profile = 0;
-  double inverted_match = 0;
+  // A negative (bone dark) joint crop: the weighted sum of its PolarityMeasures (oac/localise.hpp)
+  // is at or below -threshold. Each measure alone is fooled by some framings or collections;
+  // tools/data/polarity_rule.py fits the weights on the training crops.
+  struct PolarityRule {
+    double profile = 0;
+    double frame = 0;
+    double brightness = 0;
+    double skew = 0;
+    double threshold = 0;
+  } polarity;
   // A first knee at least this fraction of the shorter side means a joint crop; a picture whose
   // shorter side times this is below min_knee_pixels is one without a search.
   double joint_crop_fraction = 0;
