@@ -160,8 +160,11 @@ class Scored:
         return len(self.file)
 
     def select(self, mask: np.ndarray) -> "Scored":
-        picked = np.flatnonzero(mask)
-        fields = {name: (value[picked] if isinstance(value, np.ndarray) else [value[i] for i in picked])
+        return self.take(np.flatnonzero(mask))
+
+    def take(self, rows: np.ndarray) -> "Scored":
+        """These rows, in this order."""
+        fields = {name: (value[rows] if isinstance(value, np.ndarray) else [value[i] for i in rows])
                   for name, value in vars(self).items()}
         return Scored(**fields)
 

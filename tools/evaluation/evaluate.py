@@ -382,6 +382,53 @@ def previous_models_section(previous: list[dict], results: dict) -> list[str]:
     return lines + [""]
 
 
+# Lower is better for these; higher for the other paired metrics.
+LOWER_IS_BETTER = {"ece", "kl_mae", "kl_top_label_ece"}
+PAIRED_METRICS = ("auc_kl2_vs_kl0", "auc_kl2_vs_kl01", "accuracy", "sensitivity", "specificity", "ece", "kl_accuracy",
+                  "qwk", "kl_mae", "kl_top_label_ece")
+
+
+def paired_gains(test: eval_io.Scored, card: dict, earlier: eval_io.Scored, earlier_card: dict,
+                 resamples: int, seed: int) -> tuple[int, dict]:
+    """(images both classified, bootstrapped differences): this model's clean-test figures minus an earlier release's on the same images (where both classified),
+    each difference bootstrapped over the same patient resamples: a paired interval, narrower than two separate
+    ones because both models meet the same hard and easy knees in every resample."""
+    now_order, then_order = np.argsort(test.file, kind="stable"), np.argsort(earlier.file, kind="stable")
+    if not np.array_equal(test.file[now_order], earlier.file[then_order]):
+        raise eval_io.InputError("the earlier release's test predictions are not of the same files as this model's")
+    now, then = test.take(now_order), earlier.take(then_order)
+    both = now.ok & then.ok
+    now, then = now.select(both), then.select(both)
+    new = clean_test_metrics(now, clean_test_view(now, card))
+    old = clean_test_metrics(then, clean_test_view(then, earlier_card))
+    gains = metrics.bootstrap({key: (lambda rows, key=key: new[key](rows) - old[key](rows)) for key in PAIRED_METRICS},
+                              now.unit, resamples, seed)
+    return int(both.sum()), gains
+
+
+def paired_section(paired: list[dict]) -> list[str]:
+    """The paired differences against each earlier release, with what their intervals say."""
+    names = [entry["name"] for entry in paired]
+    lines = [f"## Paired against earlier releases ({', '.join(names)})", "",
+             "Each earlier release's network, calibration, threshold and OOD gate, run by today's core and CLI on the "
+             "same clean test images (`tools/oac eval --paired COMMIT`: `tools/evaluation/previous_release.py`); "
+             "*difference* is this model's figure minus the earlier one's, with a 95% interval from the same "
+             "patient resamples for both. *Clearly better* or *clearly worse*: the interval leaves out 0.", "",
+             "| metric | " + " | ".join(f"difference vs {name} [95% CI]" for name in names) + " |",
+             "| --- " * (len(names) + 1) + "|"]
+    for key in PAIRED_METRICS:
+        cells = []
+        for entry in paired:
+            gain = entry["gains"][key]
+            low, high = gain["ci_low"], gain["ci_high"]
+            better = (high < 0 or low > 0) and ((high < 0) == (key in LOWER_IS_BETTER))
+            verdict = ("clearly better" if better else "clearly worse") if (high < 0 or low > 0) else "unclear"
+            cells.append(f"{gain['value']:+.3f} [{low:+.3f}, {high:+.3f}], {verdict}")
+        lines.append(f"| {METRIC_NAMES.get(key, key)} | " + " | ".join(cells) + " |")
+    counts = ", ".join(f"{entry['images']} images for {entry['name']}" for entry in paired)
+    return lines + ["", f"Images both classified: {counts}.", ""]
+
+
 def lookup(results: dict, dotted: str) -> dict | None:
     node = results
     for part in dotted.split("."):
@@ -558,6 +605,8 @@ def write_report(path: Path, results: dict, targets: list[dict], card: dict, con
         lines += robustness_section(results["robustness"], test["all"])
     if previous:
         lines += previous_models_section(previous, results)
+    if results.get("paired"):
+        lines += paired_section(results["paired"])
 
     lines += ["## Seed protocol", ""]
     if "seed" in results:
@@ -664,6 +713,10 @@ def main(argv: list[str] | None = None) -> int:
                              "predictions beside each version's folder")
     parser.add_argument("--previous", type=Path, action="append",
                         help="an earlier model's report/metrics.json, shown beside this one (repeat: oldest first)")
+    parser.add_argument("--paired", type=Path, action="append",
+                        help="folder of an earlier release as today's core runs it (tools/evaluation/"
+                             "previous_release.py): card.json and test.jsonl; the report gives this model's paired "
+                             "differences from it (repeat: oldest first)")
     parser.add_argument("--out", required=True, type=Path, help="folder for REPORT.md and report/ (e.g. models/)")
     parser.add_argument("--datasets", type=Path, default=None, help=eval_io.DATASETS_HELP)
     parser.add_argument("--resamples", type=int, default=BOOTSTRAP_RESAMPLES)
@@ -725,6 +778,14 @@ def main(argv: list[str] | None = None) -> int:
             if previous_split != config["inputs"]["split"]["sha256"]:
                 notes.append(f"the previous model's figures ({shown_path(path)}) come from another split "
                              "manifest: the comparison is not like for like")
+        for folder in args.paired or []:
+            earlier_card = load_card(folder / "card.json")
+            earlier = eval_io.join(eval_io.load_predictions(folder / "test.jsonl"), rows, datasets)
+            earlier = eval_io.only(earlier, earlier.split == "test", "clean test split", folder / "test.jsonl")
+            name = f"{earlier_card.get('name')} {earlier_card.get('version')}"
+            config["inputs"][f"paired {name}"] = file_entry(folder / "test.jsonl")
+            images, gains = paired_gains(test, card, earlier, earlier_card, args.resamples, args.bootstrap_seed)
+            results.setdefault("paired", []).append({"name": name, "images": images, "gains": gains})
     except (eval_io.InputError, ValueError, KeyError) as error:
         sys.exit(f"evaluate: {error}")
 

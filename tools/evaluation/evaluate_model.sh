@@ -6,7 +6,7 @@
 # are exactly what the product shows with the shipped card.
 #
 # usage: tools/oac eval [--card CARD] [--seed-card SEED_CARD] [--split CSV] [--datasets DIR]
-#                      [--work DIR] [--out DIR] [--previous METRICS_JSON ...]
+#                      [--work DIR] [--out DIR] [--previous METRICS_JSON ...] [--paired COMMIT ...]
 #   --card       model card to calibrate and evaluate (default models/oa-inceptionv3.json)
 #   --seed-card  card of the seed-protocol model (trained on Osteoarthritis_Dataset/train only);
 #                without it the seed protocol is left out of the report
@@ -16,6 +16,8 @@
 #   --out        folder for REPORT.md and report/ (default models)
 #   --previous   an earlier model's report/metrics.json, whose figures the report shows beside the new ones
 #                (repeat it, oldest first, for several)
+#   --paired     an earlier release's commit: its model and card, run by today's core on the same test images
+#                (tools/evaluation/previous_release.py), for paired differences with intervals (repeat: oldest first)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -29,6 +31,7 @@ SPLIT="$ROOT/models/data/split.csv"
 WORK="$ROOT/models/cache/eval"
 OUT="$ROOT/models"
 previous_args=()
+paired_commits=()
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -39,7 +42,8 @@ while [ $# -gt 0 ]; do
     --work) WORK="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --previous) previous_args+=(--previous "$2"); shift 2 ;;
-    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --paired) paired_commits+=("$2"); shift 2 ;;
+    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "evaluate_model: unknown argument $1 (see --help)" >&2; exit 1 ;;
   esac
 done
@@ -80,6 +84,14 @@ classify_versions val "$WORK/robustness-val"
 "$PYTHON" "$ROOT/tools/evaluation/split_files.py" --split "$SPLIT" --datasets "$DATASETS" test >"$WORK/test.txt"
 classify "$CARD" "$WORK/test.txt" "$WORK/test.jsonl"
 
+paired_args=()
+for commit in "${paired_commits[@]}"; do
+  release="$WORK/previous/$commit"
+  "$PYTHON" "$ROOT/tools/evaluation/previous_release.py" --commit "$commit" --out "$release" --card "$CARD"
+  classify "$release/card.json" "$WORK/test.txt" "$release/test.jsonl"
+  paired_args+=(--paired "$release")
+done
+
 seed_args=()
 if [ -n "$SEED_CARD" ]; then
   "$PYTHON" "$ROOT/tools/evaluation/split_files.py" --seed-test --datasets "$DATASETS" >"$WORK/seed_test.txt"
@@ -95,4 +107,4 @@ classify_versions test "$WORK/robustness"
 
 "$PYTHON" "$ROOT/tools/evaluation/evaluate.py" --test "$WORK/test.jsonl" --split "$SPLIT" --card "$CARD" \
   "${seed_args[@]}" --ood "$WORK/ood.jsonl" --robustness "$WORK/robustness" "${previous_args[@]}" \
-  --out "$OUT" --datasets "$DATASETS"
+  "${paired_args[@]}" --out "$OUT" --datasets "$DATASETS"

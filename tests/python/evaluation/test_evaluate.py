@@ -203,3 +203,31 @@ def test_earlier_models_stand_beside_this_one(evaluated, tmp_path):
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert len(cells) == 1 + 2 + 1 + 2, row
     assert cells[4].endswith("apart") and cells[5] == "+0.000, overlap"
+
+
+def test_paired_differences_come_from_the_same_patients(evaluated, tmp_path):
+    """--paired: against itself every difference is exactly 0; against a release whose OA outputs are noise
+    the AUC gain is clearly better and its interval is the paired one."""
+    paths = evaluated["paths"]
+    records = [json.loads(line) for line in paths["test"].read_text().splitlines() if line.strip()]
+    same, noisy = tmp_path / "same", tmp_path / "noisy"
+    rng = np.random.default_rng(2)
+    for folder, change in ((same, lambda record: record),
+                           (noisy, lambda record: dict(record, oa_logit=float(rng.normal(0.0, 3.0))))):
+        folder.mkdir()
+        shutil.copy(evaluated["card"], folder / "card.json")
+        (folder / "test.jsonl").write_text("".join(json.dumps(change(r)) + "\n" for r in reversed(records)))
+    card = tmp_path / "card.json"
+    shutil.copy(evaluated["card"], card)
+    evaluate.main(["--test", str(paths["test"]), "--split", str(paths["split"]), "--card", str(card),
+                   "--out", str(tmp_path / "out"), "--resamples", "200", "--paired", str(same), "--paired", str(noisy)])
+    paired = json.loads((tmp_path / "out" / "report" / "metrics.json").read_text())["results"]["paired"]
+    against_itself, against_noise = (entry["gains"] for entry in paired)
+    for gain in against_itself.values():
+        assert gain["value"] == 0 and gain["ci_low"] == 0 and gain["ci_high"] == 0
+    auc = against_noise["auc_kl2_vs_kl0"]
+    assert auc["ci_low"] > 0.2
+    assert against_noise["kl_accuracy"]["value"] == 0   # the KL outputs are the same
+    section = (tmp_path / "out" / "REPORT.md").read_text().split("## Paired against earlier releases")[1]
+    row = next(line for line in section.splitlines() if line.startswith("| AUC KL>=2 vs KL0 |"))
+    assert row.count("clearly better") == 1 and "unclear" in row
