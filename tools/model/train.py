@@ -72,6 +72,7 @@ class Config:
     aug_jpeg: float = 0.0              # fraction of samples re-compressed as JPEG (quality 40-95)
     aug_margins: float = 0.0           # fraction of samples given black margins (2-15% of the side, 1-4 sides)
     aug_negatives: float = 0.0         # fraction of samples turned into their negative (bone dark)
+    aug_black_corners: float = 0.0     # fraction of samples turned by up to 8 degrees with black corners
     distil_from: str = ""              # a model (as init_from) whose mirror-averaged predictions on the training
                                        # knees become soft targets: flip averaging learned, not paid per inference
     distil_weight: float = 0.0         # share of the loss that follows those soft targets (the rest: the labels)
@@ -297,12 +298,12 @@ def spec_as_dict(spec):
 # ----------------------------------------------------------------------------------------------
 # Augmentation on batches of grey planes in [0, 1]; per-sample parameters, vectorised.
 
-def augment(x, gen, jpeg=0.0, margins=0.0, negatives=0.0):
+def augment(x, gen, jpeg=0.0, margins=0.0, negatives=0.0, black_corners=0.0):
     """Augmented copy of x [n,1,S,S] (grey in [0,1]); every draw comes from `gen`, in a fixed order.
 
     jpeg: fraction of samples re-compressed as 8-bit JPEG at quality 40-95; margins: fraction given black
-    margins; negatives: fraction turned into their negative. Each is drawn after the older augmentations, so
-    with 0 the older draws are unchanged."""
+    margins; negatives: fraction turned into their negative; black_corners: fraction turned by up to 8 degrees
+    with black corners. Each is drawn after the older augmentations, so with 0 the older draws are unchanged."""
     n, _, size, _ = x.shape
     u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=gen)
 
@@ -369,11 +370,22 @@ def augment(x, gen, jpeg=0.0, margins=0.0, negatives=0.0):
                 decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("L"), dtype=np.float32)
                 x[i, 0] = torch.from_numpy(decoded / 255.0)
 
-    # negatives the core does not turn back (its polarity rule misses about one in twelve): the percentile
+    # negatives the core does not turn back (its polarity rule misses about one in seventy): the percentile
     # window of a negative is the negative of the window, so 1 - x is exactly the crop the model then sees
     if negatives > 0:
         chosen = (torch.rand(n, generator=gen) < negatives).view(n, 1, 1, 1)
         x = torch.where(chosen, 1.0 - x, x)
+
+    # a picture turned in a viewer before export: the whole crop rotated about its centre, the corners it
+    # uncovers black (the geometry above continues the film instead, so the model never saw such corners)
+    if black_corners > 0:
+        chosen = (torch.rand(n, generator=gen) < black_corners).view(n, 1, 1, 1)
+        angle, still = u(-0.14, 0.14), torch.zeros(n)
+        turn = torch.stack([torch.stack([angle.cos(), -angle.sin(), still], 1),
+                            torch.stack([angle.sin(), angle.cos(), still], 1)], 1)
+        grid = F.affine_grid(turn, list(x.shape), align_corners=False)
+        turned = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        x = torch.where(chosen, turned, x)
     return x
 
 
@@ -800,7 +812,8 @@ def main(argv=None):
             # dropout, likewise (and per rank, so shards do not share masks)
             torch.manual_seed(config.seed * 1_000_033 + state["global_step"] + 7919 * ranks.rank)
             mine = ranks.shard(len(batch))
-            augmented = augment(planes, gen, config.aug_jpeg, config.aug_margins, config.aug_negatives)
+            augmented = augment(planes, gen, config.aug_jpeg, config.aug_margins, config.aug_negatives,
+                                config.aug_black_corners)
             x = to_model_input(augmented[mine], spec)
             out = model(x.to(ranks.device).contiguous(memory_format=memory_format(net)))
             loss = losses(out, torch.from_numpy(knees.oa[batch][mine]).to(ranks.device),

@@ -22,3 +22,17 @@ def test_negatives_are_the_augmented_crops_turned_over_and_leave_the_other_draws
     turned = [bool(torch.allclose(some[i], 1.0 - upright[i])) for i in range(4)]
     kept = [bool(torch.equal(some[i], upright[i])) for i in range(4)]
     assert all(t != k for t, k in zip(turned, kept))
+
+
+def test_black_corners_turn_the_crop_and_leave_the_other_draws_alone():
+    grey = torch.full((8, 1, 32, 32), 0.7)
+    upright = augment(grey, torch.Generator().manual_seed(5), negatives=0.5)
+    assert torch.equal(augment(grey, torch.Generator().manual_seed(5), negatives=0.5, black_corners=0.0), upright)
+    turned = augment(grey, torch.Generator().manual_seed(5), negatives=0.5, black_corners=1.0)
+    corner = lambda x: x[:, 0, [0, 0, -1, -1], [0, -1, 0, -1]]
+    assert (corner(upright) > 0).all()   # the geometry continues the film: no black anywhere
+    darkened = (corner(turned) < 0.5 * corner(upright)).any(dim=1)
+    assert darkened.sum() >= 6           # all but the nearly unturned ones
+    assert (corner(turned) == 0).any()
+    centre = (slice(None), 0, slice(12, 20), slice(12, 20))
+    assert torch.allclose(turned[centre], upright[centre], atol=0.25)   # the middle of the crop stays where it was
