@@ -5,9 +5,10 @@ does on the validation crops.
 A joint crop is a negative (bone dark) and is turned back when the weighted sum of its polarity measures
 (oac/localise.hpp: the row-brightness profile's and the gradients' match with the knee template, the mean
 brightness, the skewness of the brightness) is at or below -threshold. Every measure changes sign on the
-negative, so each crop is measured once, as the core prepares it under the strictest rule (STRICTEST: it turns back the
-dataset's own stored negatives and nothing else), and its negative's measures are the upright's negated. The weights are a logistic regression without intercept, upright against negative; the threshold
-is the lowest that turns at most MAX_UPRIGHT_TURNED of the upright training crops. The report fits the
+negative, so each crop is measured once, as the core prepares it under the strictest rule (STRICTEST: it
+turns back the dataset's own stored negatives and nothing else), and its negative's measures are the
+upright's negated. The weights are a logistic regression without intercept, upright against negative; the
+threshold is the lowest that turns at most MAX_UPRIGHT_TURNED of the upright training crops. The report fits the
 measures in nested sets, so each measure's share shows; the set that turns back the most training negatives
 is chosen.
 

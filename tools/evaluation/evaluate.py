@@ -390,9 +390,10 @@ PAIRED_METRICS = ("auc_kl2_vs_kl0", "auc_kl2_vs_kl01", "accuracy", "sensitivity"
 
 def paired_gains(test: eval_io.Scored, card: dict, earlier: eval_io.Scored, earlier_card: dict,
                  resamples: int, seed: int) -> tuple[int, dict]:
-    """(images both classified, bootstrapped differences): this model's clean-test figures minus an earlier release's on the same images (where both classified),
-    each difference bootstrapped over the same patient resamples: a paired interval, narrower than two separate
-    ones because both models meet the same hard and easy knees in every resample."""
+    """(images both classified, bootstrapped differences): this model's clean-test figures minus an earlier
+    release's on the images both classified, each difference bootstrapped over the same patient resamples: a
+    paired interval, narrower than two separate ones because both models meet the same hard and easy knees in
+    every resample."""
     now_order, then_order = np.argsort(test.file, kind="stable"), np.argsort(earlier.file, kind="stable")
     if not np.array_equal(test.file[now_order], earlier.file[then_order]):
         raise eval_io.InputError("the earlier release's test predictions are not of the same files as this model's")
@@ -421,8 +422,10 @@ def paired_section(paired: list[dict]) -> list[str]:
         for entry in paired:
             gain = entry["gains"][key]
             low, high = gain["ci_low"], gain["ci_high"]
-            better = (high < 0 or low > 0) and ((high < 0) == (key in LOWER_IS_BETTER))
-            verdict = ("clearly better" if better else "clearly worse") if (high < 0 or low > 0) else "unclear"
+            if low <= 0 <= high:
+                verdict = "unclear"
+            else:
+                verdict = "clearly better" if (high < 0) == (key in LOWER_IS_BETTER) else "clearly worse"
             cells.append(f"{gain['value']:+.3f} [{low:+.3f}, {high:+.3f}], {verdict}")
         lines.append(f"| {METRIC_NAMES.get(key, key)} | " + " | ".join(cells) + " |")
     counts = ", ".join(f"{entry['images']} images for {entry['name']}" for entry in paired)

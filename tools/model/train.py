@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from evaluation.eval_io import sigmoid, softmax
 from evaluation.metrics import auc, quadratic_weighted_kappa
 from lib.paths import CORE_PYTHON_DIR, MODEL_CARD, REPO_ROOT, datasets_dir
 from model.inception import PRETRAINED_PATH, OAInceptionV3, pretrained_oa_model
@@ -487,8 +488,8 @@ def mirror_averaged_probabilities(model, planes, spec):
     """P(OA) and the KL grade probabilities of `model` on planes [n,S,S], each the mean of the knee as it is and
     mirrored left to right (the flip averaging that scored best on validation in models/head-study.md)."""
     views = [predict(model, planes, spec), predict(model, np.ascontiguousarray(planes[:, :, ::-1]), spec)]
-    oa = np.mean([1 / (1 + np.exp(-view["oa_logit"])) for view in views], axis=0)
-    kl = np.mean([torch.softmax(torch.from_numpy(view["kl_logits"]), 1).numpy() for view in views], axis=0)
+    oa = np.mean([sigmoid(view["oa_logit"]) for view in views], axis=0)
+    kl = np.mean([softmax(view["kl_logits"]) for view in views], axis=0)
     return oa.astype(np.float32), kl.astype(np.float32)
 
 
@@ -497,10 +498,7 @@ def teacher_targets(config, knees, train_idx, spec, run_dir, ranks):
     run folder, so a resumed run and the other ranks read the same ones."""
     cache = run_dir / "teacher-targets.pt"
     if ranks.main and not cache.exists():
-        teacher = OAInceptionV3(dropout=config.dropout)
-        source = committed_file(config.distil_from) if ":" in config.distil_from else REPO_ROOT / config.distil_from
-        state, described = load_init_weights(source)
-        teacher.load_state_dict(state)
+        teacher, described = model_from(config.distil_from, config)
         if config.channels_last:
             teacher = teacher.to(memory_format=torch.channels_last)
         log(f"distillation: mirror-averaged predictions of {described} on {len(train_idx)} training knees")
@@ -555,14 +553,20 @@ def load_init_weights(path):
     return torch.load(path, map_location="cpu")["model"], str(path)
 
 
+def model_from(source, config):
+    """An OAInceptionV3 with the weights of `source` (a path in the repository, or "<commit>:<path>"), and a
+    description of where they came from."""
+    model = OAInceptionV3(dropout=config.dropout)
+    state, described = load_init_weights(committed_file(source) if ":" in source else REPO_ROOT / source)
+    model.load_state_dict(state)
+    return model, described
+
+
 def build_model(config):
     freeze = None if config.freeze_through == "none" else config.freeze_through
     if config.init_from:
         # the init weights replace every tensor, so the nsfwjs file is not needed; freezing still applies
-        model = OAInceptionV3(dropout=config.dropout)
-        source = committed_file(config.init_from) if ":" in config.init_from else REPO_ROOT / config.init_from
-        state, described = load_init_weights(source)
-        model.load_state_dict(state)
+        model, described = model_from(config.init_from, config)
         if freeze is not None:
             model.backbone.freeze_through(freeze)
         log(f"weights from {described}")

@@ -266,10 +266,19 @@ std::vector<KneeCandidate> pick_knees(const std::vector<KneeCandidate>& candidat
   return knees;
 }
 
+namespace {
+
+// `small` is the picture already shrunk to template_size x template_size.
+float frame_match_of_small(const GrayImage& small, const LocaliseSpec& spec) {
+  return GradientMatcher(gradients(small), template_gradients(spec), spec.template_size).score(0, 0);
+}
+
+}  // namespace
+
 float frame_match(const GrayImage& picture, const LocaliseSpec& spec) {
   const int size = spec.template_size;
   if (picture.width < 1 || picture.height < 1 || size < 2) return 0.0f;
-  return GradientMatcher(gradients(resize(picture, size, size)), template_gradients(spec), size).score(0, 0);
+  return frame_match_of_small(resize(picture, size, size), spec);
 }
 
 // Rows rather than the gradients localisation matches: the bright condyles and plateau around the
@@ -290,21 +299,23 @@ float brightness_profile_match(const GrayImage& picture, const LocaliseSpec& spe
 }
 
 PolarityMeasures polarity_measures(const GrayImage& crop, const LocaliseSpec& spec) {
-  PolarityMeasures measures{brightness_profile_match(crop, spec), frame_match(crop, spec), 0, 0};
-  if (crop.width < 1 || crop.height < 1 || spec.template_size < 2) return measures;
-  // At the template's size, like the other two: the film's resolution and grain count for nothing.
-  const std::vector<float> small = resize(crop, spec.template_size, spec.template_size).pixels;
+  if (crop.width < 1 || crop.height < 1 || spec.template_size < 2) return {};
+  // At the template's size, like the gradients: the film's resolution and grain count for nothing.
+  // The one shrunk picture serves the gradients and the brightness.
+  const GrayImage small = resize(crop, spec.template_size, spec.template_size);
+  PolarityMeasures measures{brightness_profile_match(crop, spec), frame_match_of_small(small, spec), 0, 0};
+  const std::vector<float>& pixels = small.pixels;
   double sum = 0;
-  for (const float value : small) sum += value;
-  const double mean = sum / static_cast<double>(small.size());
+  for (const float value : pixels) sum += value;
+  const double mean = sum / static_cast<double>(pixels.size());
   double second = 0, third = 0;
-  for (const float value : small) {
+  for (const float value : pixels) {
     const double deviation = value - mean;
     second += deviation * deviation;
     third += deviation * deviation * deviation;
   }
-  second /= static_cast<double>(small.size());
-  third /= static_cast<double>(small.size());
+  second /= static_cast<double>(pixels.size());
+  third /= static_cast<double>(pixels.size());
   measures.brightness = static_cast<float>(mean - 0.5);
   measures.skew = second > 1e-12 ? static_cast<float>(third / std::pow(second, 1.5)) : 0.0f;
   return measures;
