@@ -82,7 +82,7 @@ def render(card):
             "joint crops": f"a picture whose shorter side x {p['localise']['joint_crop_fraction']} is under "
                            f"{p['localise']['min_knee_pixels']} px, or whose best match fills that fraction, is cropped as above",
             "framing": p["localise"]["framing"]}),
-        "## Outputs\n" + bullet_table(card["outputs"]),
+        "## Outputs\n" + bullet_table({**card["outputs"], "per knee": card.get("test_time", "the knee as given, once")}),
         "## Labels\n" + bullet_table(card.get("labels", {})),
         "## Calibration and gates\n" + bullet_table({
             "calibration": card["calibration"],

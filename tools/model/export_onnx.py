@@ -14,13 +14,17 @@ Conv (activations stay fp32; ~22 MB instead of ~87 MB):
     (opset 13).
 The heads, the CAM and the OOD projection are small and stay fp32.
 
+With `--mirror-average` the graph runs each knee together with its left-right mirror image and averages their
+logits and CAMs (inception.mirror_averaged); the contract is unchanged, the compute doubles.
+
 Checkpoint format (tools/model/train.py):
   {"model": OAInceptionV3 state dict, "config": {"input_size": S, "dropout": p, ...},
    "ood": {"mean": float32[2048], "projection": float32[2048,k], "component_weights": float32[k],
            "residual_scale": float}}  (checkpoints without the last two get the plain Mahalanobis distance)
 
 usage:
-  export_onnx.py CHECKPOINT --out MODEL.onnx [--card CARD.json] [--weights int8|fp32] [--compare-fp32 IMAGES]
+  export_onnx.py CHECKPOINT --out MODEL.onnx [--card CARD.json] [--weights int8|fp32] [--mirror-average]
+                [--compare-fp32 IMAGES]
   export_onnx.py --untrained [--input-size S] [--out MODEL.onnx] [--card CARD.json] ...
 """
 from __future__ import annotations
@@ -45,7 +49,7 @@ from torch import nn
 from evaluation.eval_io import sigmoid, softmax
 from lib.card import load_card, save_card
 from lib.paths import REPO_ROOT
-from model.inception import FEATURE_CHANNELS, OAInceptionV3
+from model.inception import FEATURE_CHANNELS, OAInceptionV3, mirror_averaged
 from model.parity_inputs import knee_batch
 
 ONNX_RUNNER = REPO_ROOT / "tools" / "lib" / "onnx_run.mjs"
@@ -56,6 +60,7 @@ UNTRAINED_NAME = "oa-inceptionv3-untrained"
 UNTRAINED_OUT = REPO_ROOT / "build" / "models" / f"{UNTRAINED_NAME}.onnx"
 UNTRAINED_OOD_DIMENSIONS = 16
 CARD_FILE_FIELDS = ("model_file", "sha256", "bytes")
+MIRROR_AVERAGE_MARK = "mirror_average"  # metadata key: "true" when the graph averages each knee with its mirror image
 
 
 @dataclasses.dataclass
@@ -84,15 +89,17 @@ class OodGate:
 
 
 class DeployedModel(nn.Module):
-    """OAInceptionV3 plus the OOD score, returning the contract's outputs as a tuple in OUTPUT_NAMES order."""
+    """OAInceptionV3 plus the OOD score, returning the contract's outputs as a tuple in OUTPUT_NAMES order;
+    with mirror_average, each knee's outputs are averaged with its mirror image's (inception.mirror_averaged)."""
 
-    def __init__(self, model: OAInceptionV3, ood: OodGate) -> None:
+    def __init__(self, model: OAInceptionV3, ood: OodGate, mirror_average: bool = False) -> None:
         super().__init__()
         self.model = model
         self.ood = ood  # its tensors become the graph's constants when traced
+        self.mirror_average = mirror_average
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(image)
+        out = mirror_averaged(self.model, image) if self.mirror_average else self.model(image)
         out["ood_score"] = self.ood.score(out["features"])
         return tuple(out[name] for name in OUTPUT_NAMES)
 
@@ -202,7 +209,8 @@ def expand(stored: Int8Weight | TableWeight) -> torch.Tensor:
     return stored.q.float() * stored.scale[:, None, None, None]
 
 
-def prepare_for_export(model: OAInceptionV3, ood: OodGate, weights: str) -> tuple[DeployedModel, dict[str, Int8Weight | TableWeight]]:
+def prepare_for_export(model: OAInceptionV3, ood: OodGate, weights: str,
+                       mirror_average: bool = False) -> tuple[DeployedModel, dict[str, Int8Weight | TableWeight]]:
     """The module the ONNX graph computes, and the one-byte storage of its backbone convolution weights.
 
     With int8 weights the module's convolutions already hold the expanded weights, so running it in
@@ -210,7 +218,7 @@ def prepare_for_export(model: OAInceptionV3, ood: OodGate, weights: str) -> tupl
     """
     if weights not in ("int8", "fp32"):
         raise ValueError(f"weights must be int8 or fp32, not {weights!r}")
-    deployed = DeployedModel(fold_batch_norms(model), ood).eval()
+    deployed = DeployedModel(fold_batch_norms(model), ood, mirror_average).eval()
     stored = {}
     if weights == "fp32":
         return deployed, stored
@@ -264,9 +272,9 @@ def store_compact_weights(model_proto: onnx.ModelProto, stored: dict[str, Int8We
     graph.node.extend(nodes)
 
 
-def export(model: OAInceptionV3, ood: OodGate, input_size: int, out: Path,
-           weights: str = "int8", name: str = "oa-inceptionv3", untrained: bool = False) -> Path:
-    deployed, stored = prepare_for_export(model, ood, weights)
+def export(model: OAInceptionV3, ood: OodGate, input_size: int, out: Path, weights: str = "int8",
+           name: str = "oa-inceptionv3", untrained: bool = False, mirror_average: bool = False) -> Path:
+    deployed, stored = prepare_for_export(model, ood, weights, mirror_average)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         traced = Path(scratch) / "traced.onnx"
@@ -276,11 +284,18 @@ def export(model: OAInceptionV3, ood: OodGate, input_size: int, out: Path,
                               input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
                               dynamic_axes={n: {0: "N"} for n in (INPUT_NAME, *OUTPUT_NAMES)})
         model_proto = onnx.load(str(traced))
+        with torch.no_grad():
+            sample_outputs = deployed(torch.zeros(1, 3, input_size, input_size))
+    # The trace leaves reshaped outputs (mirror averaging) with symbolic sizes; every size but N is fixed.
+    for output, value in zip(model_proto.graph.output, sample_outputs):
+        for dim, size in zip(output.type.tensor_type.shape.dim[1:], value.shape[1:]):
+            dim.dim_value = size
     store_compact_weights(model_proto, stored)
     model_proto.graph.name = name
     model_proto.doc_string = ("UNTRAINED PLACEHOLDER: random weights, predictions are meaningless. " if untrained else "") + \
         "Knee osteoarthritis classifier: Keras InceptionV3 (Szegedy et al. 2016) with OA and KL heads; provenance and credits are in the model card."
-    metadata = {"name": name, "untrained": str(untrained).lower(), "input_size": str(input_size), "weights": weights}
+    metadata = {"name": name, "untrained": str(untrained).lower(), "input_size": str(input_size), "weights": weights,
+                MIRROR_AVERAGE_MARK: str(mirror_average).lower()}
     for key, value in metadata.items():
         model_proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model_proto)
@@ -298,6 +313,26 @@ def update_card(card: Path, model_file: Path) -> None:
     fields.update(model_file=Path(os.path.relpath(model_file, card.parent)).as_posix(),
                   sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
     save_card(card, fields)
+
+
+def test_time_description(mirror_average: bool) -> str:
+    """The card's `test_time`: what one inference of the graph computes for each knee."""
+    if mirror_average:
+        return ("each knee and its left-right mirror image in one batch: oa_logit, kl_logits and the CAM (turned back) "
+                "are their means; features and ood_score are the knee's as given (export_onnx.py --mirror-average)")
+    return "the knee as given, once"
+
+
+def with_test_time(card: dict, mirror_average: bool) -> dict:
+    """`card` with its `test_time` set, placed after `outputs` when the card has none yet."""
+    if "test_time" in card:
+        return {**card, "test_time": test_time_description(mirror_average)}
+    entries = []
+    for key, value in card.items():
+        entries.append((key, value))
+        if key == "outputs":
+            entries.append(("test_time", test_time_description(mirror_average)))
+    return dict(entries) if len(entries) > len(card) else {**card, "test_time": test_time_description(mirror_average)}
 
 
 def training_record(checkpoint_file: Path) -> dict:
@@ -329,11 +364,12 @@ def run_onnx(backend: str, model_file: Path, inputs: np.ndarray) -> dict[str, np
 
 
 def compare_int8_with_fp32(model: OAInceptionV3, ood: OodGate, input_size: int, int8_file: Path,
-                           images: int) -> dict[str, float]:
+                           images: int, mirror_average: bool) -> dict[str, float]:
     """How far the int8 export is from an fp32 export, both run by onnxruntime-node on real knees."""
     inputs = knee_batch(input_size, images)
     with tempfile.TemporaryDirectory() as scratch:
-        fp32_file = export(model, ood, input_size, Path(scratch) / "fp32.onnx", weights="fp32")
+        fp32_file = export(model, ood, input_size, Path(scratch) / "fp32.onnx", weights="fp32",
+                           mirror_average=mirror_average)
         reference = run_onnx("node", fp32_file, inputs)
     int8 = run_onnx("node", int8_file, inputs)
     features_error = np.linalg.norm(int8["features"] - reference["features"], axis=1) / np.linalg.norm(reference["features"], axis=1)
@@ -355,6 +391,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="output .onnx")
     parser.add_argument("--card", type=Path, help="model card whose model_file, sha256 and bytes are updated")
     parser.add_argument("--weights", choices=("int8", "fp32"), default="int8", help="convolution weight storage (default int8)")
+    parser.add_argument("--mirror-average", action="store_true",
+                        help="average each knee's outputs with its mirror image's inside the graph (twice the compute)")
     parser.add_argument("--input-size", type=int, help="image side for --untrained (default: the card's, else 224)")
     parser.add_argument("--compare-fp32", type=int, metavar="IMAGES", default=0,
                         help="also measure the int8 export against an fp32 export on this many real knee images ($OAC_DATASETS)")
@@ -380,17 +418,18 @@ def main() -> None:
         parser.error("--compare-fp32 compares an int8 export with fp32; drop --weights fp32")
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    export(model, ood, input_size, out, args.weights, name, untrained=args.untrained)
+    export(model, ood, input_size, out, args.weights, name, untrained=args.untrained, mirror_average=args.mirror_average)
     size = out.stat().st_size
     print(f"exported {name} ({args.weights} weights, {input_size}x{input_size}) -> {out}: {size} bytes ({size / 2**20:.1f} MiB)")
     if args.card:
         update_card(args.card, out)
-        print(f"updated {', '.join(CARD_FILE_FIELDS)} in {args.card}")
+        save_card(args.card, with_test_time(load_card(args.card), args.mirror_average))
+        print(f"updated {', '.join(CARD_FILE_FIELDS)} and test_time in {args.card}")
         if not args.untrained:
             save_card(args.card, {**load_card(args.card), "training": training_record(args.checkpoint)})
             print(f"wrote the run's configuration and validation history into {args.card}'s training")
     if args.compare_fp32:
-        comparison = compare_int8_with_fp32(model, ood, input_size, out, args.compare_fp32)
+        comparison = compare_int8_with_fp32(model, ood, input_size, out, args.compare_fp32, args.mirror_average)
         print("int8 vs fp32 (onnxruntime-node):", json.dumps(comparison))
 
 

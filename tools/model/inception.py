@@ -296,6 +296,24 @@ class OAInceptionV3(nn.Module):
         }
 
 
+def mirror_averaged(model: OAInceptionV3, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    """`model`'s outputs averaged over each knee and its left-right mirror image, run as one batch of 2N.
+
+    Averaging the logits of the two views raised validation KL accuracy by about 0.03 (models/head-study.md).
+    The CAM is the mean of the two maps with the mirrored one turned back, so it stays the map of the averaged
+    oa_logit. `features` (and so the OOD score) come from the knee as given, the view the OOD gate was fitted on.
+    """
+    out = model(torch.cat([image, torch.flip(image, dims=[3])]))
+    # Reshaping to [2, N, ...] keeps N symbolic in an ONNX trace (slicing at image.shape[0] would not).
+    views = {name: value.reshape(2, -1, *value.shape[1:]) for name, value in out.items()}
+    return {
+        "oa_logit": views["oa_logit"].mean(0),
+        "kl_logits": views["kl_logits"].mean(0),
+        "features": views["features"][0],
+        "cam": (views["cam"][0] + torch.flip(views["cam"][1], dims=[2])) / 2,
+    }
+
+
 def load_pretrained_backbone(backbone: InceptionV3Backbone, path: Path | str = PRETRAINED_PATH) -> None:
     """Load the converted nsfwjs weights (from `tools/oac convert`) into a backbone."""
     path = Path(path)

@@ -109,8 +109,14 @@ def fold_constant_weights(graph: onnx.GraphProto) -> None:
 class Plan:
     """The quantised convolutions (each with the ReLU it absorbs) and the activation tensors to quantise."""
 
-    def __init__(self, graph: onnx.GraphProto) -> None:
+    def __init__(self, model: onnx.ModelProto) -> None:
+        graph = model.graph
         initializers = {initializer.name for initializer in graph.initializer}
+        # Only float activations are quantised: a graph that reshapes (mirror averaging) also concatenates
+        # int64 shapes, and those Concats are not pass-through ops.
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+        floats = {value.name for value in (*inferred.input, *inferred.value_info, *inferred.output)
+                  if value.type.tensor_type.elem_type == TensorProto.FLOAT}
         consumers: dict[str, list[onnx.NodeProto]] = {}
         for node in graph.node:
             for name in node.input:
@@ -121,7 +127,8 @@ class Plan:
             if (node.op_type == "Conv" and node.input[1] in initializers
                     and len(after) == 1 and after[0].op_type == "Relu"):
                 relu_of_conv[node.name] = after[0]
-        quantised_ops = [node for node in graph.node if node.name in relu_of_conv or node.op_type in PASS_THROUGH_OPS]
+        quantised_ops = [node for node in graph.node if node.name in relu_of_conv
+                         or (node.op_type in PASS_THROUGH_OPS and node.output[0] in floats)]
         # Activations that a quantised op reads; an op's output is quantised only where another quantised op
         # reads it (the last Concat feeds the fp32 heads and stays fp32).
         self.tensors = sorted({node.input[0] if node.op_type == "Conv" else name
@@ -262,7 +269,7 @@ def quantize(model_path: Path, out: Path, card_path: Path, split_path: Path, cal
     if marks.get("quantization") == QUANTIZED_MARK:
         raise QuantizationError(f"{model_path} is already statically quantised")
     fold_constant_weights(model.graph)
-    plan = Plan(model.graph)
+    plan = Plan(model)
     inputs = calibration_tensors(card_path, split_path, calibration_images)
     ranges = activation_ranges(model, plan.tensors, inputs)
     low_key, high_key = ("min", "max") if range_kind == "minmax" else ("low", "high")

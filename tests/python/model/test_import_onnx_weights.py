@@ -16,6 +16,7 @@ import torch
 
 from lib.paths import REPO_ROOT
 from model import export_onnx, import_onnx_weights
+from model.inception import mirror_averaged
 from model.parity_inputs import parity_inputs
 
 REFERENCE = REPO_ROOT / "models" / "reference" / "oa-inceptionv3-fp32.onnx"
@@ -44,9 +45,13 @@ def inputs(imported):
 def test_imported_model_reproduces_onnxruntime(imported, inputs):
     model = import_onnx_weights.OAInceptionV3()
     model.load_state_dict(imported[0])
+    model.eval()
+    # The graph may average each knee with its mirror image (export_onnx.py --mirror-average); so does this side.
+    mirrored = imported[1]["metadata"].get(export_onnx.MIRROR_AVERAGE_MARK) == "true"
+    run = (lambda image: mirror_averaged(model, image)) if mirrored else model
     with torch.no_grad():
-        ours = {k: v.numpy() for k, v in model.eval()(torch.from_numpy(inputs)).items()}
-        ours_channels_last = model(torch.from_numpy(inputs).contiguous(memory_format=torch.channels_last))
+        ours = {k: v.numpy() for k, v in run(torch.from_numpy(inputs)).items()}
+        ours_channels_last = run(torch.from_numpy(inputs).contiguous(memory_format=torch.channels_last))
     reference = export_onnx.run_onnx("node", REFERENCE, inputs)
     for name in COMPARED:
         scale = np.abs(reference[name]).max()

@@ -63,15 +63,18 @@ def exported(placeholder, tmp_path_factory):
     return export_onnx.export(*placeholder, INPUT_SIZE, out, name=export_onnx.UNTRAINED_NAME, untrained=True)
 
 
+def contract_dims(value: onnx.ValueInfoProto) -> list:
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
 def test_contract(exported):
     size = exported.stat().st_size
     print(f"\nuntrained int8 export: {size} bytes ({size / 2**20:.1f} MiB)")
     assert size <= MAX_BYTES
     model = onnx.load(str(exported))
     assert model.opset_import[0].version >= 13
-    dims = lambda value: [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]  # noqa: E731
-    assert [(i.name, dims(i)) for i in model.graph.input] == [("image", ["N", 3, INPUT_SIZE, INPUT_SIZE])]
-    assert [(o.name, dims(o)) for o in model.graph.output] == [
+    assert [(i.name, contract_dims(i)) for i in model.graph.input] == [("image", ["N", 3, INPUT_SIZE, INPUT_SIZE])]
+    assert [(o.name, contract_dims(o)) for o in model.graph.output] == [
         ("oa_logit", ["N"]), ("kl_logits", ["N", 5]), ("features", ["N", 2048]),
         ("cam", ["N", CAM_SIDE, CAM_SIDE]), ("ood_score", ["N"])]
     op_types = [node.op_type for node in model.graph.node]
@@ -123,6 +126,36 @@ def test_pytorch_onnxruntime_node_and_web_agree(placeholder, inputs, exported):
             error = np.abs(results[a][name] - results[b][name]).max()
             print(f"{name:10s} {a} vs {b}: max|d| {error:.3g} (scale {scale:.3g})")
             assert error <= RUNTIME_TOLERANCE * scale, f"{name}: {a} vs {b} differ by {error}"
+
+
+def test_mirror_averaged_export_averages_a_knee_with_its_mirror_image(placeholder, inputs, exported, tmp_path):
+    """Run on a knee and on its mirror image, the mirror-averaged graph gives both the mean of the plain model's
+    two outputs (the CAM turned back), and keeps the plain features and OOD score; N stays dynamic."""
+    averaged_file = export_onnx.export(*placeholder, INPUT_SIZE, tmp_path / "mirror.onnx", weights="fp32",
+                                       mirror_average=True)
+    graph = onnx.load(str(averaged_file))
+    assert {p.key: p.value for p in graph.metadata_props}["mirror_average"] == "true"
+    assert [contract_dims(o) for o in graph.graph.output] == [contract_dims(o) for o in onnx.load(str(exported)).graph.output]
+    pair = np.concatenate([inputs, np.ascontiguousarray(inputs[..., ::-1])])
+    averaged = export_onnx.run_onnx("node", averaged_file, pair)
+    deployed, _ = export_onnx.prepare_for_export(*placeholder, "fp32")
+    with torch.no_grad():
+        plain = dict(zip(export_onnx.OUTPUT_NAMES, (t.numpy() for t in deployed(torch.from_numpy(pair)))))
+    n = len(inputs)
+    mean_cam = (plain["cam"][:n] + plain["cam"][n:, :, ::-1]) / 2
+    expected = {
+        "oa_logit": np.tile((plain["oa_logit"][:n] + plain["oa_logit"][n:]) / 2, 2),
+        "kl_logits": np.tile((plain["kl_logits"][:n] + plain["kl_logits"][n:]) / 2, (2, 1)),
+        "cam": np.concatenate([mean_cam, mean_cam[:, :, ::-1]]),
+        "features": plain["features"],
+        "ood_score": plain["ood_score"],
+    }
+    for name, value in expected.items():
+        scale = np.abs(value).max()
+        assert averaged[name].shape == value.shape, name
+        assert np.abs(averaged[name] - value).max() <= RUNTIME_TOLERANCE * scale, name
+    assert np.abs(plain["oa_logit"][:n] - plain["oa_logit"][n:]).max() > 100 * RUNTIME_TOLERANCE * np.abs(plain["oa_logit"]).max(), \
+        "the plain model is mirror-blind on these inputs, so the averaging was not tested"
 
 
 def test_card_update_touches_only_the_file_fields(exported, tmp_path):

@@ -1,0 +1,52 @@
+"""tools/model/quantize_onnx.py on a mirror-averaged export: only float activations are quantised (the graph's
+reshapes also concatenate int64 shapes), every backbone convolution becomes QDQ, and the int8 graph still
+gives a knee and its mirror image the same P(OA) and KL logits.
+
+Calibration reads a few training radiographs from the shared datasets, as the shipped quantisation does.
+"""
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from lib.paths import MODEL_CARD
+from model import export_onnx, quantize_onnx
+from model.parity_inputs import parity_inputs
+
+INPUT_SIZE = 224
+CALIBRATION_IMAGES = 4
+CONVOLUTIONS = 94
+MIRROR_TOLERANCE = 1e-4  # relative to max |output|: the same integer arithmetic on both halves, float sums aside
+
+
+@pytest.fixture(scope="module")
+def quantised(tmp_path_factory):
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    folder = tmp_path_factory.mktemp("quantise")
+    source = export_onnx.export(*export_onnx.untrained_placeholder(), INPUT_SIZE, folder / "mirror.onnx",
+                                weights="fp32", untrained=True, mirror_average=True)
+    out = folder / "mirror-int8.onnx"
+    summary = quantize_onnx.quantize(source, out, MODEL_CARD, quantize_onnx.DEFAULT_SPLIT, CALIBRATION_IMAGES, "minmax")
+    return out, summary
+
+
+def test_only_float_activations_are_quantised(quantised):
+    out, summary = quantised
+    assert summary["convolutions"] == CONVOLUTIONS
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(out))).graph
+    types = {value.name: value.type.tensor_type.elem_type for value in (*graph.input, *graph.value_info)}
+    quantise_inputs = [node.input[0] for node in graph.node if node.op_type == "QuantizeLinear"]
+    assert quantise_inputs
+    assert {types.get(name, onnx.TensorProto.FLOAT) for name in quantise_inputs} == {onnx.TensorProto.FLOAT}
+    assert {p.key: p.value for p in onnx.load(str(out)).metadata_props}["quantization"] == quantize_onnx.QUANTIZED_MARK
+
+
+def test_int8_mirror_graph_gives_a_knee_and_its_mirror_image_the_same_outputs(quantised):
+    knees = parity_inputs(INPUT_SIZE, knees=1)
+    outputs = export_onnx.run_onnx("node", quantised[0], np.concatenate([knees, np.ascontiguousarray(knees[..., ::-1])]))
+    n = len(knees)
+    for name in ("oa_logit", "kl_logits"):
+        scale = np.abs(outputs[name]).max()
+        assert scale > 1e-2, f"{name} is degenerate ({scale})"
+        assert np.abs(outputs[name][:n] - outputs[name][n:]).max() <= MIRROR_TOLERANCE * scale, name
+    assert np.abs(outputs["cam"][:n] - outputs["cam"][n:, :, ::-1]).max() <= MIRROR_TOLERANCE * np.abs(outputs["cam"]).max()
