@@ -664,9 +664,16 @@ class Ranks:
         torch.distributed.all_reduce(difference, op=torch.distributed.ReduceOp.MAX)
         return float(difference)
 
-    def close(self):
+    def finish(self):
+        """Leave the process group and, under DDP, end this rank's process at once. Torch 1.13 can deadlock when
+        the interpreter's teardown destroys DDP's Reducer: the destructor holds the GIL while it waits for a gloo
+        worker thread that needs the GIL to free a tensor (seen as a rank that never exits). Everything the run
+        writes is closed by now, so skipping the teardown loses nothing."""
         if self.world > 1:
             torch.distributed.destroy_process_group()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
 
 
 def launch_ranks(nproc, argv):
@@ -868,7 +875,7 @@ def main(argv=None):
         (run_dir / "summary.json").write_text(json.dumps({"config": asdict(config), "best": best["validation"],
                                                           "history": state["history"]}, indent=1))
     ranks.barrier()
-    ranks.close()
+    ranks.finish()
 
 
 if __name__ == "__main__":
