@@ -23,7 +23,7 @@ import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
 from evaluation import eval_io, metrics, robustness
-from lib.card import load_card, save_card
+from lib.card import insert_after, load_card, save_card
 from lib.paths import datasets_dir_if_present
 
 MIN_SENSITIVITY = 0.90
@@ -189,13 +189,6 @@ def choose_kl_grade_rule(kl_probs: np.ndarray, grades: np.ndarray, units: np.nda
     else:
         entry = {"rule": "argmax", "method": f"the most probable grade, chosen over cut points on {compared}"}
     return entry, figures
-
-
-def insert_after(mapping: dict, anchor: str, key: str, value) -> dict:
-    """Copy of mapping with key placed right after anchor, so a rule sits next to the number it explains."""
-    items = [(k, v) for k, v in mapping.items() if k != key]
-    position = [k for k, _ in items].index(anchor) + 1
-    return dict(items[:position] + [(key, value)] + items[position:])
 
 
 def labelled_outputs(scored: eval_io.Scored) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -23,6 +23,13 @@ def load_card(path: Path) -> dict:
         raise CardError(f"{path}: model card is not valid JSON ({error})") from None
 
 
+def insert_after(card: dict, anchor: str, key: str, value) -> dict:
+    """Copy of card with key placed right after anchor, so a field sits next to what it explains."""
+    items = [(k, v) for k, v in card.items() if k != key]
+    position = [k for k, _ in items].index(anchor) + 1
+    return dict(items[:position] + [(key, value)] + items[position:])
+
+
 def _scalar(value) -> bool:
     return not isinstance(value, (dict, list))
 

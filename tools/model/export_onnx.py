@@ -47,7 +47,7 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from evaluation.eval_io import sigmoid, softmax
-from lib.card import load_card, save_card
+from lib.card import insert_after, load_card, save_card
 from lib.paths import REPO_ROOT
 from model.inception import FEATURE_CHANNELS, OAInceptionV3, mirror_averaged
 from model.parity_inputs import knee_batch
@@ -323,18 +323,6 @@ def test_time_description(mirror_average: bool) -> str:
     return "the knee as given, once"
 
 
-def with_test_time(card: dict, mirror_average: bool) -> dict:
-    """`card` with its `test_time` set, placed after `outputs` when the card has none yet."""
-    if "test_time" in card:
-        return {**card, "test_time": test_time_description(mirror_average)}
-    entries = []
-    for key, value in card.items():
-        entries.append((key, value))
-        if key == "outputs":
-            entries.append(("test_time", test_time_description(mirror_average)))
-    return dict(entries) if len(entries) > len(card) else {**card, "test_time": test_time_description(mirror_average)}
-
-
 def training_record(checkpoint_file: Path) -> dict:
     """The card's `training`: the run's whole configuration, the command that reproduces it, the validation
     scores it was selected on and its per-epoch history, all read from the run (never typed in)."""
@@ -423,7 +411,8 @@ def main() -> None:
     print(f"exported {name} ({args.weights} weights, {input_size}x{input_size}) -> {out}: {size} bytes ({size / 2**20:.1f} MiB)")
     if args.card:
         update_card(args.card, out)
-        save_card(args.card, with_test_time(load_card(args.card), args.mirror_average))
+        save_card(args.card, insert_after(load_card(args.card), "outputs", "test_time",
+                                          test_time_description(args.mirror_average)))
         print(f"updated {', '.join(CARD_FILE_FIELDS)} and test_time in {args.card}")
         if not args.untrained:
             save_card(args.card, {**load_card(args.card), "training": training_record(args.checkpoint)})

@@ -134,7 +134,7 @@ def test_mirror_averaged_export_averages_a_knee_with_its_mirror_image(placeholde
     averaged_file = export_onnx.export(*placeholder, INPUT_SIZE, tmp_path / "mirror.onnx", weights="fp32",
                                        mirror_average=True)
     graph = onnx.load(str(averaged_file))
-    assert {p.key: p.value for p in graph.metadata_props}["mirror_average"] == "true"
+    assert {p.key: p.value for p in graph.metadata_props}[export_onnx.MIRROR_AVERAGE_MARK] == "true"
     assert [contract_dims(o) for o in graph.graph.output] == [contract_dims(o) for o in onnx.load(str(exported)).graph.output]
     pair = np.concatenate([inputs, np.ascontiguousarray(inputs[..., ::-1])])
     averaged = export_onnx.run_onnx("node", averaged_file, pair)
