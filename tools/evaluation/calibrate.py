@@ -21,12 +21,16 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
+from scipy.stats import norm
 
 from evaluation import eval_io, metrics, robustness
 from lib.card import insert_after, load_card, save_card
 from lib.paths import datasets_dir_if_present
 
 MIN_SENSITIVITY = 0.90
+# The sensitivity the card states must hold beyond the validation sample it was chosen on: a threshold placed
+# exactly at validation sensitivity 0.90 delivered 0.865 on the clean test (4.1.0).
+SENSITIVITY_CONFIDENCE = 0.95
 KL_SET_COVERAGE = 0.90
 OOD_QUANTILE = 0.99
 # Candidate cut points on the expected KL grade, and the seed of the validation halves they are judged on.
@@ -81,20 +85,41 @@ def fit_temperature_and_bias(logits: np.ndarray, labels: np.ndarray) -> tuple[fl
     return math.exp(-result.x[0]), float(result.x[1])
 
 
-def threshold_for_sensitivity(labels: np.ndarray, scores: np.ndarray, min_sensitivity: float) -> float:
-    """Threshold t for `score >= t` with sensitivity >= min_sensitivity and the highest specificity.
+def wilson_lower_bound(successes: int, trials: int, confidence: float) -> float:
+    """One-sided Wilson score lower bound of a proportion: at `confidence`, the true rate is at least this.
+    At confidence 0.5 it is the observed fraction."""
+    z = norm.ppf(confidence)
+    fraction = successes / trials
+    centre = fraction + z * z / (2 * trials)
+    spread = z * math.sqrt(fraction * (1 - fraction) / trials + z * z / (4 * trials * trials))
+    return (centre - spread) / (1 + z * z / trials)
 
-    Specificity only falls as t falls, so the best t is the score of the k-th highest positive,
-    k = ceil(min_sensitivity * positives). It is moved halfway down to the next lower score: the
-    same decisions on this data, with a margin against rounding when the core recomputes P(OA).
+
+def positives_needed(positives: int, min_sensitivity: float, confidence: float) -> int:
+    """The fewest of `positives` the threshold must keep so that sensitivity >= min_sensitivity holds at
+    `confidence` by the Wilson bound."""
+    for kept in range(1, positives + 1):
+        if wilson_lower_bound(kept, positives, confidence) >= min_sensitivity - 1e-12:
+            return kept
+    raise ValueError(f"{positives} positive validation images cannot show sensitivity >= {min_sensitivity:g} at "
+                     f"{confidence:.0%} confidence even if every one is kept; the validation split needs more")
+
+
+def threshold_for_sensitivity(labels: np.ndarray, scores: np.ndarray, min_sensitivity: float,
+                              confidence: float) -> float:
+    """Threshold t for `score >= t` with the highest specificity among those whose sensitivity is at least
+    min_sensitivity at `confidence` (positives_needed).
+
+    Specificity only falls as t falls, so the best t is the score of the k-th highest positive, k from
+    positives_needed. It is moved halfway down to the next lower score: the same decisions on this data, with
+    a margin against rounding when the core recomputes P(OA).
     """
     labels = np.asarray(labels).astype(bool)
     scores = np.asarray(scores, dtype=np.float64)
     positives = np.sort(scores[labels])[::-1]
     if len(positives) == 0 or labels.all():
         raise ValueError("threshold selection needs both positive and negative validation images")
-    needed = math.ceil(min_sensitivity * len(positives) - 1e-9)
-    cut = positives[needed - 1]
+    cut = positives[positives_needed(len(positives), min_sensitivity, confidence) - 1]
     below = scores[scores < cut]
     return float((cut + below.max()) / 2.0) if len(below) else float(cut)
 
@@ -201,7 +226,8 @@ def labelled_outputs(scored: eval_io.Scored) -> tuple[np.ndarray, np.ndarray, np
 
 def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quantile: float,
               kl_set_coverage: float = KL_SET_COVERAGE,
-              versions: dict[str, eval_io.Scored] | None = None) -> tuple[dict, list[str]]:
+              versions: dict[str, eval_io.Scored] | None = None,
+              sensitivity_confidence: float = SENSITIVITY_CONFIDENCE) -> tuple[dict, list[str]]:
     """Returns the updated card and the summary lines. `versions`: the validation images altered as people
     export them, by version name; the temperatures and the OA bias are fitted on them and the published
     images together."""
@@ -218,7 +244,7 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
     oa_temperature, oa_bias = fit_temperature_and_bias(pooled_oa_logits, pooled_labels)
     kl_temperature = fit_temperature(lambda t: multiclass_nll(pooled_kl_logits, pooled_grades, t))
     p_oa = eval_io.sigmoid(oa_logits / oa_temperature + oa_bias)
-    threshold = threshold_for_sensitivity(labels, p_oa, min_sensitivity)
+    threshold = threshold_for_sensitivity(labels, p_oa, min_sensitivity, sensitivity_confidence)
     kl_probs = eval_io.softmax(kl_logits / kl_temperature)
     kl_grade_rule, kl_grade_figures = choose_kl_grade_rule(kl_probs, grades, scored.unit[graded])
     kl_set_threshold = conformal_threshold(aps_scores(kl_probs, grades), kl_set_coverage)
@@ -241,7 +267,9 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
     updated["threshold"] = threshold
     updated = insert_after(updated, "threshold", "threshold_rule",
                            f"highest specificity on the validation split subject to sensitivity >= "
-                           f"{min_sensitivity:g}, on calibrated P(OA); halfway to the next lower score")
+                           f"{min_sensitivity:g} at {sensitivity_confidence:.0%} one-sided confidence (Wilson lower "
+                           f"bound over the validation positives), on calibrated P(OA); halfway to the next lower "
+                           f"score")
     updated = insert_after(updated, "threshold_rule", "kl_grade", kl_grade_rule)
     updated = insert_after(updated, "kl_grade", "kl_set", {
         "coverage": kl_set_coverage,
@@ -308,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder of the validation images' altered versions and their predictions "
                              "(robustness.py --rows val, DIR/<version>.jsonl): fit the temperatures on them too")
     parser.add_argument("--min-sensitivity", type=float, default=MIN_SENSITIVITY)
+    parser.add_argument("--sensitivity-confidence", type=float, default=SENSITIVITY_CONFIDENCE,
+                        help=f"confidence that sensitivity >= --min-sensitivity holds beyond validation "
+                             f"(default {SENSITIVITY_CONFIDENCE}; 0.5 asks only the validation figure)")
     parser.add_argument("--ood-quantile", type=float, default=OOD_QUANTILE)
     parser.add_argument("--kl-set-coverage", type=float, default=KL_SET_COVERAGE,
                         help=f"coverage of the KL prediction set (default {KL_SET_COVERAGE})")
@@ -324,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             versions[version] = eval_io.only(altered, altered.split == "val", f"validation split ({version})",
                                              args.versions / version)
         updated, summary = calibrate(validation, card, args.min_sensitivity, args.ood_quantile, args.kl_set_coverage,
-                                     versions)
+                                     versions, args.sensitivity_confidence)
     except (eval_io.InputError, ValueError) as error:
         sys.exit(f"calibrate: {error}")
     save_card(args.card, updated)

@@ -47,7 +47,7 @@ from torch import nn
 from evaluation.eval_io import sigmoid, softmax
 from evaluation.metrics import auc, quadratic_weighted_kappa
 from lib.paths import CORE_PYTHON_DIR, MODEL_CARD, REPO_ROOT, datasets_dir
-from model.inception import PRETRAINED_PATH, OAInceptionV3, pretrained_oa_model
+from model.inception import PRETRAINED_PATH, OAInceptionV3, mirror_averaged, pretrained_oa_model
 
 
 @dataclass
@@ -459,13 +459,16 @@ def losses(out, oa, kl, pos_weight, kl_weight, kl_loss_weight, kl_smoothing=0.0)
 
 
 @torch.no_grad()
-def predict(model, planes, spec, batch_size=64):
+def predict(model, planes, spec, batch_size=64, mirror_average=False):
+    """The network's outputs for planes [n,S,S]; with mirror_average, as the exported graph of
+    `tools/oac export --mirror-average` gives them (inception.mirror_averaged)."""
     model.eval()
+    forward = (lambda x: mirror_averaged(model, x)) if mirror_average else model
     device = next(model.parameters()).device
     outputs = {"oa_logit": [], "kl_logits": [], "features": []}
     for start in range(0, len(planes), batch_size):
         x = torch.from_numpy(planes[start:start + batch_size].astype(np.float32))[:, None]
-        out = model(to_model_input(x, spec).to(device).contiguous(memory_format=memory_format(model)))
+        out = forward(to_model_input(x, spec).to(device).contiguous(memory_format=memory_format(model)))
         for k in outputs:
             outputs[k].append(out[k].cpu())
     return {k: torch.cat(v).numpy() for k, v in outputs.items()}

@@ -58,7 +58,7 @@ def test_threshold_has_best_specificity_at_required_sensitivity(seed):
     labels = rng.integers(0, 2, n)
     labels[:2] = [0, 1]
     scores = np.round(rng.random(n) + 0.3 * labels, 2)   # ties on purpose
-    threshold = calibrate.threshold_for_sensitivity(labels, scores, 0.9)
+    threshold = calibrate.threshold_for_sensitivity(labels, scores, 0.9, confidence=0.5)
     predicted = scores >= threshold
     sensitivity = predicted[labels == 1].mean()
     specificity = (~predicted[labels == 0]).mean()
@@ -76,8 +76,35 @@ def test_threshold_exact_sensitivity_fraction():
     # 10 positives: 90% means 9 of them, despite 0.9 * 10 not being exactly 9.0 in floating point.
     labels = np.array([1] * 10 + [0] * 10)
     scores = np.r_[np.arange(10, 20), np.arange(0, 10)] / 20.0
-    threshold = calibrate.threshold_for_sensitivity(labels, scores, 0.9)
+    threshold = calibrate.threshold_for_sensitivity(labels, scores, 0.9, confidence=0.5)
     assert threshold == pytest.approx((11 / 20 + 10 / 20) / 2)
+
+
+def test_wilson_lower_bound_matches_the_textbook_interval():
+    # 90 of 100 at 95% one-sided (z = 1.6449): (0.9 + z^2/200 - z * sqrt(0.0009 + z^2/40000)) / (1 + z^2/100)
+    assert calibrate.wilson_lower_bound(90, 100, 0.95) == pytest.approx(0.8396, abs=5e-4)
+    assert calibrate.wilson_lower_bound(90, 100, 0.5) == pytest.approx(0.9)
+    assert calibrate.wilson_lower_bound(100, 100, 0.95) < 1.0
+
+
+@pytest.mark.parametrize("positives", [30, 100, 400, 2000])
+def test_confident_threshold_keeps_the_fewest_positives_whose_bound_clears_the_target(positives):
+    kept = calibrate.positives_needed(positives, 0.9, 0.95)
+    assert calibrate.wilson_lower_bound(kept, positives, 0.95) >= 0.9
+    assert calibrate.wilson_lower_bound(kept - 1, positives, 0.95) < 0.9
+    # The margin shrinks with more positives but stays above the bare 90%.
+    assert kept / positives > 0.9
+    labels = np.r_[np.ones(positives, int), np.zeros(positives, int)]
+    scores = np.r_[np.linspace(1.0, 0.5, positives), np.linspace(0.6, 0.0, positives)]
+    threshold = calibrate.threshold_for_sensitivity(labels, scores, 0.9, confidence=0.95)
+    assert (scores[labels == 1] >= threshold).sum() == kept
+
+
+def test_too_few_positives_for_the_confidence_is_an_error():
+    labels = np.array([1] * 10 + [0] * 10)
+    scores = np.arange(20) / 20.0
+    with pytest.raises(ValueError, match="cannot show sensitivity >= 0.9 at 95% confidence"):
+        calibrate.threshold_for_sensitivity(labels, scores, 0.9, confidence=0.95)
 
 
 def test_ood_threshold_refuses_at_most_the_quantile_tail():

@@ -1,12 +1,13 @@
-"""tools/model/train.py's distillation: the teacher's targets average the knee with its mirror image, and the
-distillation loss is smallest where the student already gives the teacher's probabilities."""
+"""tools/model/train.py's mirror views: predict's mirror averaging is the mean of the two views' logits, the
+distillation teacher's targets average the knee with its mirror image, and the distillation loss is smallest where
+the student already gives the teacher's probabilities."""
 from types import SimpleNamespace
 
 import numpy as np
 import torch
 from torch import nn
 
-from model.train import distillation_loss, mirror_averaged_probabilities
+from model.train import distillation_loss, mirror_averaged_probabilities, predict
 
 SPEC = SimpleNamespace(preprocess=SimpleNamespace(mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25]))
 
@@ -25,7 +26,8 @@ class LopsidedNet(nn.Module):
         x = self.stem(x)
         half = x.shape[-1] // 2
         features = torch.stack([x[..., :half].mean((1, 2, 3)), x[..., half:].mean((1, 2, 3))], 1)
-        return {"oa_logit": 3 * features[:, 0] - features[:, 1], "kl_logits": self.kl(features), "features": features}
+        return {"oa_logit": 3 * features[:, 0] - features[:, 1], "kl_logits": self.kl(features), "features": features,
+                "cam": x[:, 0]}
 
 
 def planes():
@@ -44,6 +46,17 @@ def test_a_knee_and_its_mirror_image_get_the_same_targets():
     np.testing.assert_allclose(upright[1], mirrored[1], rtol=1e-5)
     np.testing.assert_allclose(upright[1].sum(1), 1.0, rtol=1e-5)
     assert upright[0].min() > 0 and upright[0].max() < 1
+
+
+def test_predict_mirror_averaged_is_the_mean_of_both_views_logits():
+    net = LopsidedNet()
+    upright = predict(net, planes(), SPEC)
+    mirrored = predict(net, np.ascontiguousarray(planes()[:, :, ::-1]), SPEC)
+    averaged = predict(net, planes(), SPEC, mirror_average=True)
+    assert not np.allclose(upright["kl_logits"], mirrored["kl_logits"])
+    for name in ("oa_logit", "kl_logits"):
+        np.testing.assert_allclose(averaged[name], (upright[name] + mirrored[name]) / 2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(averaged["features"], upright["features"], rtol=1e-6)
 
 
 def test_the_student_is_pulled_toward_the_teachers_probabilities():
