@@ -36,6 +36,8 @@ OOD_QUANTILE = 0.99
 # Candidate cut points on the expected KL grade, and the seed of the validation halves they are judged on.
 KL_CUT_GRID = np.linspace(0.0, 4.0, 161)
 KL_RULE_SEED = 7
+# A source's own Platt fit is judged only where the source has this many labelled validation images.
+MIN_SOURCE_IMAGES = 40
 # Search range for log(1 / T): temperatures from about 0.001 to 1100, far beyond any sane fit.
 LOG_INVERSE_TEMPERATURE_BOUNDS = (-7.0, 7.0)
 # Search range of the OA bias: a shift of the log-odds by up to 20, far beyond any sane fit.
@@ -187,14 +189,52 @@ def tune_cut_points(expected: np.ndarray, grades: np.ndarray) -> np.ndarray:
     return cuts
 
 
+def patient_half(units: np.ndarray) -> np.ndarray:
+    """Mask of a fixed random half of the resampling units (patients), for fitting on one half and judging on
+    the other."""
+    patients = np.unique(units)
+    return np.isin(units, np.random.default_rng(KL_RULE_SEED).permutation(patients)[: len(patients) // 2])
+
+
+def per_source_check(scored: eval_io.Scored, oa_temperature: float, oa_bias: float) -> dict:
+    """Does one calibration hold for every source? Per source with enough labelled validation images: its ECE
+    under the card's shared fit, and under a Platt fit of its own, cross-fitted over halves of its patients (an
+    own fit judged on the images it was fitted on would flatter it)."""
+    labelled = scored.ok & ~np.isnan(scored.label)
+    figures = {}
+    for source in np.unique(scored.source[labelled]):
+        mine = labelled & (scored.source == source)
+        logits, labels = scored.oa_logit[mine], scored.label[mine].astype(int)
+        first = patient_half(scored.unit[mine])
+        if mine.sum() < MIN_SOURCE_IMAGES or any(len(np.unique(labels[half])) < 2 for half in (first, ~first)):
+            continue
+        own = np.empty(len(logits))
+        try:
+            for fit, judged in ((first, ~first), (~first, first)):
+                temperature, bias = fit_temperature_and_bias(logits[fit], labels[fit])
+                own[judged] = eval_io.sigmoid(logits[judged] / temperature + bias)
+            own_ece = metrics.expected_calibration_error(labels, own)
+        except ValueError:   # a half the network separates perfectly has no finite fit of its own
+            own_ece = None
+        figures[str(source)] = {
+            "images": int(mine.sum()),
+            "ece_shared_fit": metrics.expected_calibration_error(labels, eval_io.sigmoid(logits / oa_temperature + oa_bias)),
+            "ece_own_fit_cross_fitted": own_ece}
+    return figures
+
+
+def own_fit_text(figures: dict) -> str:
+    own = figures["ece_own_fit_cross_fitted"]
+    return "no finite own fit (a half of it perfectly separated)" if own is None else f"{own:.3f} own"
+
+
 def choose_kl_grade_rule(kl_probs: np.ndarray, grades: np.ndarray, units: np.ndarray) -> tuple[dict, dict]:
     """The card's kl_grade: cut points on the expected grade when they read the validation grades better than
     the argmax, judged cross-fitted (cut points tuned on one half of the validation patients score the other
     half, both ways) so tuning does not flatter them; the shipped points are then tuned on all of validation.
     Returns the card entry and the figures it was chosen on."""
     expected = kl_probs @ np.arange(eval_io.N_GRADES)
-    patients = np.unique(units)
-    first = np.isin(units, np.random.default_rng(KL_RULE_SEED).permutation(patients)[: len(patients) // 2])
+    first = patient_half(units)
     by_cuts = np.empty_like(grades)
     for fit, scored in ((first, ~first), (~first, first)):
         by_cuts[scored] = grades_by_cut_points(expected[scored], tune_cut_points(expected[fit], grades[fit]))
@@ -286,6 +326,13 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
                               f"(smallest score with >= {quantile:.0%} at or below it): "
                               f"about {1 - quantile:.0%} of in-distribution knees are refused")
 
+    by_source = per_source_check(scored, oa_temperature, oa_bias)
+    updated["calibration"]["per_source_check"] = (
+        "ECE of P(OA) on the validation images of each source under this shared fit, and under a Platt fit of "
+        "the source's own (cross-fitted over halves of its patients): " + "; ".join(
+            f"{source} ({f['images']} images) {f['ece_shared_fit']:.3f} shared, {own_fit_text(f)}"
+            for source, f in by_source.items()))
+
     predicted = p_oa >= threshold
     version_lines = []
     if versions:
@@ -306,6 +353,8 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
         f"{metrics.expected_calibration_error(labels, eval_io.sigmoid(oa_logits)):.4f} -> "
         f"{metrics.expected_calibration_error(labels, p_oa):.4f}",
         *version_lines,
+        *(f"  {source} ({f['images']} images): ECE {f['ece_shared_fit']:.4f} with the shared fit, {own_fit_text(f)} "
+          "(cross-fitted)" for source, f in by_source.items()),
         f"KL temperature {kl_temperature:.4f}: NLL {multiclass_nll(kl_logits, grades, 1.0):.4f} -> "
         f"{multiclass_nll(kl_logits, grades, kl_temperature):.4f}, top-label ECE "
         f"{metrics.top_label_calibration_error(grades, kl_before):.4f} -> "

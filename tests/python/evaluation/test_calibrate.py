@@ -1,6 +1,8 @@
 """tools/evaluation/calibrate.py: temperature fits, the sensitivity-constrained threshold, the OOD rule, the card edit."""
+import dataclasses
 import json
 import math
+import re
 import shutil
 
 import numpy as np
@@ -247,3 +249,28 @@ def test_versions_join_the_temperature_fit_and_nothing_else(tmp_path):
     assert "altered versions" not in alone["calibration"]["fitted_on"]
     assert pooled["kl_set"]["fitted_on"] == alone["kl_set"]["fitted_on"]
     assert pooled["ood"]["threshold"] == alone["ood"]["threshold"]
+
+
+def test_per_source_check_finds_a_source_the_shared_fit_misses(tmp_path):
+    paths = synthetic_predictions.write_fixture(tmp_path)
+    scored = eval_io.join(eval_io.load_predictions(paths["val"]), eval_io.load_split(paths["split"]))
+    scored = scored.select(scored.split == "val")
+    shifted = dataclasses.replace(scored, oa_logit=scored.oa_logit + 6.0 * (scored.source == "oai224"))
+    labelled = ~np.isnan(shifted.label)
+    temperature, bias = calibrate.fit_temperature_and_bias(shifted.oa_logit[labelled], shifted.label[labelled])
+    figures = calibrate.per_source_check(shifted, temperature, bias)
+    assert set(figures) == {"oai224", "kneexray"}    # oai299 has too few labelled images to judge
+    assert figures["oai224"]["images"] == int((labelled & (shifted.source == "oai224")).sum())
+    assert figures["oai224"]["ece_own_fit_cross_fitted"] < figures["oai224"]["ece_shared_fit"]
+
+
+def test_the_card_records_the_per_source_check(tmp_path):
+    paths = synthetic_predictions.write_fixture(tmp_path)
+    card_path = tmp_path / "card.json"
+    shutil.copy(MODEL_CARD, card_path)
+    calibrate.main(["--predictions", str(paths["val"]), "--split", str(paths["split"]), "--card", str(card_path)])
+    check = load_card(card_path)["calibration"]["per_source_check"]
+    # The fixture's kneexray knees are separated perfectly within a half of its patients: no own fit exists.
+    assert "kneexray (40 images)" in check and "no finite own fit" in check
+    assert re.search(r"oai224 \(120 images\) 0\.\d{3} shared, 0\.\d{3} own", check)
+    assert "oai299" not in check
