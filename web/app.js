@@ -562,11 +562,20 @@ function klSetCoverage() {
 }
 
 /** How sure the model is about one knee, for a patient. */
+/** Why the "likely" level sits where it does (the card's threshold_target), or '' for a card without one. */
+function thresholdInWords() {
+  const sensitivity = state.card?.threshold_target?.sensitivity;
+  if (!Number.isFinite(sensitivity) || !Number.isFinite(state.card?.threshold)) return '';
+  return ` That level, ${percent(state.card.threshold, 0)}, is set low on purpose: on knee X-rays kept apart to`
+    + ` choose it, with a safety margin, at least ${Math.round(sensitivity * 10)} in 10 knees with osteoarthritis`
+    + ' reach it, so knees without osteoarthritis sometimes reach it too.';
+}
+
 function certaintyInWords(knee, klSet) {
   const coverage = state.card?.kl_set?.coverage;
   const often = Number.isFinite(coverage) ? `about ${Math.round(coverage * 10)} in 10` : 'most';
   const chance = `The model puts the chance that this knee shows osteoarthritis at ${percent(knee.p_oa)}`
-    + ` (${knee.oa ? 'at or above' : 'below'} the level at which it says "likely").`;
+    + ` (${knee.oa ? 'at or above' : 'below'} the level at which it says "likely").${thresholdInWords()}`;
   if (!klSet.length) return chance;
   const grades = klSet.length === 1
     ? `It points to one grade, ${klSetText(klSet)}`

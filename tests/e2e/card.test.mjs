@@ -1,6 +1,6 @@
 // The page follows the model card: an image whose OOD score is above the card's threshold gets
 // "This does not look like a knee X-ray" instead of a number, and the verdict uses the card's
-// threshold. Each case serves a copy of the app with an edited card.
+// threshold and explains its target. Each case serves a copy of the app with an edited card.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -67,5 +67,19 @@ describe('model card', { timeout: SUITE_MS }, () => {
     await page.setInputFiles('#file-input', [SAMPLES.single]);
     await waitForResults(page, 1);
     assert.match(await page.textContent('#detail .verdict'), /^Osteoarthritis unlikely: below the model's decision threshold of 100%/);
+  });
+
+  it('explains what the threshold promises, from the card\'s threshold_target', { timeout: SLOW_MS }, async () => {
+    const { page } = browser;
+    await openWithCard((card) => { card.threshold = 0.25; card.threshold_target = { sensitivity: 0.8, confidence: 0.95 }; });
+    await page.setInputFiles('#file-input', [SAMPLES.single]);
+    await waitForResults(page, 1);
+    assert.match(await page.textContent('#detail .explain-certainty'),
+      /That level, 25%, is set low on purpose: .* at least 8 in 10 knees with osteoarthritis reach it/);
+
+    await openWithCard((card) => { delete card.threshold_target; });
+    await page.setInputFiles('#file-input', [SAMPLES.single]);
+    await waitForResults(page, 1);
+    assert.doesNotMatch(await page.textContent('#detail .explain-certainty'), /That level/);
   });
 });

@@ -310,7 +310,10 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
                            f"{min_sensitivity:g} at {sensitivity_confidence:.0%} one-sided confidence (Wilson lower "
                            f"bound over the validation positives), on calibrated P(OA); halfway to the next lower "
                            f"score")
-    updated = insert_after(updated, "threshold_rule", "kl_grade", kl_grade_rule)
+    # The page says in words what the threshold promises, from these numbers rather than from the rule's text.
+    updated = insert_after(updated, "threshold_rule", "threshold_target",
+                           {"sensitivity": min_sensitivity, "confidence": sensitivity_confidence})
+    updated = insert_after(updated, "threshold_target", "kl_grade", kl_grade_rule)
     updated = insert_after(updated, "kl_grade", "kl_set", {
         "coverage": kl_set_coverage,
         "threshold": kl_set_threshold,

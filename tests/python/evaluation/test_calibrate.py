@@ -121,15 +121,19 @@ def test_calibrate_writes_only_its_fields(tmp_path):
     paths = synthetic_predictions.write_fixture(tmp_path)
     card_path = tmp_path / "card.json"
     before = json.loads(MODEL_CARD.read_text())
-    before.pop("threshold_rule", None)   # as a card looks before its first calibration
+    for field in ("threshold_rule", "threshold_target"):   # as a card looks before its first calibration
+        before.pop(field, None)
     card_path.write_text(json.dumps(before, indent=2))
     assert calibrate.main(["--predictions", str(paths["val"]), "--split", str(paths["split"]),
                            "--card", str(card_path)]) == 0
     after = json.loads(card_path.read_text())
     changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
-    assert changed == {"calibration", "threshold", "threshold_rule", "kl_grade", "kl_set", "ood"}
+    assert changed == {"calibration", "threshold", "threshold_rule", "threshold_target", "kl_grade", "kl_set", "ood"}
     assert list(after).index("threshold_rule") == list(after).index("threshold") + 1
-    assert list(after).index("kl_grade") == list(after).index("threshold_rule") + 1
+    assert list(after).index("threshold_target") == list(after).index("threshold_rule") + 1
+    assert after["threshold_target"] == {"sensitivity": calibrate.MIN_SENSITIVITY,
+                                         "confidence": calibrate.SENSITIVITY_CONFIDENCE}
+    assert list(after).index("kl_grade") == list(after).index("threshold_target") + 1
     assert list(after).index("kl_set") == list(after).index("kl_grade") + 1
     assert after["kl_grade"]["rule"] in ("argmax", "cut_points")
     assert after["kl_set"]["coverage"] == calibrate.KL_SET_COVERAGE and 0 < after["kl_set"]["threshold"] <= 1
