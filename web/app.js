@@ -561,7 +561,6 @@ function klSetCoverage() {
   return Number.isFinite(coverage) ? ` (${percent(coverage, 0)} coverage)` : '';
 }
 
-/** How sure the model is about one knee, for a patient. */
 /** Why the "likely" level sits where it does (the card's threshold_target), or '' for a card without one. */
 function thresholdInWords() {
   const sensitivity = state.card?.threshold_target?.sensitivity;
@@ -571,6 +570,7 @@ function thresholdInWords() {
     + ' reach it, so knees without osteoarthritis sometimes reach it too.';
 }
 
+/** How sure the model is about one knee, for a patient. */
 function certaintyInWords(knee, klSet) {
   const coverage = state.card?.kl_set?.coverage;
   const often = Number.isFinite(coverage) ? `about ${Math.round(coverage * 10)} in 10` : 'most';
