@@ -48,6 +48,7 @@ const state = {
   selectedId: null,
   sort: { key: null, direction: 'ascending' },
   selection: 0,
+  maxFileBytes: 0,   // the core's file-size limit, from the worker once ready (0: the worker is asked about every file)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -109,7 +110,7 @@ const workerEvents = {
   card: ({ card }) => showCard(card),
   'model-status': ({ message }) => setModelStatus(message),
   'model-progress': ({ loaded, total }) => showModelProgress(loaded, total),
-  ready: (message) => { showModelReady(message); modelSettled(); },
+  ready: (message) => { state.maxFileBytes = message.maxFileBytes; showModelReady(message); modelSettled(); },
   'model-error': ({ message }) => { showModelError(message); modelSettled(); },
   reply: ({ requestId, ...reply }) => {
     pendingRequests.get(requestId)?.(reply);
@@ -278,8 +279,10 @@ async function checkFiles(fileList) {
 
 async function classifyEntry(entry) {
   let buffer;
-  // The core's own limits, asked before the file is read into memory.
-  const { problem, error } = await request('file-size', { bytes: entry.file.size });
+  // The core's own limits, asked before the file is read into memory; a file within the limit the worker stated
+  // when it became ready skips that round trip.
+  const withinLimit = entry.file.size > 0 && entry.file.size <= state.maxFileBytes;
+  const { problem, error } = withinLimit ? {} : await request('file-size', { bytes: entry.file.size });
   if (problem || error) {
     entry.summary = failedFileResult(entry.name, problem || error);
   } else {

@@ -5,7 +5,8 @@
 //               | {type:'set-box', requestId, fileId, name, buffer, index, box, boxes?}
 //               | {type:'clear-model', requestId} | {type:'load'} | {type:'stats', requestId}
 //               | {type:'file-size', requestId, bytes} → {problem} (the core's sentence, or '')
-// Messages out: {type:'about'|'card'|'model-progress'|'model-status'|'ready'|'model-error', ...}
+// Messages out: {type:'about'|'card'|'model-progress'|'model-status'|'ready'|'model-error', ...}; ready carries
+//               maxFileBytes, the core's file-size limit
 //               {type:'reply', requestId, ...} answering a request
 //
 // classify answers {summary, image: {width, height}, overview: {width, height, grey}, views, milliseconds,
@@ -191,6 +192,7 @@ async function loadClassifier() {
     device: describeDevice(),
     stages,
     timeOrigin: performance.timeOrigin,
+    maxFileBytes: coreModule.maxFileBytes(),
   });
   return classifier;
 }

@@ -1,5 +1,6 @@
 // The page and its engine worker: a file over the core's size limit is refused with the core's own sentence before
-// it is read (the page asks the worker, fileSizeProblem); and when the worker stops while a request for a file is in
+// it is read (the page asks the worker, fileSizeProblem, about a file over the limit the worker stated when ready,
+// and only then); and when the worker stops while a request for a file is in
 // flight, that file fails with a clear message, a fresh worker starts, and the next file is classified normally.
 
 import assert from 'node:assert/strict';
@@ -39,6 +40,28 @@ describe('the engine worker bridge', { timeout: SUITE_MS }, () => {
       document.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
     });
     assert.match(await waitForResults(page, 1), /^Could not check just-over\.png: The file is too large \(100\.0 MB; the limit is 100\.0 MB\)\.$/);
+  });
+
+  it('asks the worker about a file\'s size only when it is over the limit the worker stated', { timeout: SLOW_MS }, async () => {
+    await page.evaluate(() => {
+      window.oacSizeQuestions = 0;
+      const worker = window.oacEngineWorker;
+      const post = worker.postMessage.bind(worker);
+      worker.postMessage = (message, transfer) => {
+        if (message?.type === 'file-size') window.oacSizeQuestions += 1;
+        return post(message, transfer);
+      };
+    });
+    await page.setInputFiles('#file-input', [SAMPLES.single]);
+    assert.match(await waitForResults(page, 1), /chance of osteoarthritis/);
+    assert.equal(await page.evaluate(() => window.oacSizeQuestions), 0, 'a file within the limit is read at once');
+    await page.evaluate(() => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([], 'empty.png'));
+      document.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    });
+    assert.match(await waitForResults(page, 1), /^Could not check empty\.png: The file is empty\.$/);
+    assert.equal(await page.evaluate(() => window.oacSizeQuestions), 1, 'the core words the refusal');
   });
 
   it('fails the file in flight when the worker stops, starts a fresh one, and classifies the next file', { timeout: SLOW_MS }, async () => {

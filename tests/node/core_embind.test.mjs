@@ -163,6 +163,8 @@ test('cropRgba and renderCam fit the crop within the display size', () => {
 });
 
 test('fileSizeProblem gives the core\'s own sentence about a file\'s size', () => {
+  assert.equal(oac.fileSizeProblem(oac.maxFileBytes()), '', 'a file at the limit the page is told is read');
+  assert.equal(oac.fileSizeProblem(oac.maxFileBytes() + 1), 'The file is too large (100.0 MB; the limit is 100.0 MB).');
   assert.equal(oac.fileSizeProblem(1234), '');
   assert.equal(oac.fileSizeProblem(0), 'The file is empty.');
   assert.equal(oac.fileSizeProblem(150e6), 'The file is too large (150.0 MB; the limit is 100.0 MB).');

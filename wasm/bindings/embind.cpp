@@ -93,6 +93,10 @@ std::string file_size_problem(double bytes) {
   return problem ? problem->message : std::string();
 }
 
+// The largest file the core reads: the page reads a file at most this large at once, and asks
+// file_size_problem only about a larger one, for the core's sentence.
+double max_file_bytes() { return static_cast<double>(oac::Limits{}.max_bytes); }
+
 class Core {
  public:
   explicit Core(const std::string& card_json) {
@@ -338,6 +342,7 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .field("kl_set", &InterpretOutcome::kl_set)
       .field("in_distribution", &InterpretOutcome::in_distribution);
   function("fileSizeProblem", &file_size_problem);
+  function("maxFileBytes", &max_file_bytes);
   class_<Core>("Core")
       .constructor<std::string>()
       .function("prepare", &Core::prepare)
