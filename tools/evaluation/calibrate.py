@@ -329,12 +329,11 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
                               f"(smallest score with >= {quantile:.0%} at or below it): "
                               f"about {1 - quantile:.0%} of in-distribution knees are refused")
 
-    by_source = per_source_check(scored, oa_temperature, oa_bias)
+    by_source = "; ".join(f"{source} ({f['images']} images) {f['ece_shared_fit']:.3f} shared, {own_fit_text(f)}"
+                          for source, f in per_source_check(scored, oa_temperature, oa_bias).items())
     updated["calibration"]["per_source_check"] = (
         "ECE of P(OA) on the validation images of each source under this shared fit, and under a Platt fit of "
-        "the source's own (cross-fitted over halves of its patients): " + "; ".join(
-            f"{source} ({f['images']} images) {f['ece_shared_fit']:.3f} shared, {own_fit_text(f)}"
-            for source, f in by_source.items()))
+        f"the source's own (cross-fitted over halves of its patients): {by_source}")
 
     predicted = p_oa >= threshold
     version_lines = []
@@ -356,8 +355,7 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
         f"{metrics.expected_calibration_error(labels, eval_io.sigmoid(oa_logits)):.4f} -> "
         f"{metrics.expected_calibration_error(labels, p_oa):.4f}",
         *version_lines,
-        *(f"  {source} ({f['images']} images): ECE {f['ece_shared_fit']:.4f} with the shared fit, {own_fit_text(f)} "
-          "(cross-fitted)" for source, f in by_source.items()),
+        f"  ECE per source, with the shared fit and with its own (cross-fitted): {by_source}",
         f"KL temperature {kl_temperature:.4f}: NLL {multiclass_nll(kl_logits, grades, 1.0):.4f} -> "
         f"{multiclass_nll(kl_logits, grades, kl_temperature):.4f}, top-label ECE "
         f"{metrics.top_label_calibration_error(grades, kl_before):.4f} -> "
