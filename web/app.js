@@ -151,12 +151,14 @@ function showModelProgress(loaded, total) {
   elements.modelProgressText.textContent = `${megabytes(loaded)} of ${megabytes(total)} (${percent(loaded / total, 0)})`;
 }
 
-function showModelReady({ fromCache, storedNote, seconds, device }) {
+function showModelReady({ fromCache, storedNote, seconds, device, selfTest }) {
   elements.modelDownload.hidden = true;
   elements.retryModel.hidden = true;
   const how = fromCache ? 'loaded from this device' : 'downloaded, verified and stored on this device';
-  setModelStatus(`Model ready: ${how} in ${seconds.toFixed(1)} s. ${storedNote}`.trim());
+  const checked = selfTest.checked ? ' This device computed the model\'s known test case correctly.' : '';
+  setModelStatus(`Model ready: ${how} in ${seconds.toFixed(1)} s.${checked} ${storedNote}`.trim());
   document.body.dataset.modelReady = 'true';
+  document.body.dataset.selfTest = selfTest.checked ? 'passed' : 'none';
   showDevice(device);
 }
 

@@ -35,9 +35,64 @@ function contractMismatch(card, session) {
   return '';
 }
 
-/** Session options both runtimes use; `overrides` lets tools/bench/bench.mjs compare alternatives. */
-function sessionOptions(executionProviders, overrides) {
-  return { executionProviders, graphOptimizationLevel: 'all', ...overrides };
+/**
+ * Session options both runtimes use; `overrides` lets tools/bench/bench.mjs compare alternatives.
+ * session.x64quantprecision keeps onnxruntime's x86 int8 kernels from their saturating 16-bit path on CPUs
+ * without VNNI: a guard for any int8 model, beside the shipped model's weights that cannot overflow it.
+ */
+function sessionOptions(executionProviders, { extra = {}, ...overrides } = {}) {
+  return {
+    executionProviders,
+    graphOptimizationLevel: 'all',
+    ...overrides,
+    extra: { ...extra, session: { x64quantprecision: '1', ...extra.session } },
+  };
+}
+
+/** Raised when the runtime computes the card's known-answer probe otherwise than the card expects. */
+export class SelfTestError extends Error {}
+
+/**
+ * The card's known-answer self-test, run on a fresh session: the core makes the probe from the card
+ * (Core.selfTestTensor) and the outputs must lie within the card's tolerance of those it expects, which
+ * tools/model/self_test.py measured for this very model file on kernels that do not depend on the CPU.
+ * Returns { checked: false, reason } when the card has no expectation for its model, else
+ * { checked: true, passed, worst: { output, got, expected, difference, tolerance } }.
+ */
+export async function runSelfTest(session, core, card, ort) {
+  const selfTest = card.self_test;
+  if (!selfTest) return { checked: false, reason: 'the model card has no self_test' };
+  if (selfTest.model_sha256 !== card.sha256) {
+    return { checked: false, reason: 'the model card\'s self_test was measured for another model file' };
+  }
+  const probe = core.selfTestTensor().slice();
+  const size = card.preprocess.input_size;
+  const input = new ort.Tensor('float32', probe, [1, 3, size, size]);
+  const outputs = await session.run({ [card.outputs.input]: input }, [OUTPUTS.oaLogit, OUTPUTS.klLogits, OUTPUTS.oodScore]);
+  const got = {
+    [OUTPUTS.oaLogit]: [outputs[OUTPUTS.oaLogit].data[0]],
+    [OUTPUTS.klLogits]: Array.from(outputs[OUTPUTS.klLogits].data),
+    [OUTPUTS.oodScore]: [outputs[OUTPUTS.oodScore].data[0]],
+  };
+  let worst = null;
+  for (const [output, values] of Object.entries(got)) {
+    const expected = [selfTest.expected[output]].flat();
+    const tolerance = selfTest.tolerance[output];
+    values.forEach((value, i) => {
+      const difference = Number.isFinite(value) ? Math.abs(value - expected[i]) : Infinity;
+      if (!worst || difference / tolerance > worst.difference / worst.tolerance) {
+        worst = { output: expected.length > 1 ? `${output}[${i}]` : output, got: value, expected: expected[i], difference, tolerance };
+      }
+    });
+  }
+  return { checked: true, passed: worst.difference <= worst.tolerance, worst };
+}
+
+/** The self-test's failure in words, naming the runtime (and, where the caller knows them, the CPU's features). */
+export function selfTestFailure(worst, runtimeDescription) {
+  return `this device cannot run the model correctly: its known-answer self-test gave ${worst.output} = `
+    + `${worst.got.toPrecision(6)} where the model card expects ${worst.expected.toPrecision(6)} (tolerance `
+    + `${worst.tolerance}) on ${runtimeDescription}, so no knee is scored here`;
 }
 
 function errorMessage(error) {
@@ -81,9 +136,10 @@ export class KneeClassifier {
    * @param coreModule  the instantiated Emscripten module (has the Embind `Core` class)
    * @param cardText    the model card JSON text
    * @param modelBytes  the ONNX model (Uint8Array)
+   * @param runtimeDescription  the runtime (and CPU) in words, for the self-test's failure message
    */
   static async create({ ort, coreModule, cardText, modelBytes, executionProviders,
-    kneesPerRun = DEFAULT_KNEES_PER_RUN, sessionOptionOverrides = {} }) {
+    kneesPerRun = DEFAULT_KNEES_PER_RUN, sessionOptionOverrides = {}, runtimeDescription = 'this runtime' }) {
     const card = JSON.parse(cardText);
     const core = new coreModule.Core(cardText);
     // The core reports a bad card on every call; asking once now fails before the model loads.
@@ -105,11 +161,18 @@ export class KneeClassifier {
       await session.release?.();
       throw new Error(mismatch);
     }
+    // The probe also warms the session up, so the first knee does not pay for its first run.
+    const selfTest = await runSelfTest(session, core, card, ort);
+    if (selfTest.checked && !selfTest.passed) {
+      core.delete();
+      await session.release?.();
+      throw new SelfTestError(selfTestFailure(selfTest.worst, runtimeDescription));
+    }
     return new KneeClassifier({ ort, session, inputName: card.outputs.input, coreModule, core,
-      inputSize: card.preprocess.input_size, kneesPerRun });
+      inputSize: card.preprocess.input_size, kneesPerRun, selfTest });
   }
 
-  constructor({ ort, session, inputName, coreModule, core, inputSize, kneesPerRun }) {
+  constructor({ ort, session, inputName, coreModule, core, inputSize, kneesPerRun, selfTest }) {
     this.ort = ort;
     this.session = session;
     this.inputName = inputName;
@@ -117,6 +180,8 @@ export class KneeClassifier {
     this.core = core;
     this.inputSize = inputSize;
     this.kneesPerRun = kneesPerRun;
+    /** What the known-answer self-test found when the session was created (runSelfTest). */
+    this.selfTest = selfTest;
   }
 
   /** Bytes of the image core's WebAssembly memory; it grows to fit the largest image so far, never shrinks. */

@@ -6,7 +6,7 @@
 //               | {type:'clear-model', requestId} | {type:'load'} | {type:'stats', requestId}
 //               | {type:'file-size', requestId, bytes} → {problem} (the core's sentence, or '')
 // Messages out: {type:'about'|'card'|'model-progress'|'model-status'|'ready'|'model-error', ...}; ready carries
-//               maxFileBytes, the core's file-size limit
+//               maxFileBytes, the core's file-size limit, and selfTest, what the known-answer self-test found
 //               {type:'reply', requestId, ...} answering a request
 //
 // classify answers {summary, image: {width, height}, overview: {width, height, grey}, views, milliseconds,
@@ -18,7 +18,7 @@
 
 import * as ort from './ort/ort.wasm.min.mjs';
 import createCoreModule from './core/oac_core.mjs';
-import { KneeClassifier, failedFileResult, startRuntime } from './engine.js';
+import { KneeClassifier, SelfTestError, failedFileResult, startRuntime } from './engine.js';
 
 // The worker owns this cache; the service worker leaves it alone (its caches are "oac-shell-*").
 const MODEL_CACHE = 'oac-model';
@@ -49,6 +49,13 @@ function describeDevice() {
 }
 
 class UserFacingError extends Error {}
+
+/** The runtime in words, for the self-test's failure message. */
+function describeRuntime() {
+  const device = describeDevice();
+  return `onnxruntime-web ${ort.env.versions?.web ?? ''} (WebAssembly${device.simd ? ' SIMD' : ''}, `
+    + `${device.threads} thread${device.threads === 1 ? '' : 's'}) in ${navigator.userAgent}`;
+}
 
 async function fetchCard() {
   let response;
@@ -182,8 +189,12 @@ async function loadClassifier() {
   const [coreModule, model] = await Promise.all([core().then(done('core')), loadModelBytes(card).then(done('model'))]);
   post('model-status', { message: 'Preparing the model…' });
   await runtime;
+  // create() runs the card's known-answer self-test too: a device that computes the model otherwise scores nothing.
   const classifier = await KneeClassifier.create({
-    ort, coreModule, cardText, modelBytes: model.bytes, executionProviders: ['wasm'],
+    ort, coreModule, cardText, modelBytes: model.bytes, executionProviders: ['wasm'], runtimeDescription: describeRuntime(),
+  }).catch((error) => {
+    if (error instanceof SelfTestError) throw new UserFacingError(`${error.message[0].toUpperCase()}${error.message.slice(1)}.`);
+    throw error;
   }).then(done('session'));
   post('ready', {
     fromCache: model.fromCache,
@@ -193,6 +204,7 @@ async function loadClassifier() {
     stages,
     timeOrigin: performance.timeOrigin,
     maxFileBytes: coreModule.maxFileBytes(),
+    selfTest: classifier.selfTest,
   });
   return classifier;
 }

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 
 #include "test_support.hpp"
@@ -85,4 +86,21 @@ TEST_CASE("prepare runs decode, canonicalise and to_tensor", "[tensor]") {
   CHECK(prepared.value()[0].crop.width == prepared.value()[0].crop.height);
   CHECK(prepared.value()[0].tensor.size() == 3u * spec.input_size * spec.input_size);
   CHECK(error_of(oac::prepare(bytes.data(), 0, spec)) == "The file is empty.");
+}
+
+TEST_CASE("the self-test probe is the card's knee template as a tensor, the same every time", "[tensor][self-test]") {
+  const oac::PreprocessSpec spec = product_spec().preprocess;
+  const oac::LocaliseSpec& localise = spec.localise;
+  const std::vector<float> probe = oac::self_test_tensor(spec);
+  REQUIRE(probe.size() == 3u * spec.input_size * spec.input_size);
+  CHECK(probe == oac::self_test_tensor(spec));
+  const oac::GrayImage knee{localise.template_size, localise.template_size, localise.knee_template};
+  CHECK(probe == oac::to_tensor(knee, spec));
+  // A knee, not a flat field: bright bone and the dark joint space span most of the normalised range.
+  const auto [darkest, brightest] = std::minmax_element(probe.begin(), probe.end());
+  CHECK(*brightest - *darkest > 1.0f);
+
+  oac::PreprocessSpec other = spec;
+  other.localise.knee_template.assign(other.localise.knee_template.size(), 0.5f);
+  CHECK(oac::self_test_tensor(other) != probe);
 }

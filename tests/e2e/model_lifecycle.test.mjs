@@ -44,6 +44,47 @@ describe('model lifecycle', { timeout: SUITE_MS }, () => {
     }
   });
 
+  it('checks the model on this device before it scores, and scores nothing when the check fails', { timeout: SLOW_MS }, async () => {
+    const server = await serveApp();
+    const browser = await launchBrowser();
+    try {
+      const { page } = browser;
+      await openApp(page, server.url);
+      assert.equal(await page.getAttribute('body', 'data-self-test'), 'passed');
+      assert.match(await page.textContent('#model-status'), /computed the model's known test case correctly/);
+    } finally {
+      await browser.close();
+      await server.close();
+    }
+
+    // The card expects an OA logit the model does not give: as if this device computed the model otherwise.
+    const shipped = card();
+    assert.equal(shipped.self_test?.model_sha256, shipped.sha256, 'the shipped card carries a self-test for its model');
+    const tampered = copyOfApp({
+      [path.join('model', 'card.json')]: (bytes) => {
+        const changed = JSON.parse(bytes.toString('utf8'));
+        changed.self_test.expected.oa_logit += 0.5;
+        return `${JSON.stringify(changed)}\n`;
+      },
+    });
+    const tamperedServer = await serveApp({ root: tampered.root });
+    const tamperedBrowser = await launchBrowser();
+    try {
+      const { page } = tamperedBrowser;
+      await page.goto(tamperedServer.url);
+      await page.waitForSelector('body[data-model-ready="false"]', { timeout: SLOW_MS });
+      assert.match(await page.textContent('#model-status'),
+        /^This device cannot run the model correctly: its known-answer self-test gave oa_logit = .* on onnxruntime-web .*no knee is scored here\.$/);
+      await page.setInputFiles('#file-input', [SAMPLES.single]);
+      await waitForResults(page, 1);
+      assert.match(await page.textContent('#status'), /Could not check 9000622L\.png: The model is not available/);
+    } finally {
+      await tamperedBrowser.close();
+      await tamperedServer.close();
+      tampered.remove();
+    }
+  });
+
   it('clears the cached model on request and downloads it again next time', { timeout: SLOW_MS }, async () => {
     const server = await serveApp();
     const browser = await launchBrowser();

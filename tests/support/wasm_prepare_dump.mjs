@@ -1,7 +1,7 @@
 // WebAssembly side of the cross-build parity tests (tests/python/core/test_core_parity.py,
 // tests/dicom/test_dicom_builds.py): runs Core.prepare from build/wasm/oac_core.mjs (the module the
 // web worker loads) and writes OUTPUT_DIR/<i>.f32, the float32 tensors of the i-th image's knees
-// concatenated.
+// concatenated, and OUTPUT_DIR/self-test.f32, the card's self-test probe (Core.selfTestTensor).
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -23,4 +23,5 @@ images.forEach((image, index) => {
   const tensors = result.knees.map((_, knee) => Buffer.from(core.tensor(knee).slice().buffer));
   fs.writeFileSync(path.join(outputDir, `${index}.f32`), Buffer.concat(tensors));
 });
+fs.writeFileSync(path.join(outputDir, 'self-test.f32'), Buffer.from(core.selfTestTensor().slice().buffer));
 core.delete();

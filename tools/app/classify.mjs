@@ -4,7 +4,9 @@
 // object per input file per line on stdout, progress on stderr.
 
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import ort from 'onnxruntime-node';
@@ -28,8 +30,12 @@ card's kl_set.coverage (e.g. 0.9). Top-level fields are those of the knee with t
   --files-from LIST     also read file names from LIST, one per line ("-" for stdin)
   --batch N             knees per inference run (default ${DEFAULT_KNEES_PER_RUN})
   --quiet               no progress on stderr
+  --self-test           only run the model card's known-answer self-test (which every run does first) and
+                        print {"self_test":{…},"runtime":…}: exit 0 when it passes, 1 when it fails or the
+                        card has none for its model
 
-Exit status: 0 every file classified, 2 some file failed, 1 usage error or no usable model.
+Exit status: 0 every file classified, 2 some file failed, 1 usage error, no usable model, or a runtime
+that fails the model card's self-test (it names the runtime and the CPU).
 `;
 
 // onnxruntime-node's native start-up overflows the stack when the process's command line runs to tens
@@ -58,6 +64,7 @@ const OPTIONS = {
   'files-from': { type: 'string', multiple: true, default: [] },
   batch: { type: 'string', default: String(DEFAULT_KNEES_PER_RUN) },
   quiet: { type: 'boolean', short: 'q', default: false },
+  'self-test': { type: 'boolean', default: false },
 };
 
 function parseArguments(argv) {
@@ -68,6 +75,7 @@ function parseArguments(argv) {
     filesFrom: values['files-from'],
     batch: wholeNumber('--batch', values.batch),
     quiet: values.quiet,
+    selfTest: values['self-test'],
     files: positionals,
   };
 }
@@ -116,7 +124,24 @@ export async function loadCoreModule() {
   return createCoreModule({ wasmBinary: await readFile(wasmPath) });
 }
 
-/** Creates the engine the CLI (and its tests) classify with. */
+// The CPU features that decide which of onnxruntime's x86 integer kernels run.
+const INTEGER_KERNEL_FEATURES = ['avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'amx_int8'];
+
+/** onnxruntime-node, its version and the CPU in words, for the self-test's report and failure message. */
+export function describeRuntime() {
+  let flags = [];
+  try {
+    flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1].split(/\s+/) ?? [];
+  } catch {
+    // Not Linux: the CPU's model name is all there is to say.
+  }
+  const features = INTEGER_KERNEL_FEATURES.filter((feature) => flags.includes(feature));
+  const cpu = `${os.cpus()[0]?.model?.trim() || 'an unknown CPU'} (${os.arch()}${flags.length
+    ? `, CPU features: ${features.join(' ') || `none of ${INTEGER_KERNEL_FEATURES.join(', ')}`}` : ''})`;
+  return `onnxruntime-node ${ort.env.versions?.node ?? ort.env.versions?.common ?? ''} on ${cpu}`;
+}
+
+/** Creates the engine the CLI (and its tests) classify with; it refuses a runtime that fails the self-test. */
 async function createCliClassifier({ model = '', kneesPerRun = DEFAULT_KNEES_PER_RUN } = {}) {
   const located = await locateModel(model);
   const [coreModule, modelBytes] = await Promise.all([loadCoreModule(), readFile(located.modelPath)]);
@@ -127,6 +152,7 @@ async function createCliClassifier({ model = '', kneesPerRun = DEFAULT_KNEES_PER
     modelBytes,
     executionProviders: ['cpu'],
     kneesPerRun,
+    runtimeDescription: describeRuntime(),
   });
   return { classifier, located };
 }
@@ -172,7 +198,7 @@ async function main(argv) {
       return 0;
     }
     for (const list of options.filesFrom) options.files.push(...await readFileList(list));
-    if (options.files.length === 0) throw new UsageError('no input files');
+    if (options.files.length === 0 && !options.selfTest) throw new UsageError('no input files');
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     process.stderr.write(`classify: ${error.message}\n\n${USAGE}`);
@@ -188,6 +214,12 @@ async function main(argv) {
     return 1;
   }
   const { classifier, located } = engine;
+  if (options.selfTest) {
+    process.stdout.write(`${JSON.stringify({ self_test: classifier.selfTest, runtime: describeRuntime() })}\n`);
+    if (!classifier.selfTest.checked) process.stderr.write(`classify: no self-test: ${classifier.selfTest.reason}\n`);
+    await classifier.dispose();
+    return classifier.selfTest.checked ? 0 : 1;
+  }
   if (located.untrained && !options.quiet) {
     process.stderr.write(`classify: using the UNTRAINED placeholder ${located.modelPath}; `
       + 'its numbers mean nothing\n');

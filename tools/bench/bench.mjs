@@ -27,7 +27,7 @@ import { DATASETS, REPO_ROOT } from '../lib/paths.mjs';
 import { measureApp } from './bench_browser.mjs';
 import { summarize } from './bench_inference.mjs';
 
-const PYTHON = '/usr/bin/python3';
+export const PYTHON = '/usr/bin/python3';
 // results.json and RESULTS.md live beside the benchmark.
 const DEFAULT_OUT = path.dirname(fileURLToPath(import.meta.url));
 const TMP = path.join(REPO_ROOT, 'build', 'bench');
@@ -76,7 +76,7 @@ const OPTIONS = {
 
 const log = (message) => process.stderr.write(`bench: ${message}\n`);
 
-function run(command, args, { env = {} } = {}) {
+export function run(command, args, { env = {} } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
     const stdout = [];
@@ -89,7 +89,7 @@ function run(command, args, { env = {} } = {}) {
   });
 }
 
-const PYTHON_ENV = {
+export const PYTHON_ENV = {
   PYTHONPATH: [path.join(process.env.OAC_NATIVE_BUILD_DIR ?? path.join(REPO_ROOT, 'build', 'native'), 'python'),
     path.join(REPO_ROOT, 'tools')].join(path.delimiter),
   OAC_DATASETS: DATASETS,
@@ -121,12 +121,12 @@ async function largeSixteenBitImage() {
 }
 
 /** `count` rows spread evenly over `rows` (in manifest order), so a small sample covers every source. */
-function spread(rows, count) {
+export function spread(rows, count) {
   if (rows.length < count) throw new Error(`the split has only ${rows.length} suitable rows, ${count} are needed`);
   return Array.from({ length: count }, (_, i) => rows[Math.floor((i * rows.length) / count)]);
 }
 
-function validationRows() {
+export function validationRows() {
   const [header, ...lines] = readFileSync(SPLIT, 'utf8').split(/\r?\n/).filter(Boolean);
   const columns = parseCsvLine(header);
   return lines.map((line) => Object.fromEntries(parseCsvLine(line).map((value, i) => [columns[i], value])))
@@ -148,7 +148,7 @@ print(json.dumps({p.key: p.value for p in model.metadata_props}.get("quantizatio
  * copy of the shipped card, so both turn logits into probabilities alike; an fp32 model is paired with
  * its quantisation, made here.
  */
-async function fastPathModels(shipped, shippedSpec, calibrationImages) {
+export async function fastPathModels(shipped, shippedSpec, calibrationImages) {
   if (!JSON.parse(await run(PYTHON, ['-c', QUANTIZATION_MARK, shipped.modelPath]))) {
     return { fp32: shippedSpec, int8: await int8Model(shipped, calibrationImages) };
   }
@@ -201,7 +201,7 @@ async function model299(shipped) {
 // ---------------------------------------------------------------------------------------------
 // Measurements
 
-async function nodeJob(job) {
+export async function nodeJob(job) {
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'oac-bench-'));
   try {
     const jobFile = path.join(scratch, 'job.json');

@@ -6,7 +6,7 @@
 //
 // JOB: { runtime: 'node' | 'web', threads, sample: image file, warmup, repeats,
 //        timings: [{ id, model: card or .onnx, sessionOptions }],
-//        accuracy: null | { files: [{ file, positive }], models: [{ id, model, sessionOptions }] } }
+//        accuracy: null | { files: [{ file, positive: bool | null, klGrade? }], models: [{ id, model, sessionOptions }] } }
 // Every model runs through the product's own engine (web/engine.js) and WASM core, with the outputs
 // the page fetches (logits, OOD score and CAM), so these are the numbers the app and CLI get.
 
@@ -87,29 +87,39 @@ async function timeInference(runtime, coreModule, job, { id, model, sessionOptio
   return { id, inputSize, createMs, ms: summarize(times) };
 }
 
-/** P(OA) of every file under each model; AUC per model and how far each model's P(OA) is from the first's. */
+const mean = (values) => values.reduce((a, b) => a + b, 0) / values.length;
+
+/**
+ * P(OA) and KL grade of every file under each model; per model its AUC, KL accuracy (files with a `klGrade`)
+ * and how far its P(OA) and KL grades are from the first model's.
+ */
 async function measureAccuracy(runtime, coreModule, { files, models }) {
   const readBytes = async (file) => new Uint8Array(await readFile(file));
-  const probabilities = [];
+  const firstModel = [];
   const results = [];
+  const graded = files.map((entry, i) => [entry.klGrade, i]).filter(([grade]) => Number.isInteger(grade));
+  // A file whose `positive` is null (KL1, for an AUC of KL >= 2 against KL0) counts for the rest only.
+  const labelled = files.map((entry, i) => i).filter((i) => typeof files[i].positive === 'boolean');
   for (const { id, model, sessionOptions = {} } of models) {
     const { classifier } = await createClassifier(runtime, coreModule, model, sessionOptions);
     const started = performance.now();
     const byFile = [];
     for await (const result of classifier.classifyFiles(files.map((entry) => entry.file), readBytes)) {
       if (!result.ok) throw new Error(`${result.file}: ${result.error}`);
-      byFile.push(result.p_oa);
+      byFile.push({ pOa: result.p_oa, klGrade: result.kl_grade });
     }
     const seconds = (performance.now() - started) / 1000;
     await classifier.dispose();
-    probabilities.push(byFile);
-    const deltas = byFile.map((p, i) => Math.abs(p - probabilities[0][i]));
+    if (!firstModel.length) firstModel.push(...byFile);
+    const deltas = byFile.map(({ pOa }, i) => Math.abs(pOa - firstModel[i].pOa));
     results.push({
       id,
       files: files.length,
-      auc: rocAuc(byFile, files.map((entry) => entry.positive)),
+      auc: rocAuc(labelled.map((i) => byFile[i].pOa), labelled.map((i) => files[i].positive)),
       maxAbsDeltaPOa: Math.max(...deltas),
-      meanAbsDeltaPOa: deltas.reduce((a, b) => a + b, 0) / deltas.length,
+      meanAbsDeltaPOa: mean(deltas),
+      klGradeAgreement: mean(byFile.map(({ klGrade }, i) => Number(klGrade === firstModel[i].klGrade))),
+      klAccuracy: graded.length ? mean(graded.map(([grade, i]) => Number(byFile[i].klGrade === grade))) : null,
       imagesPerSecond: files.length / seconds,
     });
     process.stderr.write(`bench: accuracy ${id}: AUC ${results.at(-1).auc?.toFixed(4)} on ${files.length} files\n`);

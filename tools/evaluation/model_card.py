@@ -95,6 +95,17 @@ def render(card):
         sections.append("## Training\n" + bullet_table(card["training"]))
     if card.get("compute"):
         sections.append("## Compute\n" + bullet_table(card["compute"]))
+    if card.get("self_test"):
+        self_test_field = card["self_test"]
+        sections.append("## Known-answer self-test\n" + bullet_table({
+            "what": "the page's worker and the CLI run the probe when their session starts and score nothing when an "
+                    "output is further from the expectation than its tolerance; `tools/oac classify --self-test` "
+                    "runs it on a machine",
+            "probe": self_test_field["probe"],
+            "expected": self_test_field["expected"],
+            "tolerance": self_test_field["tolerance"],
+            "measured on": self_test_field["measured_on"],
+            "checked on": self_test_field.get("checked_on", "not recorded")}))
     if card.get("metrics"):
         sections.append("## Metrics (held-out clean test unless named; see REPORT.md for intervals)\n" + metric_lines(card["metrics"]))
     sections += ["## Data\n" + bullet_table(card.get("data", {})), "## Credits\n" + bullet_table(card.get("credits", {}))]

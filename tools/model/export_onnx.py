@@ -185,12 +185,12 @@ class TableWeight:
     gain: torch.Tensor
 
 
-def quantize_per_output_channel(weight: torch.Tensor) -> Int8Weight:
-    """Symmetric int8 per output channel: weight ~ q * scale[o], q in [-127, 127] (zero point 0)."""
+def quantize_per_output_channel(weight: torch.Tensor, levels: int = 127) -> Int8Weight:
+    """Symmetric int8 per output channel: weight ~ q * scale[o], q in [-levels, levels] (zero point 0)."""
     flat = weight.detach().reshape(weight.shape[0], -1)
-    scale = flat.abs().amax(dim=1) / 127.0
+    scale = flat.abs().amax(dim=1) / float(levels)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    q = torch.round(flat / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    q = torch.round(flat / scale[:, None]).clamp(-levels, levels).to(torch.int8)
     return Int8Weight(q.reshape(weight.shape), scale)
 
 

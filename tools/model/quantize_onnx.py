@@ -1,9 +1,12 @@
 """Static int8 quantisation of the product's ONNX model, so ONNX Runtime computes the backbone in integers.
 
 tools/model/export_onnx.py stores convolution weights in one byte but computes in fp32. This rewrites that graph
-into the QDQ format: every backbone convolution reads uint8 activations and int8 weights (symmetric, per
-output channel) and writes uint8 activations, which ONNX Runtime fuses into QLinearConv (and QLinearConcat,
-QLinearAveragePool, uint8 MaxPool) at graph optimisation level "extended" or "all":
+into the QDQ format: every backbone convolution reads 8-bit activations and 8-bit weights (symmetric, per
+output channel) and writes 8-bit activations, which ONNX Runtime fuses into QLinearConv (and QLinearConcat,
+QLinearAveragePool, 8-bit MaxPool) at graph optimisation level "extended" or "all". The integer format
+(--format, FORMATS below) decides whether every kernel path computes the same integers: the default keeps
+uint8 weights, because x86 kernels without VNNI add pairs of uint8 x int8 products in saturating 16-bit
+arithmetic, and full-range int8 weights overflow there (tools/oac quant-formats measures every format):
 
   - activation ranges are calibrated on real knee radiographs of the training split, turned into tensors by
     the C++ core exactly as the product does (oac_core.prepare), and measured with onnxruntime-node
@@ -19,11 +22,12 @@ The graph contract (inputs, outputs, names) is unchanged; only the numbers move 
 
 usage:
   quantize_onnx.py MODEL.onnx --out MODEL-int8.onnx [--card CARD.json] [--calibration-images N]
-                   [--range minmax|percentile]
+                   [--range minmax|percentile] [--format u8s7|u8s8|u8u8|s8s8]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -40,7 +44,9 @@ from onnx import TensorProto, helper, numpy_helper
 from data.knee_data import load_core
 from evaluation import eval_io
 from lib.paths import MODEL_CARD, REPO_ROOT, datasets_dir_if_present
+from lib.card import load_card, save_card
 from model.export_onnx import quantize_per_output_channel, update_card
+from model.self_test import SelfTestError, write_expectation
 
 RANGE_RUNNER = Path(__file__).with_name("activation_ranges.mjs")
 DEFAULT_SPLIT = REPO_ROOT / "models" / "data" / "split.csv"
@@ -52,6 +58,34 @@ UINT8_LEVELS = 255
 PASS_THROUGH_OPS = ("Concat", "MaxPool", "AveragePool")
 # Weight-rebuilding nodes of export_onnx.py whose inputs are all initializers; folded before quantising.
 FOLDABLE_OPS = ("DequantizeLinear", "Cast", "Gather", "Mul", "Identity")
+
+
+
+
+@dataclasses.dataclass(frozen=True)
+class IntegerFormat:
+    """The integer types a quantised convolution computes in: uint8 or int8 activations, and weights of
+    `weights` type spanning +-weight_levels around their zero point."""
+    activations: str
+    weights: str
+    weight_levels: int
+    description: str
+
+
+# x86 CPUs without VNNI multiply uint8 by int8 with an instruction that adds each pair of products into a
+# saturating int16: 2 x 255 x 127 overflows it, 2 x 255 x 64 = 32640 does not. VNNI, ARM and WebAssembly
+# add in 32 bits. Only a format that never overflows gives the same answer on every CPU.
+FORMATS = {
+    "u8s7": IntegerFormat("uint8", "int8", 64, "uint8 activations, int8 weights within +-64 (7 bits): a pair of "
+                          "products fits 16 bits, so every kernel path computes the same integers"),
+    "u8s8": IntegerFormat("uint8", "int8", 127, "uint8 activations, full-range int8 weights (4.2.0): x86 kernels "
+                          "without VNNI saturate pairs of products"),
+    "u8u8": IntegerFormat("uint8", "uint8", 127, "uint8 activations, uint8 weights around zero point 128: u8s8's "
+                          "values, added in 32 bits by every kernel path"),
+    "s8s8": IntegerFormat("int8", "int8", 127, "int8 activations, full-range int8 weights"),
+}
+DEFAULT_FORMAT = "u8u8"
+UINT8_ZERO_POINT_OF_INT8 = 128
 
 
 class QuantizationError(Exception):
@@ -196,8 +230,12 @@ def uint8_parameters(low: float, high: float) -> tuple[float, int]:
 # Rewriting into QDQ
 
 
-def quantize_graph(model: onnx.ModelProto, plan: Plan, parameters: dict[str, tuple[float, int]]) -> None:
+def quantize_graph(model: onnx.ModelProto, plan: Plan, parameters: dict[str, tuple[float, int]],
+                   integer_format: IntegerFormat) -> None:
+    """Rewrites `model` into QDQ; `parameters` are uint8 scales and zero points (int8 activations shift them by 128)."""
     graph = model.graph
+    activation_type = np.dtype(integer_format.activations)
+    activation_shift = UINT8_ZERO_POINT_OF_INT8 if activation_type == np.int8 else 0
     initializers = {initializer.name: initializer for initializer in graph.initializer}
     new_initializers: list[onnx.TensorProto] = []
     weight_nodes: list[onnx.NodeProto] = []
@@ -205,8 +243,9 @@ def quantize_graph(model: onnx.ModelProto, plan: Plan, parameters: dict[str, tup
 
     def quantize_dequantize(name: str, source: str) -> list[onnx.NodeProto]:
         scale, zero_point = parameters[name]
-        new_initializers.extend([numpy_helper.from_array(np.array(scale, np.float32), f"{name}.scale"),
-                                 numpy_helper.from_array(np.array(zero_point, np.uint8), f"{name}.zero_point")])
+        new_initializers.extend([
+            numpy_helper.from_array(np.array(scale, np.float32), f"{name}.scale"),
+            numpy_helper.from_array(np.array(zero_point - activation_shift, activation_type), f"{name}.zero_point")])
         return [helper.make_node("QuantizeLinear", [source, f"{name}.scale", f"{name}.zero_point"], [f"{name}.quantized"],
                                  name=f"{name}.quantize"),
                 helper.make_node("DequantizeLinear", [f"{name}.quantized", f"{name}.scale", f"{name}.zero_point"],
@@ -215,21 +254,26 @@ def quantize_graph(model: onnx.ModelProto, plan: Plan, parameters: dict[str, tup
     def quantize_conv_constants(node: onnx.NodeProto) -> None:
         weight_name, bias_name = node.input[1], node.input[2] if len(node.input) > 2 else ""
         weight = numpy_helper.to_array(initializers[weight_name])
-        stored = quantize_per_output_channel(torch.from_numpy(weight.copy()))
+        stored = quantize_per_output_channel(torch.from_numpy(weight.copy()), integer_format.weight_levels)
         weight_scale = stored.scale.numpy().astype(np.float32)
-        node.input[1] = stored_per_channel(f"{node.name}.weight", "int8", stored.q.numpy(), weight_scale)
+        weight_values, weight_zero_point = stored.q.numpy(), 0
+        if integer_format.weights == "uint8":
+            weight_zero_point = UINT8_ZERO_POINT_OF_INT8
+            weight_values = (weight_values.astype(np.int16) + weight_zero_point).astype(np.uint8)
+        node.input[1] = stored_per_channel(f"{node.name}.weight", integer_format.weights, weight_values, weight_scale,
+                                           weight_zero_point)
         if bias_name:
             bias_scale = (parameters[node.input[0]][0] * weight_scale).astype(np.float32)
             bias = numpy_helper.to_array(initializers[bias_name])
             node.input[2] = stored_per_channel(f"{node.name}.bias", "int32", np.round(bias / bias_scale).astype(np.int32),
                                                bias_scale)
 
-    def stored_per_channel(name: str, kind: str, values: np.ndarray, scale: np.ndarray) -> str:
+    def stored_per_channel(name: str, kind: str, values: np.ndarray, scale: np.ndarray, zero_point: int = 0) -> str:
         """A constant stored as integers with one scale per output channel, dequantized in the graph: its name."""
         new_initializers.extend([
             numpy_helper.from_array(values, f"{name}.{kind}"),
             numpy_helper.from_array(scale, f"{name}.scale"),
-            numpy_helper.from_array(np.zeros(len(scale), values.dtype), f"{name}.zero_point"),
+            numpy_helper.from_array(np.full(len(scale), zero_point, values.dtype), f"{name}.zero_point"),
         ])
         weight_nodes.append(helper.make_node("DequantizeLinear", [f"{name}.{kind}", f"{name}.scale", f"{name}.zero_point"],
                                              [name], name=f"{name}.dequantize", axis=0))
@@ -263,7 +307,7 @@ def quantize_graph(model: onnx.ModelProto, plan: Plan, parameters: dict[str, tup
 
 
 def quantize(model_path: Path, out: Path, card_path: Path, split_path: Path, calibration_images: int,
-             range_kind: str) -> dict:
+             range_kind: str, format_name: str = DEFAULT_FORMAT) -> dict:
     model = onnx.load(str(model_path))
     marks = {prop.key: prop.value for prop in model.metadata_props}
     if marks.get("quantization") == QUANTIZED_MARK:
@@ -277,15 +321,46 @@ def quantize(model_path: Path, out: Path, card_path: Path, split_path: Path, cal
     for output, source in plan.same_range_as_input.items():
         if output in parameters:
             parameters[output] = parameters[source]
-    quantize_graph(model, plan, parameters)
+    quantize_graph(model, plan, parameters, FORMATS[format_name])
     source_sha256 = hashlib.sha256(model_path.read_bytes()).hexdigest()
-    for key, value in {"quantization": QUANTIZED_MARK, "calibration_images": str(calibration_images),
+    for key, value in {"quantization": QUANTIZED_MARK, "quantization_format": format_name,
+                       "calibration_images": str(calibration_images),
                        "calibration_range": range_kind, "quantized_from_sha256": source_sha256}.items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out))
-    return {"convolutions": len(plan.quantised_convs), "activations": len(plan.tensors), "bytes": out.stat().st_size}
+    return {"convolutions": len(plan.quantised_convs), "activations": len(plan.tensors), "bytes": out.stat().st_size,
+            "format": format_name}
+
+
+def convolutions_not_the_same_on_every_cpu(model: onnx.ModelProto) -> list[str]:
+    """The quantised convolutions whose integer products an x86 kernel without VNNI may compute otherwise: any
+    but uint8 activations with uint8 weights, or with int8 weights within +-64 (onnxruntime shifts int8
+    activations to uint8 on x86, so those count as uint8 with full-range weights)."""
+    initializers = {initializer.name: numpy_helper.to_array(initializer) for initializer in model.graph.initializer}
+    dequantized_by = {node.output[0]: node for node in model.graph.node if node.op_type == "DequantizeLinear"}
+    flagged = []
+    for node in (node for node in model.graph.node if node.op_type == "Conv"):
+        weight_node, input_node = dequantized_by.get(node.input[1]), dequantized_by.get(node.input[0])
+        if weight_node is None or weight_node.input[0] not in initializers:
+            continue
+        weights = initializers[weight_node.input[0]]
+        activation_zero_point = initializers.get(input_node.input[2]) if input_node is not None else None
+        unsigned_activations = activation_zero_point is not None and activation_zero_point.dtype == np.uint8
+        within_pair_sum = weights.dtype == np.uint8 or (
+            weights.dtype == np.int8 and np.abs(weights.astype(np.int16)).max() <= FORMATS["u8s7"].weight_levels)
+        if not (unsigned_activations and within_pair_sum):
+            flagged.append(node.name)
+    return flagged
+
+
+def write_compute(card_path: Path, format_name: str) -> None:
+    """The card's compute.integer_format: the format and why it was chosen (models/quantization-formats.md)."""
+    card = load_card(card_path)
+    if "compute" in card:
+        card["compute"]["integer_format"] = f"{format_name}: {FORMATS[format_name].description}"
+        save_card(card_path, card)
 
 
 def main() -> int:
@@ -300,19 +375,25 @@ def main() -> int:
                         help=f"training radiographs for calibration (default {DEFAULT_CALIBRATION_IMAGES})")
     parser.add_argument("--range", choices=("minmax", "percentile"), default="minmax",
                         help="activation range: min/max over all images, or the 99.99th percentile per batch (averaged)")
+    parser.add_argument("--format", choices=sorted(FORMATS), default=DEFAULT_FORMAT,
+                        help=f"integer types of the convolutions (default {DEFAULT_FORMAT}: "
+                             f"{FORMATS[DEFAULT_FORMAT].description})")
     args = parser.parse_args()
     if args.calibration_images < 1:
         parser.error("--calibration-images must be at least 1")
     try:
-        summary = quantize(args.model, args.out, args.card, args.split, args.calibration_images, args.range)
+        summary = quantize(args.model, args.out, args.card, args.split, args.calibration_images, args.range,
+                           args.format)
         card_copy = args.out.with_suffix(".json")
         if card_copy.resolve() != args.card.resolve():
             shutil.copyfile(args.card, card_copy)
         update_card(card_copy, args.out)
-    except (QuantizationError, eval_io.InputError, FileNotFoundError) as error:
+        write_compute(card_copy, summary["format"])
+        write_expectation(card_copy)
+    except (QuantizationError, SelfTestError, eval_io.InputError, FileNotFoundError) as error:
         print(f"quantize_onnx: {error}", file=sys.stderr)
         return 1
-    print(f"quantized {summary['convolutions']} convolutions and {summary['activations']} activations -> {args.out}: "
+    print(f"quantized ({summary['format']}) {summary['convolutions']} convolutions and {summary['activations']} activations -> {args.out}: "
           f"{summary['bytes']} bytes; card {card_copy}")
     return 0
 

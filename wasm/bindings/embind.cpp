@@ -204,6 +204,13 @@ class Core {
   val tensor(size_t index) const { return has_knee(index) ? view_of(image_->knees[index].tensor) : empty<float>(); }
   val crop(size_t index) const { return has_knee(index) ? view_of(image_->knees[index].crop.pixels) : empty<float>(); }
 
+  // The known-answer self-test's input (oac::self_test_tensor); empty without a valid card.
+  val self_test_tensor() {
+    if (!spec_) return empty<float>();
+    if (self_test_tensor_.empty()) self_test_tensor_ = oac::self_test_tensor(spec_->preprocess);
+    return view_of(self_test_tensor_);
+  }
+
   InterpretOutcome interpret(float oa_logit, const val& kl_logits, float ood_score) const {
     InterpretOutcome outcome;
     if (!spec_) {
@@ -280,6 +287,7 @@ class Core {
   std::optional<oac::PreparedImage> image_;
   std::vector<bool> by_hand_;
   std::vector<uint8_t> rgba_;
+  std::vector<float> self_test_tensor_;
 
   // The page asks for the grey view and the heatmap of a knee in turn; one resize serves both.
   const oac::GrayImage& display_crop(size_t index, int max_side) {
@@ -348,6 +356,7 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .function("prepare", &Core::prepare)
       .function("tensor", &Core::tensor)
       .function("crop", &Core::crop)
+      .function("selfTestTensor", &Core::self_test_tensor)
       .function("cropRgba", &Core::crop_rgba)
       .function("interpret", &Core::interpret)
       .function("renderCam", &Core::render_cam)

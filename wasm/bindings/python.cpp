@@ -214,6 +214,15 @@ PYBIND11_MODULE(oac_core, m) {
       py::arg("crop"), py::arg("spec"), "float32[H,W] crop -> float32[3,S,S].");
 
   m.def(
+      "self_test_tensor",
+      [](const oac::ModelSpec& spec) {
+        const py::ssize_t size = spec.preprocess.input_size;
+        return to_numpy(oac::self_test_tensor(spec.preprocess), {3, size, size});
+      },
+      py::arg("spec"),
+      "float32[3,S,S]: the known-answer self-test's input, the card's knee template made a tensor like any crop.");
+
+  m.def(
       "prepare",
       [](const py::buffer& data, const oac::ModelSpec& spec, uint64_t max_pixels, uint64_t max_bytes) {
         py::buffer_info info;

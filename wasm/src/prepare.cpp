@@ -8,6 +8,11 @@ PreparedKnee prepare_knee(Knee knee, const ImageMetadata& metadata, const Prepro
           std::move(tensor), metadata};
 }
 
+std::vector<float> self_test_tensor(const PreprocessSpec& spec) {
+  const LocaliseSpec& localise = spec.localise;
+  return to_tensor(GrayImage{localise.template_size, localise.template_size, localise.knee_template}, spec);
+}
+
 Result<PreparedImage> prepare_image(const uint8_t* data, size_t size, const PreprocessSpec& spec,
                                     const Limits& limits) {
   Result<RawImage> raw = decode(data, size, limits);

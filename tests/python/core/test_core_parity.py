@@ -83,3 +83,6 @@ def test_wasm_matches_python_bit_for_bit(image_paths, tmp_path):
     command = [node, str(script), str(WASM_BUILD), str(MODEL_CARD), str(tmp_path), *map(str, image_paths)]
     wasm = dumped_tensors(command, tmp_path, len(image_paths))
     assert digests(wasm) == digests(python_tensors(image_paths))
+    oac_core = import_core()
+    probe = oac_core.self_test_tensor(oac_core.parse_model_card(MODEL_CARD.read_text()))
+    assert (tmp_path / "self-test.f32").read_bytes() == probe.tobytes(), "the self-test probe differs between the builds"

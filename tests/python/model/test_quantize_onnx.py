@@ -1,6 +1,7 @@
 """tools/model/quantize_onnx.py on a mirror-averaged export: only float activations are quantised (the graph's
 reshapes also concatenate int64 shapes), every backbone convolution becomes QDQ, and the int8 graph still
-gives a knee and its mirror image the same P(OA) and KL logits.
+gives a knee and its mirror image the same P(OA) and KL logits. The default format, and the shipped model, compute
+the same integers on every CPU; full-range int8 weights are caught by the static check.
 
 Calibration reads a few training radiographs from the shared datasets, as the shipped quantisation does.
 """
@@ -9,6 +10,7 @@ import onnx
 import pytest
 import torch
 
+from lib.card import load_card
 from lib.paths import MODEL_CARD
 from model import export_onnx, quantize_onnx
 from model.parity_inputs import parity_inputs
@@ -50,3 +52,22 @@ def test_int8_mirror_graph_gives_a_knee_and_its_mirror_image_the_same_outputs(qu
         assert scale > 1e-2, f"{name} is degenerate ({scale})"
         assert np.abs(outputs[name][:n] - outputs[name][n:]).max() <= MIRROR_TOLERANCE * scale, name
     assert np.abs(outputs["cam"][:n] - outputs["cam"][n:, :, ::-1]).max() <= MIRROR_TOLERANCE * np.abs(outputs["cam"]).max()
+
+
+def test_the_default_format_is_the_same_on_every_cpu_and_full_range_int8_weights_are_caught(quantised, tmp_path):
+    out, _ = quantised
+    assert quantize_onnx.convolutions_not_the_same_on_every_cpu(onnx.load(str(out))) == []
+    source = export_onnx.export(*export_onnx.untrained_placeholder(), INPUT_SIZE, tmp_path / "plain.onnx",
+                                weights="fp32", untrained=True)
+    saturating = tmp_path / "u8s8.onnx"
+    quantize_onnx.quantize(source, saturating, MODEL_CARD, quantize_onnx.DEFAULT_SPLIT, CALIBRATION_IMAGES, "minmax", "u8s8")
+    assert len(quantize_onnx.convolutions_not_the_same_on_every_cpu(onnx.load(str(saturating)))) == CONVOLUTIONS
+
+
+def test_the_shipped_model_computes_the_same_on_every_cpu():
+    card = load_card(MODEL_CARD)
+    shipped = onnx.load(str(MODEL_CARD.parent / card["model_file"]))
+    assert {p.key: p.value for p in shipped.metadata_props}["quantization"] == quantize_onnx.QUANTIZED_MARK
+    convolutions = [node for node in shipped.graph.node if node.op_type == "Conv"]
+    assert len(convolutions) >= CONVOLUTIONS
+    assert quantize_onnx.convolutions_not_the_same_on_every_cpu(shipped) == []

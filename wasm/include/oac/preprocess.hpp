@@ -65,6 +65,11 @@ GrayImage resize(const GrayImage& image, int width, int height);
 // 3 * S * S floats (NCHW without the batch axis), S = spec.input_size.
 std::vector<float> to_tensor(const GrayImage& square_crop, const PreprocessSpec& spec);
 
+// The input of the model card's known-answer self-test: localisation's knee template (the mean
+// training crop) made a tensor like any crop. The core makes it from the card alone, so every
+// runtime can check its arithmetic against the card's expected outputs before it scores a knee.
+std::vector<float> self_test_tensor(const PreprocessSpec& spec);
+
 struct PreparedKnee {
   std::string side;
   std::string patient_side;
