@@ -38,13 +38,13 @@ from bad_inputs import EXPORT_ADVICE, dicom_unsupported  # the core's messages, 
 
 # ctest runs this without tools/oac's PYTHONPATH; tools/lib/paths.py knows where the datasets are.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+from lib.dicom_writer import dump_to_dicom  # noqa: E402
 from lib.paths import datasets_dir  # noqa: E402
 
 OAI_GREY8 = "Osteoarthritis_Dataset/Valid/Normal/9001695L.png"
 GREY16 = "Osteoarthritis_Dataset/Valid/Osteoarthritis/ModerateG3 (128).png"
 RGB8 = "Osteoarthritis_Dataset/Valid/Osteoarthritis/ModerateG3 (1).png"
 BILATERAL_GREY16 = "Osteoarthritis_Dataset/Valid/Osteoarthritis/ModerateG3 (203).png"
-DX_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
 
 
 @dataclass
@@ -86,42 +86,6 @@ class Dcmtk:
         arguments = [argument for insertion in insertions for argument in ("-i", insertion)]
         self.run("dcmodify", "-nb", *arguments, str(derived))
         return replace(base, name=f"{base.name}-{suffix}", path=derived, **changes)
-
-
-def dump_to_dicom(out: Path, name: str, pixels: np.ndarray, attributes: dict[str, str]) -> Path:
-    """dump2dcm from a text dump; `pixels` (frames, rows, columns[, samples]) go in as raw little-endian words."""
-    frames, rows, columns = pixels.shape[:3]
-    samples = pixels.shape[3] if pixels.ndim == 4 else 1
-    raw = out / f"{name}.raw"
-    little = pixels.astype(pixels.dtype.newbyteorder("<"))
-    raw.write_bytes(little.tobytes())
-    bits = pixels.dtype.itemsize * 8
-    lines = {
-        "(0002,0002)": f"UI [{DX_PRESENTATION}]",
-        "(0002,0010)": "UI =LittleEndianExplicit",
-        "(0008,0016)": f"UI [{DX_PRESENTATION}]",
-        "(0008,0060)": "CS [DX]",
-        "(0028,0002)": f"US {samples}",
-        "(0028,0004)": "CS [MONOCHROME2]" if samples == 1 else "CS [RGB]",
-        "(0028,0008)": f"IS [{frames}]",
-        "(0028,0010)": f"US {rows}",
-        "(0028,0011)": f"US {columns}",
-        "(0028,0100)": f"US {bits}",
-        "(0028,0101)": f"US {bits}",
-        "(0028,0102)": f"US {bits - 1}",
-        "(0028,0103)": "US 0",
-        **attributes,
-        "(7fe0,0010)": f"{'OW' if bits == 16 else 'OB'} ={raw.name}",
-    }
-    dump = out / f"{name}.dump"
-    dump.write_text("".join(f"{tag} {value}\n" for tag, value in sorted(lines.items())))
-    path = out / f"{name}.dcm"
-    subprocess.run(["dump2dcm", dump.name, path.name], check=True, cwd=out)
-    if not path.exists():  # dump2dcm reports some dump errors with exit status 0
-        raise RuntimeError(f"dump2dcm did not write {path}")
-    dump.unlink()
-    raw.unlink()
-    return path
 
 
 def png_to_bmp_to_dicom(out: Path, name: str, png: Path) -> Path:

@@ -462,9 +462,16 @@ function renderMarkdown(results) {
 
 // ---------------------------------------------------------------------------------------------
 
-async function describeModel(cardOrOnnx, compute) {
+async function describeModel(cardOrOnnx, compute, { quantised = false } = {}) {
   const located = await locateModel(cardOrOnnx);
-  return { file: path.relative(REPO_ROOT, located.modelPath), bytes: located.card.bytes, untrained: located.untrained, compute };
+  // The integer format, where the card states it (models/quantization-formats.md compares them).
+  const format = quantised ? located.card.compute?.integer_format : null;
+  return {
+    file: path.relative(REPO_ROOT, located.modelPath),
+    bytes: located.card.bytes,
+    untrained: located.untrained,
+    compute: format ? `${compute}; ${format} (models/quantization-formats.md)` : compute,
+  };
 }
 
 async function writeResults(results, out) {
@@ -530,7 +537,7 @@ async function main(options) {
     settings,
     models: {
       fp32: await describeModel(models.fp32, 'fp32 (weights stored in one byte, expanded when loaded)'),
-      int8: await describeModel(models.int8, 'int8 QDQ (QLinearConv), static calibration'),
+      int8: await describeModel(models.int8, 'int8 QDQ (QLinearConv), static calibration', { quantised: true }),
       ...(models.size299 ? { 'fp32-299': await describeModel(models.size299, 'fp32, 299 px, untrained (speed only)') } : {}),
     },
     inference,
