@@ -15,8 +15,9 @@ const SHIPPED_CARD = path.join(REPO_ROOT, 'models', 'oa-inceptionv3.json');
 const FP32_REFERENCE = path.join(REPO_ROOT, 'models', 'reference', 'oa-inceptionv3-fp32.onnx');
 const classify = (args) => runCli(args, { model: null, coreDir: null });
 // The shipped u8u8 model against fp32 on all 1,208 validation images (models/quantization-formats.md): mean
-// |delta P(OA)| 0.0061, max 0.0423, KL grade agreement 0.977. These knees are a fixed sample of the same images,
-// held to the bounds just above those.
+// |delta P(OA)| 0.0047, max 0.0663, KL grade agreement 0.987. These knees are a fixed sample of those images, held
+// to bounds just above the mean and agreement measured there; the max bound holds on this sample (its largest
+// is under 0.05), not on every validation knee.
 const FIXED_KNEES = 60;
 const MAX_MEAN_DELTA_P = 0.01;
 const MAX_DELTA_P = 0.05;

@@ -36,6 +36,10 @@ const SPLIT = path.join(REPO_ROOT, 'models', 'data', 'split.csv');
 // keeps them as per-run nodes by default (to preserve QDQ groups), which only a QDQ model needs.
 const FOLD_WEIGHTS = { extra: { session: { disable_quant_qdq: '1' } } };
 const OPTIMIZATION_LEVELS = ['disabled', 'basic', 'extended', 'all'];
+// The id of the app built with --compare's model.
+const COMPARED = 'compared';
+// The int8 app's warm time per knee may grow this much against the model compared.
+const COMPARED_SLOWDOWN = 1.10;
 
 const SETTINGS = {
   full: { warmup: 2, repeats: 15, browserRepeats: 10, warmStarts: 3, batchFiles: 100, accuracyFiles: 300, calibrationImages: 64 },
@@ -65,6 +69,8 @@ throughput). Writes DIR/results.json and DIR/RESULTS.md (default DIR: tools/benc
   --model CARD_OR_ONNX  the model to measure (default: the shipped one, as the app builds it), with its
                         int8 quantisation, or, if it is int8, the fp32 export in models/reference/
   --render RESULTS      measure nothing: write RESULTS.md (and the target checks) again from a results.json
+  --compare CARD        also measure this model's app (e.g. the previous release's card) in the same run,
+                        and report the int8 app's warm time per knee against it
 `;
 
 const OPTIONS = {
@@ -72,6 +78,7 @@ const OPTIONS = {
   out: { type: 'string', default: DEFAULT_OUT },
   model: { type: 'string', default: '' },
   render: { type: 'string', default: '' },
+  compare: { type: 'string', default: '' },
 };
 
 const log = (message) => process.stderr.write(`bench: ${message}\n`);
@@ -418,6 +425,18 @@ function renderMarkdown(results) {
         ...OPTIMIZATION_LEVELS.map((level) => range(byId[level === 'all' ? id : `${id}@${level}`]?.ms)), `${ms(byId[id]?.createMs)} ms`])), '');
   }
 
+  const compared = browser.find((app) => app.id === COMPARED);
+  if (compared) {
+    const perKnee = (app) => Object.values(app.endToEnd)[0].endToEndMs.median;
+    const int8App = browser.find((app) => app.id === 'int8');
+    const ratio = perKnee(int8App) / perKnee(compared);
+    lines.push('## Against the model compared (`--compare`, same run)', '',
+      table(['app', 'model', 'warm end to end per knee (224-px PNG), ms', 'in the app\'s worker, ms'],
+        [int8App, compared].map((app) => [`\`${app.id}\``, `\`${results.models[app.id].file}\``,
+          range(Object.values(app.endToEnd)[0].endToEndMs), range(Object.values(app.endToEnd)[0].inferenceMs)])), '',
+      `int8 / compared: ${ratio.toFixed(3)}x (goal <= ${COMPARED_SLOWDOWN.toFixed(2)}x: ${ratio <= COMPARED_SLOWDOWN ? 'met' : '**missed**'}).`, '');
+  }
+
   lines.push('## Accuracy of the int8 fast path (onnxruntime-web)', '',
     `${accuracy.files} validation images from models/data/split.csv (${accuracy.positives} positive; ${accuracy.labels}); `
       + 'P(OA) per image (its highest knee), delta against the fp32 model.', '',
@@ -514,8 +533,11 @@ async function main(options) {
   for (const id of ['fp32', 'int8']) {
     browserRaw.push(await measureBrowser({ id, model: models[id], images, batchFiles, settings }));
   }
+  if (options.compare) {
+    browserRaw.push(await measureBrowser({ id: COMPARED, model: options.compare, images, batchFiles, settings }));
+  }
   const browser = browserRaw.map((raw) => summarizeBrowser(raw, images));
-  const fastest = browser.reduce((best, app) => (Object.values(app.endToEnd)[0].endToEndMs.median
+  const fastest = browser.filter((app) => app.id !== COMPARED).reduce((best, app) => (Object.values(app.endToEnd)[0].endToEndMs.median
     < Object.values(best.endToEnd)[0].endToEndMs.median ? app : best)).id;
 
   const loadAtEnd = os.loadavg();
@@ -539,6 +561,7 @@ async function main(options) {
       fp32: await describeModel(models.fp32, 'fp32 (weights stored in one byte, expanded when loaded)'),
       int8: await describeModel(models.int8, 'int8 QDQ (QLinearConv), static calibration', { quantised: true }),
       ...(models.size299 ? { 'fp32-299': await describeModel(models.size299, 'fp32, 299 px, untrained (speed only)') } : {}),
+      ...(options.compare ? { [COMPARED]: await describeModel(options.compare, 'the model compared (--compare)', { quantised: true }) } : {}),
     },
     inference,
     accuracy,
@@ -554,6 +577,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     out: path.resolve(values.out),
     model: values.model,
     render: values.render && path.resolve(values.render),
+    compare: values.compare && path.resolve(values.compare),
   }));
   main(options).catch((error) => {
     process.stderr.write(`bench: ${error.message}\n`);
