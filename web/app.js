@@ -593,11 +593,12 @@ window.addEventListener('afterprint', () => {
 
 const LATERALITY_NAMES = { L: 'left knee', R: 'right knee', B: 'both knees', U: 'side not stated' };
 
-/** What a DICOM header added to the result (laterality, pixel spacing), in words, or ''. */
+/** What a DICOM header added to the result (laterality, pixel spacing, frames), in words, or ''. */
 function dicomFacts(summary) {
   const facts = [];
   if (summary.laterality) facts.push(`laterality ${LATERALITY_NAMES[summary.laterality] ?? summary.laterality}`);
   if (summary.pixel_spacing_mm) facts.push(`pixel spacing ${summary.pixel_spacing_mm.join(' × ')} mm`);
+  if (summary.frames) facts.push(`only the first of its ${summary.frames} frames was checked`);
   return facts.join(', ');
 }
 
@@ -780,6 +781,7 @@ function metadataOf(summary) {
   const metadata = {};
   if (summary.pixel_spacing_mm) metadata.pixel_spacing_mm = summary.pixel_spacing_mm;
   if (summary.laterality) metadata.laterality = summary.laterality;
+  if (summary.frames) metadata.frames = summary.frames;
   return metadata;
 }
 

@@ -136,7 +136,7 @@ export class KneeClassifier {
    * { ok: true, width, height, knees: [{ side, patient_side, box, by_hand, inverted, width, height, tensor }], notice,
    * metadata }: the knees as the core describes them (box: [x0, y0, x1, y1] in pixels of the decoded image), each
    * with its tensor copied out of the core's heap; metadata holds the DICOM header's pixel_spacing_mm
-   * ([rows, columns]) and laterality, when present.
+   * ([rows, columns]) and laterality, when present, and its Number of Frames when over 1 (frame 1 is scored).
    * An image that decoded but shows no knee joint has knees [] and `notice` saying so; the core keeps its
    * picture, so setBox() can add a knee a person drew. The core keeps the knees until the next prepare(),
    * so views() and setBox() refer to this image. A DICOM frame the core leaves to a codec (prepared.codec_syntax)
@@ -155,6 +155,7 @@ export class KneeClassifier {
     const metadata = {};
     if (prepared.pixel_spacing_mm) metadata.pixel_spacing_mm = prepared.pixel_spacing_mm;
     if (prepared.laterality) metadata.laterality = prepared.laterality;
+    if (prepared.frames > 1) metadata.frames = prepared.frames;  // only frame 1 is scored
     const notice = knees.length === 0 ? (prepared.notice || NO_KNEE_NOTICE) : '';
     return { ok: true, width: prepared.width, height: prepared.height, knees, notice, metadata };
   }

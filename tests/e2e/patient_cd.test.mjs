@@ -3,7 +3,8 @@
 // JPEG Lossless, JPEG 2000 and JPEG-LS, a picture that is not a knee X-ray, a structured report, a presentation
 // state, a README). Chosen with the folder picker, and dropped as a folder, the page gives one result per image,
 // each knee scored as the CLI scores the same folder and as the CLI scores the uncompressed originals, a reason
-// for the picture that is not a knee X-ray, and one sentence about the report and the presentation state.
+// for the picture that is not a knee X-ray, and one sentence about the report and the presentation state; offline,
+// the codecs the service worker kept on first use decode the same folder again.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -12,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  closeAppSession, openAppSession, PYTHON, REPO_ROOT, requirePrerequisites, runCli, SAMPLES, shownKnees, SLOW_MS,
+  closeAppSession, openApp, openAppSession, PYTHON, REPO_ROOT, requirePrerequisites, runCli, SAMPLES, shownKnees, SLOW_MS,
   SUITE_MS, waitForResults, WHOLE_RADIOGRAPH,
 } from './harness.mjs';
 
@@ -53,6 +54,7 @@ describe('a patient\'s CD', { timeout: SUITE_MS }, () => {
   let manifest;
   let cliFolder;
   let cliOriginals;
+  let serverClosed = false;
 
   before(async () => {
     requirePrerequisites();
@@ -69,7 +71,7 @@ describe('a patient\'s CD', { timeout: SUITE_MS }, () => {
   });
 
   after(async () => {
-    await closeAppSession({ server, browser });
+    await closeAppSession({ server: serverClosed ? null : server, browser });
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
@@ -152,5 +154,30 @@ describe('a patient\'s CD', { timeout: SUITE_MS }, () => {
     });
     await checkShown();
     assert.deepEqual(browser.problems, []);
+  });
+
+  it('opens the same CD offline: the service worker kept the codecs it used', { timeout: SLOW_MS }, async () => {
+    await page.evaluate(async () => {
+      await navigator.serviceWorker.ready;
+      if (!navigator.serviceWorker.controller) {
+        await new Promise((resolve) => navigator.serviceWorker.addEventListener('controllerchange', resolve, { once: true }));
+      }
+    });
+    const kept = await page.evaluate(async () => {
+      const names = (await caches.keys()).filter((name) => name.startsWith('oac-shell-'));
+      const urls = (await Promise.all(names.map(async (name) => (await caches.open(name)).keys()))).flat();
+      return urls.map((request) => new URL(request.url).pathname.replace(/^.*\/codecs\//, 'codecs/'))
+        .filter((file) => file.startsWith('codecs/'));
+    });
+    for (const file of ['codecs/jpeg-lossless.mjs', 'codecs/openjpeg.wasm', 'codecs/charls.wasm']) {
+      assert.ok(kept.includes(file), `${file} kept (kept: ${kept.join(', ')})`);
+    }
+    assert.ok(!kept.includes('codecs/openjph.wasm'), 'a codec no file needed is not fetched');
+    await browser.context.setOffline(true);
+    await server.close();
+    serverClosed = true;
+    await openApp(page, server.url);
+    await page.setInputFiles('#folder-input', cd);
+    await checkShown();
   });
 });

@@ -127,6 +127,8 @@ describe('compressed DICOM frames against DCMTK and GDCM', () => {
       const expected = prepared(core.prepare(read(decodedFile)));
       assert.deepEqual(prepared(core.prepareDecoded(bytes, samples)), expected);
       if (c.lossless) assert.deepEqual(prepared(core.prepare(read(c.original))), expected);
+      const { frames } = core.prepareDecoded(bytes, samples);
+      assert.equal(frames, c.frames, 'the number of frames, of which frame 1 is scored');
     });
   }
 

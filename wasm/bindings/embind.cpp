@@ -40,6 +40,7 @@ struct PrepareOutcome {
   val knees = val::array();  // KneeInfo objects
   val pixel_spacing_mm = val::null();  // [between rows, between columns] in mm, from DICOM; null when unknown
   std::string laterality;              // "L", "R", "B", "U" from DICOM, or ""
+  int frames = 1;                      // a DICOM's Number of Frames; frame 1 is the one prepared
   // The transfer syntax UID of a DICOM whose frame a codec outside the core must decode (then ok is false):
   // compressedFrame() hands out the frame, prepareDecoded() takes the codec's samples.
   std::string codec_syntax;
@@ -164,11 +165,8 @@ class Core {
     PrepareOutcome outcome;
     const std::optional<std::vector<uint8_t>> data = file_in_heap(bytes, "prepare()", outcome.error);
     if (!data) return outcome;
+    // A file whose frame a codec must decode fails below with the core's own refusal; codec_syntax says which.
     outcome.codec_syntax = oac::outside_codec_syntax(data->data(), data->size());
-    if (!outcome.codec_syntax.empty()) {
-      outcome.error = oac::decode(data->data(), data->size()).error().message;
-      return outcome;
-    }
     return adopt(oac::prepare_image(data->data(), data->size(), spec_->preprocess), std::move(outcome));
   }
 
@@ -373,6 +371,7 @@ class Core {
       for (const double millimetres : *metadata.pixel_spacing_mm) outcome.pixel_spacing_mm.call<void>("push", millimetres);
     }
     outcome.laterality = metadata.laterality;
+    outcome.frames = metadata.frames;
     outcome.ok = true;
     return outcome;
   }
@@ -440,6 +439,7 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .field("knees", &PrepareOutcome::knees)
       .field("pixel_spacing_mm", &PrepareOutcome::pixel_spacing_mm)
       .field("laterality", &PrepareOutcome::laterality)
+      .field("frames", &PrepareOutcome::frames)
       .field("codec_syntax", &PrepareOutcome::codec_syntax);
   value_object<CompressedFrameOutcome>("CompressedFrameOutcome")
       .field("ok", &CompressedFrameOutcome::ok)

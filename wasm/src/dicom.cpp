@@ -188,6 +188,7 @@ Result<RawImage> decode_data_set(const DataSetReader& reader, size_t at, PixelCo
   if (!samples) return samples.error();
   RawImage image = display_image(std::move(samples).value(), layout, header.value().attributes);
   image.metadata = read_metadata(header.value().attributes);
+  image.metadata.frames = layout.frames;
   return image;
 }
 
@@ -348,6 +349,7 @@ Result<RawImage> decode_dicom_with_frame(const uint8_t* data, size_t size, const
   if (layout.samples_per_pixel == 3) layout.photometric = "RGB";
   RawImage image = display_image(samples, layout, attributes);
   image.metadata = read_metadata(attributes);
+  image.metadata.frames = layout.frames;
   return image;
 }
 
