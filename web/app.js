@@ -276,11 +276,11 @@ async function checkFolder(found) {
     },
     pathOf: (file) => pathOf.get(file),
   });
-  if (sorted.images.length === 0 && sorted.unreadable.length === 0) {
+  if (sorted.images.length === 0) {
     announce(`No X-ray image was found in this folder.${sorted.notImages ? ` ${sorted.notImages}.` : ''}`, true);
     return;
   }
-  await checkFiles([...sorted.images, ...sorted.unreadable].map(({ file }) => file), {
+  await checkFiles(sorted.images.map(({ file }) => file), {
     names: pathOf,
     series: new Map(sorted.images.map(({ file, series }) => [file, series])),
     folderSummary: sorted.notImages ? `${sorted.notImages}.` : '',

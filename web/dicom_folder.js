@@ -59,22 +59,22 @@ export function seriesLabel(facts) {
 /**
  * Sorts a folder's files: `files` (any order), `head(file)` → its first HEAD_BYTES bytes, `describe(file)` → the
  * core's describeDicom() outcome ({ ok, error, facts }), `pathOf(file)` → its path within the folder. Returns
- *   { images: [{ file, series }] (grouped by study and series, by instance number within a series; PNG, JPEG and
- *     BMP files after them, series ''), notImages: the sentence about the files that are not images, or '',
- *     unreadable: [{ file, error }] (DICOM files whose header the core refuses) }.
+ *   { images: [{ file, series }]: the DICOM images grouped by study and series, by instance number within a series;
+ *     then PNG, JPEG and BMP files and DICOM files whose header the core refuses (checked like any file, so that
+ *     the core says what is wrong), series '';
+ *     notImages: the sentence about the files that are not images, or '' }.
  * The DICOMDIR and files of no image kind are passed over: every image on the disc is found by walking it.
  */
 export async function sortFolder(files, { head, describe, pathOf }) {
   const dicoms = [];
   const others = [];
   const notImages = [];
-  const unreadable = [];
   for (const file of files) {
     const kind = kindOfFile(await head(file));
     if (kind === 'image') others.push({ file, series: '' });
     if (kind !== 'dicom') continue;
-    const { ok, error, facts } = await describe(file);
-    if (!ok) unreadable.push({ file, error });
+    const { ok, facts } = await describe(file);
+    if (!ok) others.push({ file, series: '' });
     else if (facts.sop_class_uid === DIRECTORY_SOP_CLASS) continue;
     else if (notImageKind(facts)) notImages.push(notImageKind(facts));
     else dicoms.push({ file, facts });
@@ -88,6 +88,5 @@ export async function sortFolder(files, { head, describe, pathOf }) {
   return {
     images: [...dicoms.map(({ file, facts }) => ({ file, series: seriesLabel(facts) })), ...others.sort(byPath)],
     notImages: notImagesSentence(notImages),
-    unreadable,
   };
 }

@@ -159,10 +159,10 @@ async function fileHead(file) {
 
 /**
  * The command line's names with each folder replaced by its images (web/dicom_folder.js's order). Returns
- * { files, seriesOf: Map(file → series label), failed: [failed results], notes: [a sentence per folder] }.
+ * { files, seriesOf: Map(file → series label), notes: [the sentences about the folders] }.
  */
 async function expandFolders(names, coreModule) {
-  const expanded = { files: [], seriesOf: new Map(), failed: [], notes: [] };
+  const expanded = { files: [], seriesOf: new Map(), notes: [] };
   for (const name of names) {
     if (!(await stat(name).catch(() => null))?.isDirectory()) {
       expanded.files.push(name);
@@ -177,7 +177,6 @@ async function expandFolders(names, coreModule) {
       expanded.files.push(file);
       if (series) expanded.seriesOf.set(file, series);
     }
-    expanded.failed.push(...sorted.unreadable.map(({ file, error }) => ({ file, ok: false, error })));
     if (sorted.notImages) expanded.notes.push(`${name}: ${sorted.notImages}`);
     if (sorted.images.length === 0) expanded.notes.push(`${name}: no X-ray image was found in this folder`);
   }
@@ -262,13 +261,9 @@ async function main(argv) {
       + 'its numbers mean nothing\n');
   }
 
-  const { files, seriesOf, failed, notes } = await expandFolders(options.files, classifier.coreModule);
+  const { files, seriesOf, notes } = await expandFolders(options.files, classifier.coreModule);
   for (const note of notes) process.stderr.write(`classify: ${note}\n`);
-  const progress = new Progress(files.length + failed.length, !options.quiet);
-  for (const result of failed) {
-    process.stdout.write(`${JSON.stringify(result)}\n`);
-    progress.count(result);
-  }
+  const progress = new Progress(files.length, !options.quiet);
   for await (const result of classifier.classifyFiles(files, readImageFile)) {
     const series = seriesOf.get(result.file);
     process.stdout.write(`${JSON.stringify(series ? { ...result, series } : result)}\n`);
