@@ -63,8 +63,8 @@ function decodeWithEmbindCodec(codecModule, className, codestream) {
     decoder.getEncodedBuffer(codestream.length).set(codestream);
     decoder.decode();
     const info = decoder.getFrameInfo();
-    return { width: info.width, height: info.height, components: info.componentCount,
-      samples: samplesFromBytes(decoder.getDecodedBuffer(), info.bitsPerSample) };
+    const samples = samplesFromBytes(decoder.getDecodedBuffer(), info.bitsPerSample);
+    return { width: info.width, height: info.height, samples };
   } finally {
     decoder.delete();
   }
@@ -76,7 +76,7 @@ const DECODE = {
     const decoder = new codecModule.Decoder();
     const decoded = decoder.decode(copy.buffer, 0, copy.length, frame.bits_allocated > 8 ? 2 : 1);
     const samples = decoded instanceof Uint16Array ? decoded : Uint16Array.from(decoded);
-    return { width: decoder.xDim, height: decoder.yDim, components: decoder.numComp, samples };
+    return { width: decoder.xDim, height: decoder.yDim, samples };
   },
   charls: (codecModule, frame) => decodeWithEmbindCodec(codecModule, 'JpegLSDecoder', frame.codestream),
   openjpeg: (codecModule, frame) => decodeWithEmbindCodec(codecModule, 'J2KDecoder', frame.codestream),
@@ -90,7 +90,7 @@ export class FrameDecoders {
     this.loaded = new Map();
   }
 
-  /** The codec for a transfer syntax, loaded on first use; a failed load is tried again next time. */
+  /** A codec, loaded on first use; a failed load is tried again next time. */
   codec(codecName) {
     if (!this.loaded.has(codecName)) {
       const loading = this.loadCodec(codecName);
