@@ -271,7 +271,8 @@ async function checkFolder(found) {
   const sorted = await sortFolder(found.map(({ file }) => file), {
     head: async (file) => new Uint8Array(await file.slice(0, HEAD_BYTES).arrayBuffer()),
     describe: async (file) => {
-      const reply = await request('describe', { buffer: await file.arrayBuffer() });
+      const buffer = await file.arrayBuffer();
+      const reply = await request('describe', { buffer }, [buffer]);
       return reply.error ? { ok: false, error: reply.error } : reply.described;
     },
     pathOf: (file) => pathOf.get(file),
