@@ -97,14 +97,17 @@ describe('tools/bench/bench.mjs --quick', { timeout: 30 * 60_000 }, () => {
   });
 
   it('checks every target and writes them as a markdown table', () => {
-    assert.equal(results.targets.checks.length, 10,
-      'end to end, whole radiograph vs two crops, glue for each of 4 images, preprocessing, start, transfer, memory');
+    assert.equal(results.targets.checks.length, 12, 'end to end, whole radiograph vs two crops, two compressed films vs '
+      + 'uncompressed, glue for each of 4 images, preprocessing, start, transfer, memory');
     const whole = results.targets.checks.find((check) => check.name.startsWith('whole bilateral radiograph'));
     assert.equal(whole?.target, '<= 2.5x');
     assert.ok(whole.value > 0);
+    const films = results.targets.checks.filter((check) => check.name.endsWith('film end to end / uncompressed'));
+    assert.deepEqual(films.map((check) => check.target), ['<= 1.5x', '<= 1.5x']);
+    for (const film of films) assert.ok(film.value > 0, film.name);
     for (const check of results.targets.checks) assert.equal(typeof check.met, 'boolean', check.name);
     assert.match(markdown, /^# Benchmark results/m);
-    assert.match(markdown, /^## Targets\n\n.*\n\n\| target \| measured \| goal \| met \|\n\| --- \| --- \| --- \| --- \|\n(\| .+ \|\n){10}/m);
+    assert.match(markdown, /^## Targets\n\n.*\n\n\| target \| measured \| goal \| met \|\n\| --- \| --- \| --- \| --- \|\n(\| .+ \|\n){12}/m);
     assert.match(markdown, /^## Bare inference/m);
     assert.match(markdown, /^## Accuracy of the int8 fast path/m);
     assert.match(markdown, /Quick setting/);
