@@ -2,6 +2,7 @@
 // module only moves files there and draws what comes back, so the page stays responsive.
 
 import { failedFileResult, fileResult } from './engine.js';
+import { HEAD_BYTES, sortFolder } from './dicom_folder.js';
 
 const KL_GRADE_NAMES = ['none', 'doubtful', 'minimal', 'moderate', 'severe'];
 const SIDE_LABELS = { single: 'single', left: 'left half', right: 'right half' };
@@ -31,6 +32,8 @@ const elements = {
   about: $('#about-device'),
   dropZone: $('#drop-zone'),
   fileInput: $('#file-input'),
+  folderInput: $('#folder-input'),
+  folderSummary: $('#folder-summary'),
   cameraInput: $('#camera-input'),
   results: $('#results'),
   batch: $('#batch'),
@@ -213,7 +216,13 @@ elements.cameraInput.addEventListener('change', () => {
   checkFiles(elements.cameraInput.files);
   elements.cameraInput.value = '';
 });
+elements.folderInput.addEventListener('change', () => {
+  const files = Array.from(elements.folderInput.files);
+  elements.folderInput.value = '';
+  checkFolder(files.map((file) => ({ file, path: file.webkitRelativePath || file.name })));
+});
 $('#choose-files').addEventListener('click', () => elements.fileInput.click());
+$('#choose-folder').addEventListener('click', () => elements.folderInput.click());
 $('#take-photo').addEventListener('click', () => elements.cameraInput.click());
 
 // A file dropped anywhere is taken, instead of the browser navigating away to it.
@@ -227,8 +236,59 @@ document.addEventListener('dragleave', (event) => {
 document.addEventListener('drop', (event) => {
   event.preventDefault();
   elements.dropZone.classList.remove('dragging');
-  checkFiles(event.dataTransfer?.files);
+  // Entries must be taken while the event lasts; a folder among them makes the drop a folder's.
+  const entries = Array.from(event.dataTransfer?.items ?? [], (item) => item.webkitGetAsEntry?.()).filter(Boolean);
+  if (entries.some((entry) => entry.isDirectory)) filesInEntries(entries).then(checkFolder);
+  else checkFiles(event.dataTransfer?.files);
 });
+
+/** Every file under dropped file-system entries, as [{ file, path }]. */
+async function filesInEntries(entries) {
+  const found = [];
+  for (const entry of entries) {
+    if (entry.isFile) {
+      found.push({ file: await new Promise((resolve, reject) => entry.file(resolve, reject)), path: entry.fullPath.slice(1) });
+    } else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      // readEntries hands a folder's entries over in batches until it returns none.
+      for (let batch = await readBatch(reader); batch.length; batch = await readBatch(reader)) {
+        found.push(...await filesInEntries(batch));
+      }
+    }
+  }
+  return found;
+}
+
+function readBatch(reader) {
+  return new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+}
+
+/**
+ * A folder ([{ file, path }]): its X-rays checked in study and series order, one sentence about the files that are
+ * not images (web/dicom_folder.js decides which are which, the core reads each DICOM header).
+ */
+async function checkFolder(found) {
+  announce('Looking through the folder…');
+  const pathOf = new Map(found.map(({ file, path }) => [file, path]));
+  const sorted = await sortFolder(found.map(({ file }) => file), {
+    head: async (file) => new Uint8Array(await file.slice(0, HEAD_BYTES).arrayBuffer()),
+    describe: async (file) => {
+      const buffer = await file.arrayBuffer();
+      const reply = await request('describe', { buffer }, [buffer]);
+      return reply.error ? { ok: false, error: reply.error } : reply.described;
+    },
+    pathOf: (file) => pathOf.get(file),
+  });
+  if (sorted.images.length === 0) {
+    announce(`No X-ray image was found in this folder.${sorted.notImages ? ` ${sorted.notImages}.` : ''}`, true);
+    return;
+  }
+  await checkFiles(sorted.images.map(({ file }) => file), {
+    names: pathOf,
+    series: new Map(sorted.images.map(({ file, series }) => [file, series])),
+    folderSummary: sorted.notImages ? `${sorted.notImages}.` : '',
+  });
+}
 document.addEventListener('paste', (event) => {
   const files = Array.from(event.clipboardData?.files ?? []);
   if (files.length) {
@@ -243,7 +303,11 @@ function readableError(error) {
   return `${error.charAt(0).toUpperCase()}${error.slice(1)}${/[.!?]$/.test(error) ? '' : '.'}`;
 }
 
-async function checkFiles(fileList) {
+/**
+ * Checks files in turn. From a folder: `names` (file → its path in the folder), `series` (file → its study and
+ * series, as web/dicom_folder.js words them) and the folder's sentence about its files that are not images.
+ */
+async function checkFiles(fileList, { names = new Map(), series = new Map(), folderSummary = '' } = {}) {
   const files = Array.from(fileList ?? []);
   if (files.length === 0) {
     announce('Nothing to check: no file was received.', true);
@@ -252,8 +316,11 @@ async function checkFiles(fileList) {
   state.selection += 1;
   const selection = state.selection;
   state.entries = files.map((file, i) => ({
-    id: `${selection}-${i}`, file, name: file.name || 'pasted image', status: 'waiting', summary: null, views: null,
+    id: `${selection}-${i}`, file, name: names.get(file) || file.name || 'pasted image', series: series.get(file) ?? '',
+    status: 'waiting', summary: null, views: null,
   }));
+  elements.folderSummary.textContent = folderSummary;
+  elements.folderSummary.hidden = !folderSummary;
   state.selectedId = state.entries[0].id;
   elements.results.hidden = false;
   render();
@@ -411,6 +478,12 @@ function renderTable() {
     open.textContent = row.entry.name;
     open.addEventListener('click', () => selectEntry(row.entry.id));
     fileCell.append(open);
+    if (row.entry.series) {
+      const series = document.createElement('span');
+      series.className = 'series';
+      series.textContent = row.entry.series;
+      fileCell.append(series);
+    }
     const values = [row.knee, row.p_oa === null ? '—' : percent(row.p_oa), row.kl_grade ?? '—', row.status];
     const others = values.map((value, i) => {
       const td = document.createElement('td');
@@ -462,7 +535,7 @@ function renderDetail() {
   const view = elements.fileTemplate.content.firstElementChild.cloneNode(true);
   view.dataset.file = entry.name;
   const heading = view.querySelector('.file-name');
-  heading.textContent = entry.name;
+  heading.textContent = entry.series ? `${entry.name} (${entry.series})` : entry.name;
   heading.tabIndex = -1;
   shownFile?.dispose();
   shownFile = null;
@@ -523,11 +596,12 @@ window.addEventListener('afterprint', () => {
 
 const LATERALITY_NAMES = { L: 'left knee', R: 'right knee', B: 'both knees', U: 'side not stated' };
 
-/** What a DICOM header added to the result (laterality, pixel spacing), in words, or ''. */
+/** What a DICOM header added to the result (laterality, pixel spacing, frames), in words, or ''. */
 function dicomFacts(summary) {
   const facts = [];
   if (summary.laterality) facts.push(`laterality ${LATERALITY_NAMES[summary.laterality] ?? summary.laterality}`);
   if (summary.pixel_spacing_mm) facts.push(`pixel spacing ${summary.pixel_spacing_mm.join(' × ')} mm`);
+  if (summary.frames) facts.push(`only the first of its ${summary.frames} frames was checked`);
   return facts.join(', ');
 }
 
@@ -710,6 +784,7 @@ function metadataOf(summary) {
   const metadata = {};
   if (summary.pixel_spacing_mm) metadata.pixel_spacing_mm = summary.pixel_spacing_mm;
   if (summary.laterality) metadata.laterality = summary.laterality;
+  if (summary.frames) metadata.frames = summary.frames;
   return metadata;
 }
 

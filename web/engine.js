@@ -137,9 +137,11 @@ export class KneeClassifier {
    * @param cardText    the model card JSON text
    * @param modelBytes  the ONNX model (Uint8Array)
    * @param runtimeDescription  the runtime (and CPU) in words, for the self-test's failure message
+   * @param frameDecoders  web/codecs/frame_decoders.js's FrameDecoders, for DICOM frames the core leaves to a codec
    */
   static async create({ ort, coreModule, cardText, modelBytes, executionProviders,
-    kneesPerRun = DEFAULT_KNEES_PER_RUN, sessionOptionOverrides = {}, runtimeDescription = 'this runtime' }) {
+    kneesPerRun = DEFAULT_KNEES_PER_RUN, sessionOptionOverrides = {}, runtimeDescription = 'this runtime',
+    frameDecoders = null }) {
     const card = JSON.parse(cardText);
     const core = new coreModule.Core(cardText);
     // The core reports a bad card on every call; asking once now fails before the model loads.
@@ -169,10 +171,10 @@ export class KneeClassifier {
       throw new SelfTestError(selfTestFailure(selfTest.worst, runtimeDescription));
     }
     return new KneeClassifier({ ort, session, inputName: card.outputs.input, coreModule, core,
-      inputSize: card.preprocess.input_size, kneesPerRun, selfTest });
+      inputSize: card.preprocess.input_size, kneesPerRun, selfTest, frameDecoders });
   }
 
-  constructor({ ort, session, inputName, coreModule, core, inputSize, kneesPerRun, selfTest }) {
+  constructor({ ort, session, inputName, coreModule, core, inputSize, kneesPerRun, selfTest, frameDecoders }) {
     this.ort = ort;
     this.session = session;
     this.inputName = inputName;
@@ -182,6 +184,7 @@ export class KneeClassifier {
     this.kneesPerRun = kneesPerRun;
     /** What the known-answer self-test found when the session was created (runSelfTest). */
     this.selfTest = selfTest;
+    this.frameDecoders = frameDecoders;
   }
 
   /** Bytes of the image core's WebAssembly memory; it grows to fit the largest image so far, never shrinks. */
@@ -199,15 +202,17 @@ export class KneeClassifier {
    * { ok: true, width, height, knees: [{ side, patient_side, box, by_hand, inverted, width, height, tensor }], notice,
    * metadata }: the knees as the core describes them (box: [x0, y0, x1, y1] in pixels of the decoded image), each
    * with its tensor copied out of the core's heap; metadata holds the DICOM header's pixel_spacing_mm
-   * ([rows, columns]) and laterality, when present.
+   * ([rows, columns]) and laterality, when present, and its Number of Frames when over 1 (frame 1 is scored).
    * An image that decoded but shows no knee joint has knees [] and `notice` saying so; the core keeps its
    * picture, so setBox() can add a knee a person drew. The core keeps the knees until the next prepare(),
-   * so views() and setBox() refer to this image.
+   * so views() and setBox() refer to this image. A DICOM frame the core leaves to a codec (prepared.codec_syntax)
+   * is decoded by frameDecoders and handed back to the core, which does the rest.
    */
-  prepare(bytes) {
+  async prepare(bytes) {
     let prepared;
     try {
       prepared = this.core.prepare(bytes);
+      if (!prepared.ok && prepared.codec_syntax && this.frameDecoders) prepared = await this.prepareCompressed(bytes);
     } catch (error) {
       return { ok: false, error: `the image could not be processed (${errorMessage(error)})` };
     }
@@ -216,8 +221,23 @@ export class KneeClassifier {
     const metadata = {};
     if (prepared.pixel_spacing_mm) metadata.pixel_spacing_mm = prepared.pixel_spacing_mm;
     if (prepared.laterality) metadata.laterality = prepared.laterality;
+    if (prepared.frames > 1) metadata.frames = prepared.frames;  // only frame 1 is scored
     const notice = knees.length === 0 ? (prepared.notice || NO_KNEE_NOTICE) : '';
     return { ok: true, width: prepared.width, height: prepared.height, knees, notice, metadata };
+  }
+
+  /** prepare()'s core outcome for a DICOM whose frame a codec decodes; a codec's failure is the outcome's error. */
+  async prepareCompressed(bytes) {
+    const frame = this.core.compressedFrame(bytes);
+    if (!frame.ok) return frame;
+    let samples;
+    try {
+      // The codestream view lies in the core's heap, which the next core call may reuse.
+      samples = await this.frameDecoders.decode({ ...frame, codestream: frame.codestream.slice() });
+    } catch (error) {
+      return { ok: false, error: errorMessage(error) };
+    }
+    return this.core.prepareDecoded(bytes, samples);
   }
 
   /**
@@ -321,7 +341,7 @@ export class KneeClassifier {
    */
   async classifyImage(file, bytes, { viewMaxSide = 512, overviewMaxSide = 0, boxes = [] } = {}) {
     const started = performance.now();
-    const prepared = this.prepareWithBoxes(bytes, boxes);
+    const prepared = await this.prepareWithBoxes(bytes, boxes);
     if (!prepared.ok) return { summary: failedFileResult(file, prepared.error) };
     const image = { width: prepared.width, height: prepared.height };
     const overview = overviewMaxSide > 0 ? this.overview(overviewMaxSide) : null;
@@ -347,8 +367,8 @@ export class KneeClassifier {
    * prepare(), then the boxes a person set on this image before ([{ index, box }], in index order) applied
    * again with setBox(): what the core held for the image when those boxes were scored.
    */
-  prepareWithBoxes(bytes, boxes = []) {
-    const prepared = this.prepare(bytes);
+  async prepareWithBoxes(bytes, boxes = []) {
+    const prepared = await this.prepare(bytes);
     if (!prepared.ok) return prepared;
     for (const { index, box } of [...boxes].sort((a, b) => a.index - b.index)) {
       const set = this.setBox(index, box);
@@ -413,7 +433,7 @@ export class KneeClassifier {
     for (const file of files) {
       let entry;
       try {
-        const prepared = this.prepare(await readBytes(file));
+        const prepared = await this.prepare(await readBytes(file));
         if (!prepared.ok) entry = { file, error: prepared.error };
         else if (prepared.knees.length === 0) entry = { file, error: prepared.notice };  // nobody here to draw a box
         else entry = { file, knees: prepared.knees, metadata: prepared.metadata };

@@ -1,12 +1,14 @@
 // Service worker: keeps the app shell, the core and ONNX Runtime's WebAssembly on this device for
 // offline use, and adds the security headers (COOP/COEP for cross-origin isolation, the CSP) to
 // every response it serves, so static hosts that cannot set headers still get a threaded,
-// locked-down app. The model itself is cached and verified by worker.js (cache "oac-model").
+// locked-down app. The model itself is cached and verified by worker.js (cache "oac-model"). The DICOM codecs
+// are not fetched at install, so the first visit downloads no more than before: each is kept in the shell
+// cache when a file first needs it, and from then on works offline.
 //
 // tools/app/build_web.mjs replaces the BUILD value below: the build version (a content hash), the files
-// to keep offline, and the headers from tools/app/web_policy.mjs.
+// to keep offline, those kept on first use, and the headers from tools/app/web_policy.mjs.
 
-const BUILD = /* BUILD_MANIFEST */ { version: 'unbuilt', files: [], headers: {} };
+const BUILD = /* BUILD_MANIFEST */ { version: 'unbuilt', files: [], keptOnFirstUse: [], headers: {} };
 
 const SHELL_CACHE_PREFIX = 'oac-shell-';
 const SHELL_CACHE = `${SHELL_CACHE_PREFIX}${BUILD.version}`;
@@ -41,14 +43,21 @@ function withSecurityHeaders(response) {
   return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
 }
 
+function isKeptOnFirstUse(url) {
+  return BUILD.keptOnFirstUse.some((file) => new URL(file, self.registration.scope).href === url.split('?')[0]);
+}
+
 async function respond(request) {
   const cache = await caches.open(SHELL_CACHE);
   let response = await cache.match(request, { ignoreSearch: true });
   if (!response && request.mode === 'navigate') {
     response = await cache.match(new URL('./', self.registration.scope).href);
   }
-  // Not part of the shell (e.g. the model, which worker.js verifies and caches itself): network.
-  response ??= await fetch(request);
+  if (!response) {
+    // Not part of the shell (e.g. the model, which worker.js verifies and caches itself): network.
+    response = await fetch(request);
+    if (response.ok && isKeptOnFirstUse(request.url)) await cache.put(request, response.clone());
+  }
   return withSecurityHeaders(response);
 }
 

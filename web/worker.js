@@ -5,6 +5,7 @@
 //               | {type:'set-box', requestId, fileId, name, buffer, index, box, boxes?}
 //               | {type:'clear-model', requestId} | {type:'load'} | {type:'stats', requestId}
 //               | {type:'file-size', requestId, bytes} → {problem} (the core's sentence, or '')
+//               | {type:'describe', requestId, buffer} → {described} (the core's describeDicom: {ok, error, facts})
 // Messages out: {type:'about'|'card'|'model-progress'|'model-status'|'ready'|'model-error', ...}; ready carries
 //               maxFileBytes, the core's file-size limit, and selfTest, what the known-answer self-test found
 //               {type:'reply', requestId, ...} answering a request
@@ -19,6 +20,7 @@
 import * as ort from './ort/ort.wasm.min.mjs';
 import createCoreModule from './core/oac_core.mjs';
 import { KneeClassifier, SelfTestError, failedFileResult, startRuntime } from './engine.js';
+import { FrameDecoders, codecModuleOptions, distFiles } from './codecs/frame_decoders.js';
 
 // The worker owns this cache; the service worker leaves it alone (its caches are "oac-shell-*").
 const MODEL_CACHE = 'oac-model';
@@ -55,6 +57,17 @@ function describeRuntime() {
   const device = describeDevice();
   return `onnxruntime-web ${ort.env.versions?.web ?? ''} (WebAssembly${device.simd ? ' SIMD' : ''}, `
     + `${device.threads} thread${device.threads === 1 ? '' : 's'}) in ${navigator.userAgent}`;
+}
+
+/** A DICOM codec from this app's codecs/ folder, fetched the first time a file needs it. */
+async function loadCodec(codecName) {
+  const files = distFiles(codecName);
+  const url = (file) => new URL(`codecs/${file}`, self.location.href).href;
+  const codecModule = await import(url(files.script));
+  if (!files.wasm) return codecModule;
+  const response = await fetch(url(files.wasm));
+  if (!response.ok) throw new Error(`${files.wasm}: HTTP ${response.status}`);
+  return codecModule.default(codecModuleOptions(await response.arrayBuffer()));
 }
 
 async function fetchCard() {
@@ -192,6 +205,7 @@ async function loadClassifier() {
   // create() runs the card's known-answer self-test too: a device that computes the model otherwise scores nothing.
   const classifier = await KneeClassifier.create({
     ort, coreModule, cardText, modelBytes: model.bytes, executionProviders: ['wasm'], runtimeDescription: describeRuntime(),
+    frameDecoders: new FrameDecoders(loadCodec),
   }).catch((error) => {
     if (error instanceof SelfTestError) throw new UserFacingError(`${error.message[0].toUpperCase()}${error.message.slice(1)}.`);
     throw error;
@@ -284,7 +298,7 @@ async function setBox({ fileId = null, buffer, index, box, boxes = [] }) {
     // added by hand keep their places; this knee's old box is replaced below).
     if (!buffer) return { error: 'the image is needed again to set this box' };
     preparedFileId = null;
-    const prepared = engine.prepareWithBoxes(new Uint8Array(buffer), boxes);
+    const prepared = await engine.prepareWithBoxes(new Uint8Array(buffer), boxes);
     if (!prepared.ok) return { error: prepared.error };
     preparedFileId = fileId;
   }
@@ -308,6 +322,11 @@ async function fileSize({ bytes }) {
   return { problem: (await core()).fileSizeProblem(bytes) };
 }
 
+/** A DICOM file's header facts, by which a folder is sorted (web/dicom_folder.js). */
+async function describe({ buffer }) {
+  return { described: (await core()).describeDicom(new Uint8Array(buffer)) };
+}
+
 async function clearModel() {
   const removed = self.caches ? await caches.delete(MODEL_CACHE) : false;
   return { removed };
@@ -327,7 +346,7 @@ self.addEventListener('message', (event) => {
     classifier().catch(() => {});
     return;
   }
-  const handlers = { classify, 'set-box': setBox, 'clear-model': clearModel, stats, 'file-size': fileSize };
+  const handlers = { classify, 'set-box': setBox, 'clear-model': clearModel, stats, 'file-size': fileSize, describe };
   const handler = handlers[message.type];
   if (!handler) return;
   enqueue(() => handler(message)).then(({ transfer = [], ...reply }) => {

@@ -70,7 +70,7 @@ describe('tools/bench/bench.mjs --quick', { timeout: 30 * 60_000 }, () => {
   it('measures the app end to end, preprocessing, start, memory and batch for both models', () => {
     assert.deepEqual(results.browser.map((app) => app.id), ['fp32', 'int8']);
     for (const app of results.browser) {
-      assert.equal(Object.keys(app.endToEnd).length, 4, 'four images');
+      assert.equal(Object.keys(app.endToEnd).length, 7, 'four images and the 12-bit DICOM film three ways');
       for (const [label, entry] of Object.entries(app.endToEnd)) {
         assertTiming(entry.endToEndMs, `${app.id} ${label} end to end`);
         assertTiming(entry.inferenceMs, `${app.id} ${label} inference`);
@@ -80,6 +80,9 @@ describe('tools/bench/bench.mjs --quick', { timeout: 30 * 60_000 }, () => {
       const byFile = Object.fromEntries(Object.values(app.endToEnd).map((entry) => [entry.file, entry]));
       assert.equal(byFile['NormalG0 (468).png'].knees, 2, 'the 640x161 image shows two knees');
       assert.equal(byFile['normal_N14.jpg'].knees, 2, 'the whole bilateral radiograph shows two knees');
+      for (const film of ['film12.dcm', 'film12-j2k.dcm', 'film12-jpeg-lossless-sv1.dcm']) {
+        assert.equal(byFile[film].knees, 2, `${film}: the film as DICOM shows both knees`);
+      }
       assert.equal(Object.values(app.endToEnd)[1].file, 'normal_N14.jpg', 'the whole radiograph next to the single crop');
       for (const [label, entry] of Object.entries(app.preprocessing)) {
         assertTiming(entry.coreMs, `${app.id} ${label} core`);
@@ -94,14 +97,17 @@ describe('tools/bench/bench.mjs --quick', { timeout: 30 * 60_000 }, () => {
   });
 
   it('checks every target and writes them as a markdown table', () => {
-    assert.equal(results.targets.checks.length, 10,
-      'end to end, whole radiograph vs two crops, glue for each of 4 images, preprocessing, start, transfer, memory');
+    assert.equal(results.targets.checks.length, 12, 'end to end, whole radiograph vs two crops, two compressed films vs '
+      + 'uncompressed, glue for each of 4 images, preprocessing, start, transfer, memory');
     const whole = results.targets.checks.find((check) => check.name.startsWith('whole bilateral radiograph'));
     assert.equal(whole?.target, '<= 2.5x');
     assert.ok(whole.value > 0);
+    const films = results.targets.checks.filter((check) => check.name.endsWith('film end to end / uncompressed'));
+    assert.deepEqual(films.map((check) => check.target), ['<= 1.5x', '<= 1.5x']);
+    for (const film of films) assert.ok(film.value > 0, film.name);
     for (const check of results.targets.checks) assert.equal(typeof check.met, 'boolean', check.name);
     assert.match(markdown, /^# Benchmark results/m);
-    assert.match(markdown, /^## Targets\n\n.*\n\n\| target \| measured \| goal \| met \|\n\| --- \| --- \| --- \| --- \|\n(\| .+ \|\n){10}/m);
+    assert.match(markdown, /^## Targets\n\n.*\n\n\| target \| measured \| goal \| met \|\n\| --- \| --- \| --- \| --- \|\n(\| .+ \|\n){12}/m);
     assert.match(markdown, /^## Bare inference/m);
     assert.match(markdown, /^## Accuracy of the int8 fast path/m);
     assert.match(markdown, /Quick setting/);

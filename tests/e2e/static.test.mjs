@@ -102,6 +102,13 @@ describe('web/dist', () => {
       if (file !== './') assert.ok(existsSync(path.join(DIST, file)), `${file} exists`);
     }
     assert.ok(!manifest.files.some((file) => file.endsWith('.onnx')), 'the model is cached by the worker, not twice');
+    // The DICOM codecs stay out of the first visit's download and are kept once a file needs one.
+    for (const file of ['codecs/jpeg-lossless.mjs', 'codecs/charls.wasm', 'codecs/openjpeg.wasm', 'codecs/openjph.wasm']) {
+      assert.ok(existsSync(path.join(DIST, file)), `${file} exists`);
+      assert.ok(!manifest.files.includes(file), `${file} is not precached`);
+      assert.ok(manifest.keptOnFirstUse.includes(file), `${file} is kept once used`);
+    }
+    assert.ok(manifest.files.includes('codecs/frame_decoders.js') && manifest.files.includes('dicom_folder.js'));
   });
 
   it('ships the model its card describes', () => {

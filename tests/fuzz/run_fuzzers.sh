@@ -4,7 +4,7 @@
 # `tools/oac fuzz` and the ctest smoke run.
 #
 #   tests/fuzz/run_fuzzers.sh [--seconds N] [--build-dir DIR] [--report FILE] [TARGET...]
-#                                                                       (targets: decode dicom prepare)
+#                                                                       (targets: decode dicom prepare frames)
 #
 # New inputs that reach new code go to DIR/corpus/TARGET (kept between runs), crashes to DIR/findings/,
 # libFuzzer's log to DIR/logs/TARGET.log. --report also writes the totals as a markdown table with the
@@ -23,11 +23,11 @@ while [ $# -gt 0 ]; do
     --build-dir) build="$2"; shift 2 ;;
     --report) report="$2"; shift 2 ;;
     -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}"; exit 0 ;;
-    decode|dicom|prepare) targets+=("$1"); shift ;;
+    decode|dicom|prepare|frames) targets+=("$1"); shift ;;
     *) echo "run_fuzzers: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(decode dicom prepare)
+[ ${#targets[@]} -gt 0 ] || targets=(decode dicom prepare frames)
 
 # Lowest priority by default, so fuzzing never slows other work; OAC_FUZZ_NICE=0 gives it a fair share.
 low() { nice -n "${OAC_FUZZ_NICE:-19}" "$@"; }
@@ -51,7 +51,7 @@ for target in "${targets[@]}"; do
   log="$build/logs/$target.log"
   mkdir -p "$corpus" "$findings" "$(dirname "$log")"
   dictionary=()
-  [ "$target" = dicom ] && dictionary=(-dict="$ROOT/tests/fuzz/dicom.dict")
+  [ "$target" = dicom ] || [ "$target" = frames ] && dictionary=(-dict="$ROOT/tests/fuzz/dicom.dict")
   result=ok
   # -rss_limit_mb: the core's own limits keep memory far below this; going over it is a finding.
   if ! low "$build/fuzz_$target" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2560 -max_len=65536 \

@@ -6,7 +6,8 @@
 Every file is made here from arithmetic and PIL, so the corpus is the same on every machine. DIR gets the
 files and DIR/expected.json:
 
-    {"cases":    [{"file": "...", "what": "why the file is odd", "error": "the core's exact message"}],
+    {"cases":    [{"file": "...", "what": "why the file is odd", "error": "the core's exact message",
+                  "page_error": "the page's and the CLI's message, where their codecs decode the file"}],
      "controls": [{"file": "...", "width": W, "height": H, "channels": C, "bit_depth": B}]}
 
 A case whose "error" is null is odd but valid and must decode to its "decoded" {width, height, channels,
@@ -51,6 +52,16 @@ def dicom_damaged(detail: str) -> str:
     return f"The DICOM file is damaged: {detail}."
 
 
+def outside_codec_refusal(name: str, uid: str) -> str:
+    """The core's own answer to a file whose frames the page's and the CLI's codecs decode (web/codecs/)."""
+    return (f"The DICOM file is compressed with {name} (transfer syntax {uid}), which the page and tools/oac classify "
+            f"decode with their codecs; this build of the image core does not. {EXPORT_ADVICE}")
+
+
+def codec_failure(name: str) -> str:
+    return f"The DICOM file's {name} image could not be decoded: the file may be truncated or damaged."
+
+
 def dicom_unsupported(what: str) -> str:
     return f"The DICOM image {what}, which this app cannot read. {EXPORT_ADVICE}"
 
@@ -68,6 +79,9 @@ DEFLATED = "1.2.840.10008.1.2.1.99"
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 JPEG_LS_LOSSLESS = "1.2.840.10008.1.2.4.80"
+JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
+JPEG_2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
+HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 LONG_LENGTH_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
 UNDEFINED = 0xFFFFFFFF
@@ -163,6 +177,19 @@ def rle_frame(segments: list[bytes], offsets: list[int] | None = None) -> bytes:
     return header + b"".join(segments)
 
 
+def flat_lossless_jpeg(rows: int, columns: int) -> bytes:
+    """A valid 8-bit JPEG Lossless (process 14, predictor 1) codestream of a flat image: one Huffman code, "0",
+    for a difference of 0, so the scan is rows x columns zero bits (rows x columns a multiple of 8)."""
+    huffman_table = b"\x00" + bytes([1] + [0] * 15) + b"\x00"
+    frame = struct.pack(">BHHB", 8, rows, columns, 1) + b"\x01\x11\x00"
+    scan = b"\x01\x01\x00" + b"\x01\x00\x00"  # one component, tables 0; predictor 1, Se 0, point transform 0
+
+    def segment(marker: int, body: bytes) -> bytes:
+        return struct.pack(">HH", marker, len(body) + 2) + body
+    return (b"\xff\xd8" + segment(0xFFC4, huffman_table) + segment(0xFFC3, frame) + segment(0xFFDA, scan)
+            + bytes(rows * columns // 8) + b"\xff\xd9")
+
+
 def raw_deflate(data: bytes) -> bytes:
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
     return compressor.compress(data) + compressor.flush()
@@ -177,6 +204,7 @@ class Case:
     error: str | None
     data: bytes
     decoded: dict | None = None  # for the valid oddities (error None)
+    page_error: str | None = None  # where it differs from the core's: the page and the CLI decode more
 
 
 def pil_bytes(image: Image.Image, format_name: str, **options) -> bytes:
@@ -424,10 +452,32 @@ def dicom_structure_cases() -> list[Case]:
         Case("dicom-ybr-uncompressed.dcm", "uncompressed YBR_FULL colour",
              dicom_unsupported("stores uncompressed colour as YBR_FULL instead of RGB"),
              Dicom(photometric="YBR_FULL", samples_per_pixel=3).bytes()),
-        Case("dicom-jpeg-ls.dcm", "a JPEG-LS compressed file",
-             "The DICOM file is compressed with JPEG-LS Lossless (transfer syntax 1.2.840.10008.1.2.4.80), which this "
-             "app cannot decode. " + EXPORT_ADVICE,
-             Dicom(transfer_syntax=JPEG_LS_LOSSLESS, pixel_data=encapsulated(b"\xff\xd8\xff\xf7")).bytes()),
+        Case("dicom-jpeg-ls.dcm", "a JPEG-LS stream cut after its start marker",
+             outside_codec_refusal("JPEG-LS Lossless", JPEG_LS_LOSSLESS),
+             Dicom(transfer_syntax=JPEG_LS_LOSSLESS, pixel_data=encapsulated(b"\xff\xd8\xff\xf7")).bytes(),
+             page_error=codec_failure("JPEG-LS Lossless")),
+        Case("dicom-j2k-truncated.dcm", "a JPEG 2000 codestream cut inside its size marker",
+             outside_codec_refusal("JPEG 2000 Lossless", JPEG_2000_LOSSLESS),
+             Dicom(transfer_syntax=JPEG_2000_LOSSLESS,
+                   pixel_data=encapsulated(b"\xff\x4f\xff\x51\x00\x29\x00\x00\x00\x00")).bytes(),
+             page_error=codec_failure("JPEG 2000 Lossless")),
+        Case("dicom-htj2k-truncated.dcm", "an HTJ2K codestream cut inside its size marker",
+             outside_codec_refusal("High-Throughput JPEG 2000 Lossless", HTJ2K_LOSSLESS),
+             Dicom(transfer_syntax=HTJ2K_LOSSLESS,
+                   pixel_data=encapsulated(b"\xff\x4f\xff\x51\x00\x29\x00\x00\x00\x00")).bytes(),
+             page_error=codec_failure("High-Throughput JPEG 2000 Lossless")),
+        Case("dicom-jpeg-lossless-lying-fragment.dcm", "a JPEG Lossless fragment claiming more bytes than the file has",
+             outside_codec_refusal("JPEG Lossless (first-order prediction)", JPEG_LOSSLESS_SV1),
+             Dicom(transfer_syntax=JPEG_LOSSLESS_SV1,
+                   pixel_data=element(PIXEL_DATA, "OB", item(b"") + item(bytes(10), length=5000),
+                                      length=UNDEFINED)).bytes(),
+             page_error=dicom_length_past_end((0xFFFE, 0xE000), 5000, 10)),
+        Case("dicom-jpeg-lossless-size-mismatch.dcm", "an 8 x 8 JPEG Lossless frame in an 8 x 9 image",
+             outside_codec_refusal("JPEG Lossless (first-order prediction)", JPEG_LOSSLESS_SV1),
+             Dicom(rows=9, columns=8, transfer_syntax=JPEG_LOSSLESS_SV1,
+                   pixel_data=encapsulated(flat_lossless_jpeg(8, 8))).bytes(),
+             page_error="The DICOM file is damaged: its JPEG Lossless (first-order prediction) image is 8 x 8, but its "
+                        "header says 8 x 9."),
         Case("dicom-unknown-syntax.dcm", "an unknown transfer syntax UID",
              dicom_unsupported("uses the unknown transfer syntax 1.2.3.4.5"),
              Dicom(transfer_syntax="1.2.3.4.5").bytes()),
@@ -504,7 +554,8 @@ def main() -> None:
         (args.out / name).write_bytes(data)
         control_entries.append({"file": name, **facts})
     expected = {"cases": [{"file": c.file, "what": c.what, "error": c.error,
-                           **({"decoded": c.decoded} if c.decoded else {})} for c in cases],
+                           **({"decoded": c.decoded} if c.decoded else {}),
+                           **({"page_error": c.page_error} if c.page_error else {})} for c in cases],
                 "controls": control_entries}
     (args.out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
     print(f"bad_inputs: {len(cases)} cases and {len(control_entries)} controls in {args.out}")

@@ -7,7 +7,8 @@ Bases: dataset PNGs exported to DICOM the way a hospital viewer would (img2dcm f
 dump2dcm for 16-bit grey) and small synthetic images for layouts the datasets lack (12-bit signed, high bit
 below the top, 8 bits in 16, planar RGB, multi-frame). dcmconv, dcmcrle and dcmcjpeg convert each base into
 every supported transfer syntax, and into files without the preamble; dcmodify makes MONOCHROME1, rescale and
-VOI window variants; dcmcjpeg and dcmcjpls make the compressed files the core must refuse. The reference for
+VOI window variants; dcmcjpeg and dcmcjpls make the compressed files the core leaves to the page's and the
+CLI's codecs (make_codec_fixtures.py tests those), which the core alone refuses. The reference for
 each is dcmj2pnm's PNG (+Wi 1 where a window is set). Dataset-derived files are made here, at test time, and
 never committed. DIR/manifest.json:
 
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bad_inputs import EXPORT_ADVICE, dicom_unsupported  # the core's messages, in one place
+from bad_inputs import dicom_unsupported, outside_codec_refusal  # the core's messages, in one place
 
 # ctest runs this without tools/oac's PYTHONPATH; tools/lib/paths.py knows where the datasets are.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
@@ -187,8 +188,7 @@ def grey_variants(base: Base, dcmtk: Dcmtk) -> list[Base]:
 
 def refused(bases: dict[str, Base], dcmtk: Dcmtk) -> list[dict]:
     def compressed(name: str, uid: str) -> str:
-        return (f"The DICOM file is compressed with {name} (transfer syntax {uid}), which this app cannot decode. "
-                + EXPORT_ADVICE)
+        return outside_codec_refusal(name, uid)
     grey16, signed12 = bases.get("grey16", bases["highbit15"]), bases["signed12"]
     cases = [
         (dcmtk.derive(grey16, "jpeg-lossless-sv1", "dcmcjpeg", "+e1"),
@@ -212,21 +212,26 @@ def reference(case: Base, dcmtk: Dcmtk) -> str:
     return name
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def output_and_datasets(description: str) -> tuple[Path, Path]:
+    """The fixture writers' command line (--out DIR [--datasets DIR]): DIR made anew, and the datasets' folder."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--datasets", type=Path, default=datasets_dir())
     args = parser.parse_args()
     if args.out.exists():
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
-    out = args.out.resolve()
+    return args.out.resolve(), args.datasets.resolve()
+
+
+def main() -> None:
+    out, datasets = output_and_datasets(__doc__)
     dcmtk = Dcmtk(out)
 
-    have_datasets = all((args.datasets / path).exists() for path in (OAI_GREY8, GREY16, RGB8, BILATERAL_GREY16))
+    have_datasets = all((datasets / path).exists() for path in (OAI_GREY8, GREY16, RGB8, BILATERAL_GREY16))
     if not have_datasets:
-        print(f"make_dicom_fixtures: datasets not found under {args.datasets}; synthetic cases only", file=sys.stderr)
-    bases = (dataset_bases(out, args.datasets.resolve(), dcmtk) if have_datasets else []) + synthetic_bases(out)
+        print(f"make_dicom_fixtures: datasets not found under {datasets}; synthetic cases only", file=sys.stderr)
+    bases = (dataset_bases(out, datasets, dcmtk) if have_datasets else []) + synthetic_bases(out)
     by_name = {base.name.removesuffix("-export"): base for base in bases}
 
     cases = [case for base in bases for case in variants(base, dcmtk, out)]

@@ -2,7 +2,7 @@
 """Write the seed corpora of the fuzz targets: small valid images of every kind the core reads, and the
 malformed files of bad_inputs.py, so that fuzzing starts from both sides of every check.
 
-    make_seeds.py --out DIR     ->  DIR/decode/, DIR/dicom/, DIR/prepare/
+    make_seeds.py --out DIR     ->  DIR/decode/, DIR/dicom/, DIR/prepare/, DIR/frames/
 
 Everything is made here (PIL, the DICOM writer of bad_inputs.py and, when installed, DCMTK for the
 other transfer syntaxes); seeds stay small because libFuzzer's speed falls with input size.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,27 @@ def dicom_seeds() -> dict[str, bytes]:
     return seeds
 
 
+def frame_seeds() -> dict[str, bytes]:
+    """Encapsulated pixel data of the syntaxes the page's codecs decode: one and several fragments, with and
+    without an offset table, one and two frames."""
+    frame = bad_inputs.flat_lossless_jpeg(8, 8)
+    halves = (frame[:len(frame) // 2], frame[len(frame) // 2:])
+
+    def lossless(*fragments: bytes, frames: int = 1, offset_table: bytes = b"") -> bytes:
+        extra = [bad_inputs.element((0x0028, 0x0008), "IS", bad_inputs.padded(str(frames)))] if frames > 1 else []
+        return bad_inputs.Dicom(rows=8, columns=8, transfer_syntax=bad_inputs.JPEG_LOSSLESS_SV1, extra=extra,
+                                pixel_data=bad_inputs.encapsulated(*fragments, offset_table=offset_table)).bytes()
+    return {
+        "lossless-one-fragment.dcm": lossless(frame),
+        "lossless-two-fragments.dcm": lossless(*halves),
+        "lossless-two-frames-offset-table.dcm": lossless(frame, frame, frames=2,
+                                                         offset_table=struct.pack("<2I", 0, len(frame) + 8)),
+        "lossless-two-frames-end-markers.dcm": lossless(*halves, frame, frames=2),
+        "j2k-header.dcm": bad_inputs.Dicom(rows=8, columns=8, transfer_syntax=bad_inputs.JPEG_2000_LOSSLESS,
+                                           pixel_data=bad_inputs.encapsulated(b"\xff\x4f\xff\x51" + bytes(38))).bytes(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
@@ -105,6 +127,7 @@ def main() -> None:
         "decode": {**images, **dicoms, **malformed},
         "dicom": {**dicoms, **{name: data for name, data in malformed.items() if name.startswith("dicom-")}},
         "prepare": {**images, **dicoms},
+        "frames": {**frame_seeds(), **{name: data for name, data in malformed.items() if name.startswith("dicom-")}},
     }
     for target, seeds in corpora.items():
         folder = args.out / target

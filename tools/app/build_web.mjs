@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds web/dist/: one self-contained folder any static host can serve, also under a sub-path
 // (every URL in it is relative). It holds the page, its worker and service worker, ONNX Runtime
-// Web's WASM build, the WASM core, the model and its completed card, and PNG icons drawn from icons/icon.svg.
+// Web's WASM build, the WASM core, the model and its completed card, PNG icons drawn from icons/icon.svg, and
+// the DICOM codecs (codecs/), which the worker loads only when a file needs one.
 //
 //   node tools/app/build_web.mjs [--out DIR] [--model CARD_OR_ONNX]
 
@@ -14,6 +15,7 @@ import { promisify } from 'node:util';
 import { CORE_MODULE_FILES, WASM_CORE_DIR, locateModel } from '../lib/artifacts.mjs';
 import { commandLineOrExit } from '../lib/command_line.mjs';
 import { REPO_ROOT, WEB_DIST } from '../lib/paths.mjs';
+import { CODECS, distFiles } from '../../web/codecs/frame_decoders.js';
 import { META_CONTENT_SECURITY_POLICY, SECURITY_HEADERS } from './web_policy.mjs';
 
 const WEB_SOURCE = path.join(REPO_ROOT, 'web');
@@ -21,7 +23,8 @@ const ORT_DIST = path.join(REPO_ROOT, 'node_modules', 'onnxruntime-web', 'dist')
 // The WASM-only ES module build; it loads the threaded SIMD .mjs/.wasm pair from ort.env.wasm.wasmPaths.
 const ORT_FILES = ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
 const ICON_SOURCE = 'icons/icon.svg';
-const PAGE_FILES = ['index.html', 'styles.css', 'app.js', 'worker.js', 'engine.js', 'manifest.webmanifest', ICON_SOURCE];
+const PAGE_FILES = ['index.html', 'styles.css', 'app.js', 'worker.js', 'engine.js', 'dicom_folder.js', 'manifest.webmanifest',
+  ICON_SOURCE, 'codecs/frame_decoders.js'];
 // The PNG icons manifest.webmanifest and index.html name, icons/icon-<size>.png.
 const ICON_SIZES = [192, 512];
 const RASTERISER = 'rsvg-convert';
@@ -46,6 +49,29 @@ async function rasteriseIcon(size) {
     }
     throw new Error(`${RASTERISER} could not draw web/${ICON_SOURCE}: ${error.stderr?.toString().trim() || error.message}`);
   }
+}
+
+/**
+ * The codecs' files for web/dist/codecs/, as the worker imports them: an ES module stays as it is; Cornerstone's
+ * Emscripten builds (UMD scripts, which a module worker cannot load with importScripts) get a module's default
+ * export around them. Returns the files' paths in dist.
+ */
+async function copyCodecs(dist) {
+  const files = [];
+  for (const [codecName, codec] of Object.entries(CODECS)) {
+    const source = path.join(REPO_ROOT, 'node_modules', codec.package);
+    const target = distFiles(codecName);
+    const script = await readFile(path.join(source, codec.script), 'utf8');
+    const asModule = codec.esModule ? script
+      : `const module = { exports: {} };\nconst exports = module.exports;\n${script}\nexport default module.exports;\n`;
+    await writeFile(path.join(dist, 'codecs', target.script), asModule);
+    files.push(`codecs/${target.script}`);
+    if (target.wasm) {
+      await copyFile(path.join(source, codec.wasm), path.join(dist, 'codecs', target.wasm));
+      files.push(`codecs/${target.wasm}`);
+    }
+  }
+  return files;
 }
 
 async function requireFile(filePath, hint) {
@@ -83,6 +109,11 @@ export async function buildWeb({ out = WEB_DIST, model = '' } = {}) {
   for (const file of ORT_FILES) await requireFile(path.join(ORT_DIST, file), 'run npm ci');
   for (const file of CORE_MODULE_FILES) await requireFile(path.join(WASM_CORE_DIR, file), 'build the WASM core first: tools/oac build');
   for (const file of [...PAGE_FILES, SERVICE_WORKER]) await requireFile(path.join(WEB_SOURCE, file));
+  for (const codec of Object.values(CODECS)) {
+    for (const file of [codec.script, codec.wasm].filter(Boolean)) {
+      await requireFile(path.join(REPO_ROOT, 'node_modules', codec.package, file), 'run npm ci');
+    }
+  }
   // Drawn before the old build is removed, so a missing rasteriser leaves it in place.
   const icons = await Promise.all(ICON_SIZES.map(async (size) => ({ size, png: await rasteriseIcon(size) })));
 
@@ -92,6 +123,7 @@ export async function buildWeb({ out = WEB_DIST, model = '' } = {}) {
   await mkdir(path.join(dist, 'ort'));
   await mkdir(path.join(dist, 'core'));
   await mkdir(path.join(dist, 'model'));
+  await mkdir(path.join(dist, 'codecs'));
 
   for (const file of PAGE_FILES) await copyFile(path.join(WEB_SOURCE, file), path.join(dist, file));
   for (const file of ORT_FILES) await copyFile(path.join(ORT_DIST, file), path.join(dist, 'ort', file));
@@ -99,6 +131,7 @@ export async function buildWeb({ out = WEB_DIST, model = '' } = {}) {
   const modelFile = `model/${located.card.model_file}`;
   await copyFile(located.modelPath, path.join(dist, modelFile));
   await writeFile(path.join(dist, 'model', 'card.json'), `${located.cardText}\n`);
+  const codecFiles = await copyCodecs(dist);
   for (const { size, png } of icons) await writeFile(path.join(dist, 'icons', `icon-${size}.png`), png);
 
   // The model's hash is known from its card; hashing 100 MB again would only slow the build.
@@ -110,11 +143,12 @@ export async function buildWeb({ out = WEB_DIST, model = '' } = {}) {
     .replace('%BUILD_VERSION%', version);
   await writeFile(indexPath, index);
 
-  // The model stays out of the shell cache: worker.js verifies it and keeps it in its own cache.
-  const shellFiles = ['./', ...(await listFiles(dist)).filter((file) => file !== modelFile)];
+  // The model stays out of the shell cache: worker.js verifies it and keeps it in its own cache. The codecs stay
+  // out of the first visit's download: the service worker keeps each when a file first needs it.
+  const shellFiles = ['./', ...(await listFiles(dist)).filter((file) => file !== modelFile && !codecFiles.includes(file))];
   const serviceWorker = await readFile(path.join(WEB_SOURCE, SERVICE_WORKER), 'utf8');
   if (!BUILD_MANIFEST_PATTERN.test(serviceWorker)) throw new Error(`${SERVICE_WORKER} lost its BUILD_MANIFEST marker`);
-  const manifest = JSON.stringify({ version, files: shellFiles, headers: SECURITY_HEADERS });
+  const manifest = JSON.stringify({ version, files: shellFiles, keptOnFirstUse: codecFiles, headers: SECURITY_HEADERS });
   await writeFile(path.join(dist, SERVICE_WORKER), serviceWorker.replace(BUILD_MANIFEST_PATTERN, () => `/* BUILD_MANIFEST */ ${manifest};`));
 
   let totalBytes = 0;

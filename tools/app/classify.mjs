@@ -5,17 +5,20 @@
 
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, readdir, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import ort from 'onnxruntime-node';
 import { DEFAULT_KNEES_PER_RUN, KneeClassifier } from '../../web/engine.js';
+import { CODECS, FrameDecoders, codecModuleOptions } from '../../web/codecs/frame_decoders.js';
+import { HEAD_BYTES, sortFolder } from '../../web/dicom_folder.js';
 import { CORE_MODULE_FILES, WASM_CORE_DIR, locateModel } from '../lib/artifacts.mjs';
 import { UsageError, parseCommandLine, wholeNumber } from '../lib/command_line.mjs';
 import { REPO_ROOT } from '../lib/paths.mjs';
 
-const USAGE = `usage: tools/oac classify [--model CARD_OR_ONNX] [--files-from LIST] [--batch N] [--quiet] FILE...
+const USAGE = `usage: tools/oac classify [--model CARD_OR_ONNX] [--files-from LIST] [--batch N] [--quiet] FILE|DIR...
 
 Classifies knee X-rays (PNG, JPEG, BMP, DICOM) on this machine and prints one JSON object per file per line:
   {"file":…,"ok":true,"p_oa":…,"oa":…,"kl_probs":[…],"kl_grade":…,"kl_set":[…],"in_distribution":…,
@@ -24,6 +27,11 @@ or {"file":…,"ok":false,"error":"…"} for a file that could not be classified
 "kl_set" is the KL prediction set: the grades (ascending) that hold the true grade with the
 card's kl_set.coverage (e.g. 0.9). Top-level fields are those of the knee with the highest p_oa. A DICOM file's result also has
 "pixel_spacing_mm":[rows,columns] and "laterality" ("L","R","B","U") when its header gives them.
+
+A folder (a patient's CD, a PACS export) is walked: its DICOM files are found by their preamble, whatever their
+names, PNG, JPEG and BMP by their signatures; the DICOMDIR and other files are passed over. Its images are
+classified in study and series order, each result with "series" (e.g. "KNEE, series 2: AP"); the files that are
+not images (reports, presentation states) get one line on stderr.
 
   --model CARD_OR_ONNX  model card (.json) or ONNX model; default: the trained model of
                         models/oa-inceptionv3.json, else the untrained placeholder in build/placeholder/
@@ -141,6 +149,65 @@ export function describeRuntime() {
   return `onnxruntime-node ${ort.env.versions?.node ?? ort.env.versions?.common ?? ''} on ${cpu}`;
 }
 
+/**
+ * A DICOM codec from its npm package (the page loads the same files from web/dist/codecs/). Read by path:
+ * Cornerstone's packages export only their main scripts.
+ */
+export async function loadCodecFromPackage(codecName) {
+  const codec = CODECS[codecName];
+  const file = (subpath) => path.join(REPO_ROOT, 'node_modules', codec.package, subpath);
+  if (codec.esModule) return import(pathToFileURL(file(codec.script)).href);
+  const createCodecModule = createRequire(import.meta.url)(file(codec.script));
+  return createCodecModule(codecModuleOptions(await readFile(file(codec.wasm))));
+}
+
+async function filesUnder(folder) {
+  const files = [];
+  for (const entry of await readdir(folder, { withFileTypes: true })) {
+    const entryPath = path.join(folder, entry.name);
+    if (entry.isDirectory()) files.push(...await filesUnder(entryPath));
+    else if (entry.isFile()) files.push(entryPath);
+  }
+  return files;
+}
+
+async function fileHead(file) {
+  const handle = await open(file);
+  try {
+    const head = new Uint8Array(HEAD_BYTES);
+    const { bytesRead } = await handle.read(head, 0, HEAD_BYTES, 0);
+    return head.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The command line's names with each folder replaced by its images (web/dicom_folder.js's order). Returns
+ * { files, seriesOf: Map(file → series label), notes: [the sentences about the folders] }.
+ */
+async function expandFolders(names, coreModule) {
+  const expanded = { files: [], seriesOf: new Map(), notes: [] };
+  for (const name of names) {
+    if (!(await stat(name).catch(() => null))?.isDirectory()) {
+      expanded.files.push(name);
+      continue;
+    }
+    const sorted = await sortFolder(await filesUnder(name), {
+      head: fileHead,
+      describe: async (file) => coreModule.describeDicom(await readImageFile(file)),
+      pathOf: (file) => path.relative(name, file),
+    });
+    for (const { file, series } of sorted.images) {
+      expanded.files.push(file);
+      if (series) expanded.seriesOf.set(file, series);
+    }
+    if (sorted.notImages) expanded.notes.push(`${name}: ${sorted.notImages}`);
+    if (sorted.images.length === 0) expanded.notes.push(`${name}: no X-ray image was found in this folder`);
+  }
+  return expanded;
+}
+
 /** Creates the engine the CLI (and its tests) classify with; it refuses a runtime that fails the self-test. */
 async function createCliClassifier({ model = '', kneesPerRun = DEFAULT_KNEES_PER_RUN } = {}) {
   const located = await locateModel(model);
@@ -153,6 +220,7 @@ async function createCliClassifier({ model = '', kneesPerRun = DEFAULT_KNEES_PER
     executionProviders: ['cpu'],
     kneesPerRun,
     runtimeDescription: describeRuntime(),
+    frameDecoders: new FrameDecoders(loadCodecFromPackage),
   });
   return { classifier, located };
 }
@@ -225,9 +293,12 @@ async function main(argv) {
       + 'its numbers mean nothing\n');
   }
 
-  const progress = new Progress(options.files.length, !options.quiet);
-  for await (const result of classifier.classifyFiles(options.files, readImageFile)) {
-    process.stdout.write(`${JSON.stringify(result)}\n`);
+  const { files, seriesOf, notes } = await expandFolders(options.files, classifier.coreModule);
+  for (const note of notes) process.stderr.write(`classify: ${note}\n`);
+  const progress = new Progress(files.length, !options.quiet);
+  for await (const result of classifier.classifyFiles(files, readImageFile)) {
+    const series = seriesOf.get(result.file);
+    process.stdout.write(`${JSON.stringify(series ? { ...result, series } : result)}\n`);
     progress.count(result);
   }
   progress.finish();

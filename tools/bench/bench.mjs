@@ -8,8 +8,8 @@
 //   - accuracy of the int8 model against the fp32 one in onnxruntime-web (AUC, max |delta P(OA)|);
 //   - in the built app, per model: cold and warm start, bytes served, end-to-end time per image (224-px
 //     PNG, a whole 2180x2660 bilateral radiograph JPEG, 640x161 RGB PNG, 2048x2048 16-bit PNG) with the glue
-//     overhead around inference, the C++ core's preprocessing against a canvas + JavaScript baseline, peak
-//     memory and batch throughput.
+//     overhead around inference, and a whole 12-bit film as DICOM uncompressed, JPEG 2000 and JPEG Lossless; the
+//     C++ core's preprocessing against a canvas + JavaScript baseline, peak memory and batch throughput.
 // Inputs come from the shared datasets; the 2048x2048 16-bit file is derived from one of them into
 // build/bench/, with everything else the benchmark builds (models, app copies).
 
@@ -55,6 +55,8 @@ const TARGETS = {
   coldStartMs: 3000,
   modelTransferBytes: 25e6,
   memoryPerModelByte: 3,
+  // Decoding a compressed film in the codec adds to the core's own work on the same pixels.
+  compressedFilmVsUncompressed: 1.5,
 };
 
 const USAGE = `usage: tools/oac bench [--quick] [--out DIR] [--model CARD_OR_ONNX]
@@ -112,6 +114,34 @@ const IMAGE_LABELS = {
   bilateral: '640x161 RGB PNG (two knees)',
   large: '2048x2048 16-bit PNG',
 };
+
+// The whole bilateral radiograph as a hospital exports it (12-bit DICOM), measured end to end only.
+const FILM_LABELS = {
+  uncompressed: '2180x2660 12-bit DICOM, uncompressed',
+  j2k: '2180x2660 12-bit DICOM, JPEG 2000 lossless',
+  lossless: '2180x2660 12-bit DICOM, JPEG Lossless SV1',
+};
+
+/** The films of tests/support/make_codec_fixtures.py (DCMTK and GDCM), made once into build/bench/codecs/. */
+async function compressedFilms() {
+  const folder = path.join(TMP, 'codecs');
+  const manifestPath = path.join(folder, 'codecs.json');
+  if (!existsSync(manifestPath)) {
+    log('making the 12-bit DICOM films with DCMTK and GDCM');
+    await run(PYTHON, [path.join(REPO_ROOT, 'tests', 'support', 'make_codec_fixtures.py'), '--out', folder]);
+  }
+  const { films } = JSON.parse(readFileSync(manifestPath, 'utf8'));
+  const film = (syntax) => {
+    const found = films.find((entry) => entry.syntax === syntax);
+    if (!found) throw new Error(`no film in ${syntax} in ${manifestPath}; are the datasets there?`);
+    return path.join(folder, found.file);
+  };
+  return {
+    [FILM_LABELS.uncompressed]: film('1.2.840.10008.1.2.1'),
+    [FILM_LABELS.j2k]: film('1.2.840.10008.1.2.4.90'),
+    [FILM_LABELS.lossless]: film('1.2.840.10008.1.2.4.70'),
+  };
+}
 
 /** A 2048x2048 16-bit grey PNG derived from a real knee (upsampled, with sensor-like noise). */
 async function largeSixteenBitImage() {
@@ -249,7 +279,7 @@ async function measureAccuracy({ models, settings }) {
   return { files: files.length, positives: files.filter((entry) => entry.positive).length, labels: 'KL>=2 vs KL0 (KL1 left out)', models: accuracy };
 }
 
-async function measureBrowser({ id, model, images, batchFiles, settings }) {
+async function measureBrowser({ id, model, images, films, batchFiles, settings }) {
   const dist = path.join(TMP, `app-${id}`);
   log(`browser (${id}): building the app into ${path.relative(REPO_ROOT, dist)}`);
   const built = await buildWeb({ out: dist, model });
@@ -259,6 +289,7 @@ async function measureBrowser({ id, model, images, batchFiles, settings }) {
     modelFile: located.card.model_file,
     modelBytes: located.card.bytes,
     images,
+    films,
     batchFiles,
     warmup: settings.warmup,
     repeats: settings.browserRepeats,
@@ -271,11 +302,11 @@ async function measureBrowser({ id, model, images, batchFiles, settings }) {
 // ---------------------------------------------------------------------------------------------
 // Summaries
 
-function summarizeBrowser(raw, images) {
+function summarizeBrowser(raw, inputs) {
   const endToEnd = Object.fromEntries(Object.entries(raw.endToEnd).map(([label, runs]) => {
     const { knees } = runs[0];
     return [label, {
-      file: path.basename(images[label]),
+      file: path.basename(inputs[label]),
       knees,
       endToEndMs: summarize(runs.map((r) => r.endToEnd)),
       perKneeMs: summarize(runs.map((r) => r.endToEnd / knees)),
@@ -334,7 +365,11 @@ function targetChecks(browser, fastest) {
     ['warm end-to-end per knee (224-px PNG)', single.perKneeMs.median, `<= ${TARGETS.endToEndPerKneeMs} ms`, (v) => v <= TARGETS.endToEndPerKneeMs, 'ms'],
     ...(whole ? [['whole bilateral radiograph end to end / two single crops', whole.endToEndMs.median / (2 * single.endToEndMs.median),
       `<= ${TARGETS.wholeRadiographVsTwoCrops}x`, (v) => v <= TARGETS.wholeRadiographVsTwoCrops, 'x']] : []),
-    ...labels.map((label) => [`glue overhead, ${label}`, app.endToEnd[label].glueOverhead.median,
+    ...[FILM_LABELS.j2k, FILM_LABELS.lossless].filter((label) => app.endToEnd[label] && app.endToEnd[FILM_LABELS.uncompressed])
+      .map((label) => [`${label.replace(/^.*, /, '')} film end to end / uncompressed`,
+        app.endToEnd[label].endToEndMs.median / app.endToEnd[FILM_LABELS.uncompressed].endToEndMs.median,
+        `<= ${TARGETS.compressedFilmVsUncompressed}x`, (v) => v <= TARGETS.compressedFilmVsUncompressed, 'x']),
+    ...labels.filter((label) => !Object.values(FILM_LABELS).includes(label)).map((label) => [`glue overhead, ${label}`, app.endToEnd[label].glueOverhead.median,
       `<= ${TARGETS.glueOverhead * 100}% of inference`, (v) => v <= TARGETS.glueOverhead, '%']),
     ['C++ WASM preprocessing speed-up over JS (2048x2048 16-bit)', large.speedup, `>= ${TARGETS.preprocessingSpeedup}x`, (v) => v >= TARGETS.preprocessingSpeedup, 'x'],
     ['cold start on loopback', app.start.coldMs, `<= ${TARGETS.coldStartMs} ms`, (v) => v <= TARGETS.coldStartMs, 'ms'],
@@ -525,18 +560,19 @@ async function main(options) {
     [IMAGE_LABELS.bilateral]: SAMPLES.bilateral,
     [IMAGE_LABELS.large]: await largeSixteenBitImage(),
   };
+  const films = await compressedFilms();
   const batchFiles = spread(validationRows().filter((row) => existsSync(row.file)), settings.batchFiles).map((row) => row.file);
 
   const inference = await measureInference({ models, sample: SAMPLES.single, settings, quick: options.quick });
   const accuracy = await measureAccuracy({ models, settings });
   const browserRaw = [];
   for (const id of ['fp32', 'int8']) {
-    browserRaw.push(await measureBrowser({ id, model: models[id], images, batchFiles, settings }));
+    browserRaw.push(await measureBrowser({ id, model: models[id], images, films, batchFiles, settings }));
   }
   if (options.compare) {
-    browserRaw.push(await measureBrowser({ id: COMPARED, model: options.compare, images, batchFiles, settings }));
+    browserRaw.push(await measureBrowser({ id: COMPARED, model: options.compare, images, films, batchFiles, settings }));
   }
-  const browser = browserRaw.map((raw) => summarizeBrowser(raw, images));
+  const browser = browserRaw.map((raw) => summarizeBrowser(raw, { ...images, ...films }));
   const fastest = browser.filter((app) => app.id !== COMPARED).reduce((best, app) => (Object.values(app.endToEnd)[0].endToEndMs.median
     < Object.values(best.endToEnd)[0].endToEndMs.median ? app : best)).id;
 

@@ -162,7 +162,13 @@ async function baselineMemory(url) {
  * Measures the app built in `dist`. images: { label: file } for end-to-end and preprocessing;
  * batchFiles: paths for the throughput run. Returns the raw measurements (bench.mjs summarises).
  */
-export async function measureApp({ dist, modelFile, modelBytes, images, batchFiles, warmup, repeats, warmStarts, log }) {
+function mediaType(file) {
+  if (/\.jpe?g$/i.test(file)) return 'image/jpeg';
+  return /\.dcm$/i.test(file) ? 'application/dicom' : 'image/png';
+}
+
+export async function measureApp({ dist, modelFile, modelBytes, images, films = {}, batchFiles, warmup, repeats, warmStarts,
+  log }) {
   const server = await serveApp({ root: dist });
   const prefix = new URL(server.url).pathname;
   try {
@@ -187,15 +193,17 @@ export async function measureApp({ dist, modelFile, modelBytes, images, batchFil
         warmBytes = { total: warmBytes.total + served.total, model: warmBytes.model + served.model };
       }
 
-      for (const [label, file] of Object.entries(images)) {
+      // Films (DICOM) are measured end to end only: the JavaScript preprocessing baseline reads what a canvas does.
+      const inputs = { ...images, ...films };
+      for (const [label, file] of Object.entries(inputs)) {
         const base64 = (await readFile(file)).toString('base64');
-        await page.evaluate(({ name, data, fileName }) => {
+        await page.evaluate(({ name, data, fileName, type }) => {
           const bytes = Uint8Array.from(atob(data), (char) => char.charCodeAt(0));
-          window.oacBench.files[name] = new File([bytes], fileName, { type: /\.jpe?g$/i.test(fileName) ? 'image/jpeg' : 'image/png' });
-        }, { name: label, data: base64, fileName: path.basename(file) });
+          window.oacBench.files[name] = new File([bytes], fileName, { type });
+        }, { name: label, data: base64, fileName: path.basename(file), type: mediaType(file) });
       }
       const endToEnd = {};
-      for (const label of Object.keys(images)) {
+      for (const label of Object.keys(inputs)) {
         log(`browser: end to end, ${label}`);
         const runs = [];
         for (let run = 0; run < warmup + repeats; run += 1) {

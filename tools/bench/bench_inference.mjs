@@ -73,7 +73,7 @@ async function createClassifier(runtime, coreModule, model, sessionOptions, knee
 
 async function timeInference(runtime, coreModule, job, { id, model, sessionOptions = {} }) {
   const { classifier, createMs, inputSize } = await createClassifier(runtime, coreModule, model, sessionOptions);
-  const prepared = classifier.prepare(new Uint8Array(await readFile(job.sample)));
+  const prepared = await classifier.prepare(new Uint8Array(await readFile(job.sample)));
   if (!prepared.ok) throw new Error(`${job.sample}: ${prepared.error}`);
   const tensors = [prepared.knees[0].tensor];
   const times = [];

@@ -40,6 +40,28 @@ struct PrepareOutcome {
   val knees = val::array();  // KneeInfo objects
   val pixel_spacing_mm = val::null();  // [between rows, between columns] in mm, from DICOM; null when unknown
   std::string laterality;              // "L", "R", "B", "U" from DICOM, or ""
+  int frames = 1;                      // a DICOM's Number of Frames; frame 1 is the one prepared
+  // The transfer syntax UID of a DICOM whose frame a codec outside the core must decode (then ok is false):
+  // compressedFrame() hands out the frame, prepareDecoded() takes the codec's samples.
+  std::string codec_syntax;
+};
+
+// Frame 1 of a DICOM that an outside codec decodes (oac::CompressedFrame): codestream is a Uint8Array view
+// of the module heap, valid until the next compressedFrame call.
+struct CompressedFrameOutcome {
+  bool ok = false;
+  std::string error;
+  std::string transfer_syntax;
+  std::string syntax_name;
+  val codestream = val::null();
+  int rows = 0;
+  int columns = 0;
+  int samples_per_pixel = 0;
+  int bits_allocated = 0;
+  int bits_stored = 0;
+  bool is_signed = false;
+  std::string photometric;
+  int frames = 0;
 };
 
 // An RGBA picture in the module heap: rgba is a Uint8Array view of width * height * 4 bytes, valid
@@ -86,6 +108,37 @@ val view_of(const std::vector<T>& values) {
   return val(typed_memory_view(values.size(), values.data()));
 }
 
+// A DICOM header's facts for sorting a folder of files (a patient's CD); ok false with `error` for a file that is
+// not a readable DICOM file.
+struct DicomFactsOutcome {
+  bool ok = false;
+  std::string error;
+  oac::DicomFacts facts;
+};
+
+DicomFactsOutcome describe_dicom(const val& bytes) {
+  DicomFactsOutcome outcome;
+  const std::optional<val> byte_array = as_byte_array(bytes);
+  if (!byte_array) {
+    outcome.error = "describeDicom() needs the file contents as a Uint8Array or ArrayBuffer.";
+    return outcome;
+  }
+  const auto size = (*byte_array)["length"].as<size_t>();
+  if (const std::optional<oac::Error> problem = oac::check_file_size(size)) {
+    outcome.error = problem->message;
+    return outcome;
+  }
+  const std::vector<uint8_t> data = copy_to_heap(*byte_array, size);
+  oac::Result<oac::DicomFacts> described = oac::describe_dicom(data.data(), data.size());
+  if (described) {
+    outcome.ok = true;
+    outcome.facts = std::move(described).value();
+  } else {
+    outcome.error = described.error().message;
+  }
+  return outcome;
+}
+
 // The core's sentence for a file of `bytes` it would refuse for its size, or "": the page asks before
 // it reads a file, so the limit and its wording live in the core alone.
 std::string file_size_problem(double bytes) {
@@ -109,45 +162,59 @@ class Core {
   }
 
   PrepareOutcome prepare(const val& bytes) {
-    image_.reset();
-    by_hand_.clear();
-    display_.reset();
     PrepareOutcome outcome;
-    if (!spec_) {
-      outcome.error = card_error_;
+    const std::optional<std::vector<uint8_t>> data = file_in_heap(bytes, "prepare()", outcome.error);
+    if (!data) return outcome;
+    // A file whose frame a codec must decode fails below with the core's own refusal; codec_syntax says which.
+    outcome.codec_syntax = oac::outside_codec_syntax(data->data(), data->size());
+    return adopt(oac::prepare_image(data->data(), data->size(), spec_->preprocess), std::move(outcome));
+  }
+
+  CompressedFrameOutcome compressed_frame(const val& bytes) {
+    CompressedFrameOutcome outcome;
+    codestream_.clear();
+    const std::optional<std::vector<uint8_t>> data = file_in_heap(bytes, "compressedFrame()", outcome.error);
+    if (!data) return outcome;
+    oac::Result<oac::CompressedFrame> found = oac::compressed_frame(data->data(), data->size());
+    if (!found) {
+      outcome.error = found.error().message;
       return outcome;
     }
-    const std::optional<val> byte_array = as_byte_array(bytes);
-    if (!byte_array) {
-      outcome.error = "prepare() needs the file contents as a Uint8Array or ArrayBuffer.";
-      return outcome;
-    }
-    // Checked before the copy so an oversized file never reaches the heap.
-    const auto size = (*byte_array)["length"].as<size_t>();
-    if (const std::optional<oac::Error> problem = oac::check_file_size(size)) {
-      outcome.error = problem->message;
-      return outcome;
-    }
-    const std::vector<uint8_t> data = copy_to_heap(*byte_array, size);
-    oac::Result<oac::PreparedImage> prepared = oac::prepare_image(data.data(), data.size(), spec_->preprocess);
-    if (!prepared) {
-      outcome.error = prepared.error().message;
-      return outcome;
-    }
-    image_ = std::move(prepared).value();
-    by_hand_.assign(image_->knees.size(), false);
-    outcome.width = image_->windowed.width;
-    outcome.height = image_->windowed.height;
-    for (size_t i = 0; i < image_->knees.size(); ++i) outcome.knees.call<void>("push", knee_info(i));
-    if (image_->knees.empty()) outcome.notice = oac::kNoKneeFound;
-    const oac::ImageMetadata& metadata = image_->metadata;
-    if (metadata.pixel_spacing_mm) {
-      outcome.pixel_spacing_mm = val::array();
-      for (const double millimetres : *metadata.pixel_spacing_mm) outcome.pixel_spacing_mm.call<void>("push", millimetres);
-    }
-    outcome.laterality = metadata.laterality;
+    oac::CompressedFrame& frame = found.value();
+    codestream_ = std::move(frame.codestream);
     outcome.ok = true;
+    outcome.transfer_syntax = frame.transfer_syntax_uid;
+    outcome.syntax_name = frame.syntax_name;
+    outcome.codestream = view_of(codestream_);
+    outcome.rows = frame.rows;
+    outcome.columns = frame.columns;
+    outcome.samples_per_pixel = frame.samples_per_pixel;
+    outcome.bits_allocated = frame.bits_allocated;
+    outcome.bits_stored = frame.bits_stored;
+    outcome.is_signed = frame.is_signed;
+    outcome.photometric = frame.photometric;
+    outcome.frames = frame.frames;
     return outcome;
+  }
+
+  // prepare() of a file compressedFrame() described, with `samples` (a Uint16Array) as its codec decoded
+  // frame 1: the core applies the modality LUT, MONOCHROME1, the VOI window and the rest as for any file.
+  PrepareOutcome prepare_decoded(const val& bytes, const val& samples) {
+    PrepareOutcome outcome;
+    const std::optional<std::vector<uint8_t>> data = file_in_heap(bytes, "prepareDecoded()", outcome.error);
+    if (!data) return outcome;
+    if (!samples.instanceof(val::global("Uint16Array"))) {
+      outcome.error = "prepareDecoded() needs the decoded samples as a Uint16Array.";
+      return outcome;
+    }
+    std::vector<uint16_t> decoded(samples["length"].as<size_t>());
+    val(typed_memory_view(decoded.size(), decoded.data())).call<void>("set", samples);
+    oac::Result<oac::RawImage> raw = oac::decode_dicom_with_frame(data->data(), data->size(), decoded);
+    if (!raw) {
+      outcome.error = raw.error().message;
+      return outcome;
+    }
+    return adopt(oac::prepare_decoded(raw.value(), spec_->preprocess), std::move(outcome));
   }
 
   // Crops knee `index` from the box a person set (made square, moved inside the picture) and
@@ -269,6 +336,53 @@ class Core {
 
   bool has_knee(size_t index) const { return image_ && index < image_->knees.size(); }
 
+  // Forgets the last image and copies the file into the heap; nullopt with `error` set for a bad card,
+  // something other than bytes, or a file the core refuses for its size (checked before the copy, so an
+  // oversized file never reaches the heap).
+  std::optional<std::vector<uint8_t>> file_in_heap(const val& bytes, const char* call, std::string& error) {
+    image_.reset();
+    by_hand_.clear();
+    display_.reset();
+    if (!spec_) {
+      error = card_error_;
+      return std::nullopt;
+    }
+    const std::optional<val> byte_array = as_byte_array(bytes);
+    if (!byte_array) {
+      error = std::string(call) + " needs the file contents as a Uint8Array or ArrayBuffer.";
+      return std::nullopt;
+    }
+    const auto size = (*byte_array)["length"].as<size_t>();
+    if (const std::optional<oac::Error> problem = oac::check_file_size(size)) {
+      error = problem->message;
+      return std::nullopt;
+    }
+    return copy_to_heap(*byte_array, size);
+  }
+
+  // The prepared image becomes the core's, for setBox(), the views and tensor().
+  PrepareOutcome adopt(oac::Result<oac::PreparedImage> prepared, PrepareOutcome outcome) {
+    if (!prepared) {
+      outcome.error = prepared.error().message;
+      return outcome;
+    }
+    image_ = std::move(prepared).value();
+    by_hand_.assign(image_->knees.size(), false);
+    outcome.width = image_->windowed.width;
+    outcome.height = image_->windowed.height;
+    for (size_t i = 0; i < image_->knees.size(); ++i) outcome.knees.call<void>("push", knee_info(i));
+    if (image_->knees.empty()) outcome.notice = oac::kNoKneeFound;
+    const oac::ImageMetadata& metadata = image_->metadata;
+    if (metadata.pixel_spacing_mm) {
+      outcome.pixel_spacing_mm = val::array();
+      for (const double millimetres : *metadata.pixel_spacing_mm) outcome.pixel_spacing_mm.call<void>("push", millimetres);
+    }
+    outcome.laterality = metadata.laterality;
+    outcome.frames = metadata.frames;
+    outcome.ok = true;
+    return outcome;
+  }
+
   val knee_info(size_t index) const {
     const oac::PreparedKnee& knee = image_->knees[index];
     val box = val::array();
@@ -288,6 +402,7 @@ class Core {
   std::vector<bool> by_hand_;
   std::vector<uint8_t> rgba_;
   std::vector<float> self_test_tensor_;
+  std::vector<uint8_t> codestream_;
 
   // The page asks for the grey view and the heatmap of a knee in turn; one resize serves both.
   const oac::GrayImage& display_crop(size_t index, int max_side) {
@@ -331,7 +446,23 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .field("notice", &PrepareOutcome::notice)
       .field("knees", &PrepareOutcome::knees)
       .field("pixel_spacing_mm", &PrepareOutcome::pixel_spacing_mm)
-      .field("laterality", &PrepareOutcome::laterality);
+      .field("laterality", &PrepareOutcome::laterality)
+      .field("frames", &PrepareOutcome::frames)
+      .field("codec_syntax", &PrepareOutcome::codec_syntax);
+  value_object<CompressedFrameOutcome>("CompressedFrameOutcome")
+      .field("ok", &CompressedFrameOutcome::ok)
+      .field("error", &CompressedFrameOutcome::error)
+      .field("transfer_syntax", &CompressedFrameOutcome::transfer_syntax)
+      .field("syntax_name", &CompressedFrameOutcome::syntax_name)
+      .field("codestream", &CompressedFrameOutcome::codestream)
+      .field("rows", &CompressedFrameOutcome::rows)
+      .field("columns", &CompressedFrameOutcome::columns)
+      .field("samples_per_pixel", &CompressedFrameOutcome::samples_per_pixel)
+      .field("bits_allocated", &CompressedFrameOutcome::bits_allocated)
+      .field("bits_stored", &CompressedFrameOutcome::bits_stored)
+      .field("is_signed", &CompressedFrameOutcome::is_signed)
+      .field("photometric", &CompressedFrameOutcome::photometric)
+      .field("frames", &CompressedFrameOutcome::frames);
   value_object<RgbaView>("RgbaView")
       .field("width", &RgbaView::width)
       .field("height", &RgbaView::height)
@@ -349,11 +480,29 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .field("kl_grade", &InterpretOutcome::kl_grade)
       .field("kl_set", &InterpretOutcome::kl_set)
       .field("in_distribution", &InterpretOutcome::in_distribution);
+  value_object<oac::DicomFacts>("DicomFacts")
+      .field("sop_class_uid", &oac::DicomFacts::sop_class_uid)
+      .field("modality", &oac::DicomFacts::modality)
+      .field("body_part", &oac::DicomFacts::body_part)
+      .field("study_instance_uid", &oac::DicomFacts::study_instance_uid)
+      .field("study_description", &oac::DicomFacts::study_description)
+      .field("series_instance_uid", &oac::DicomFacts::series_instance_uid)
+      .field("series_description", &oac::DicomFacts::series_description)
+      .field("series_number", &oac::DicomFacts::series_number)
+      .field("instance_number", &oac::DicomFacts::instance_number)
+      .field("has_pixel_data", &oac::DicomFacts::has_pixel_data);
+  value_object<DicomFactsOutcome>("DicomFactsOutcome")
+      .field("ok", &DicomFactsOutcome::ok)
+      .field("error", &DicomFactsOutcome::error)
+      .field("facts", &DicomFactsOutcome::facts);
+  function("describeDicom", &describe_dicom);
   function("fileSizeProblem", &file_size_problem);
   function("maxFileBytes", &max_file_bytes);
   class_<Core>("Core")
       .constructor<std::string>()
       .function("prepare", &Core::prepare)
+      .function("compressedFrame", &Core::compressed_frame)
+      .function("prepareDecoded", &Core::prepare_decoded)
       .function("tensor", &Core::tensor)
       .function("crop", &Core::crop)
       .function("selfTestTensor", &Core::self_test_tensor)

@@ -7,6 +7,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,14 +34,14 @@ constexpr TransferSyntax kTransferSyntaxes[] = {
     // 8-bit extended JPEG is what stb_image calls baseline; 12-bit is refused after the header is read.
     {"1.2.840.10008.1.2.4.51", "JPEG Extended", kExplicitLittle, PixelCoding::jpeg},
     {"1.2.840.10008.1.2.1.98", "Encapsulated Uncompressed", kExplicitLittle, PixelCoding::unsupported},
-    {"1.2.840.10008.1.2.4.57", "JPEG Lossless", kExplicitLittle, PixelCoding::unsupported},
-    {"1.2.840.10008.1.2.4.70", "JPEG Lossless (first-order prediction)", kExplicitLittle, PixelCoding::unsupported},
-    {"1.2.840.10008.1.2.4.80", "JPEG-LS Lossless", kExplicitLittle, PixelCoding::unsupported},
-    {"1.2.840.10008.1.2.4.81", "JPEG-LS Near-Lossless", kExplicitLittle, PixelCoding::unsupported},
-    {"1.2.840.10008.1.2.4.90", "JPEG 2000 Lossless", kExplicitLittle, PixelCoding::unsupported},
-    {"1.2.840.10008.1.2.4.91", "JPEG 2000", kExplicitLittle, PixelCoding::unsupported},
-    {"1.2.840.10008.1.2.4.92", "JPEG 2000 Multi-component Lossless", kExplicitLittle, PixelCoding::unsupported},
-    {"1.2.840.10008.1.2.4.93", "JPEG 2000 Multi-component", kExplicitLittle, PixelCoding::unsupported},
+    {"1.2.840.10008.1.2.4.57", "JPEG Lossless", kExplicitLittle, PixelCoding::outside},
+    {"1.2.840.10008.1.2.4.70", "JPEG Lossless (first-order prediction)", kExplicitLittle, PixelCoding::outside},
+    {"1.2.840.10008.1.2.4.80", "JPEG-LS Lossless", kExplicitLittle, PixelCoding::outside},
+    {"1.2.840.10008.1.2.4.81", "JPEG-LS Near-Lossless", kExplicitLittle, PixelCoding::outside},
+    {"1.2.840.10008.1.2.4.90", "JPEG 2000 Lossless", kExplicitLittle, PixelCoding::outside},
+    {"1.2.840.10008.1.2.4.91", "JPEG 2000", kExplicitLittle, PixelCoding::outside},
+    {"1.2.840.10008.1.2.4.92", "JPEG 2000 Multi-component Lossless", kExplicitLittle, PixelCoding::outside},
+    {"1.2.840.10008.1.2.4.93", "JPEG 2000 Multi-component", kExplicitLittle, PixelCoding::outside},
     {"1.2.840.10008.1.2.4.94", "JPIP Referenced", kExplicitLittle, PixelCoding::unsupported},
     {"1.2.840.10008.1.2.4.95", "JPIP Referenced Deflate", kExplicitLittle, PixelCoding::unsupported},
     {"1.2.840.10008.1.2.4.100", "MPEG-2 video", kExplicitLittle, PixelCoding::unsupported},
@@ -55,9 +56,9 @@ constexpr TransferSyntax kTransferSyntaxes[] = {
     {"1.2.840.10008.1.2.4.110", "JPEG XL Lossless", kExplicitLittle, PixelCoding::unsupported},
     {"1.2.840.10008.1.2.4.111", "JPEG XL JPEG Recompression", kExplicitLittle, PixelCoding::unsupported},
     {"1.2.840.10008.1.2.4.112", "JPEG XL", kExplicitLittle, PixelCoding::unsupported},
-    {"1.2.840.10008.1.2.4.201", "High-Throughput JPEG 2000 Lossless", kExplicitLittle, PixelCoding::unsupported},
-    {"1.2.840.10008.1.2.4.202", "High-Throughput JPEG 2000 Lossless", kExplicitLittle, PixelCoding::unsupported},
-    {"1.2.840.10008.1.2.4.203", "High-Throughput JPEG 2000", kExplicitLittle, PixelCoding::unsupported},
+    {"1.2.840.10008.1.2.4.201", "High-Throughput JPEG 2000 Lossless", kExplicitLittle, PixelCoding::outside},
+    {"1.2.840.10008.1.2.4.202", "High-Throughput JPEG 2000 Lossless", kExplicitLittle, PixelCoding::outside},
+    {"1.2.840.10008.1.2.4.203", "High-Throughput JPEG 2000", kExplicitLittle, PixelCoding::outside},
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -155,28 +156,73 @@ const TransferSyntax* find_transfer_syntax(const std::string& uid) {
   return nullptr;
 }
 
-Result<RawImage> decode_data_set(const DataSetReader& reader, size_t at, PixelCoding coding, const Limits& limits) {
+struct ImageHeader {
+  ImageAttributes attributes;
+  PixelLayout layout;
+};
+
+Result<ImageHeader> read_image_header(const DataSetReader& reader, size_t at, PixelCoding coding, const Limits& limits) {
   if (at >= reader.size()) return truncated();
   Result<ImageAttributes> read = read_attributes(reader, at);
   if (!read) return read.error();
-  const ImageAttributes& attributes = read.value();
-  if (!attributes.pixel_data) {
+  if (!read.value().pixel_data) {
     return Error{"The DICOM file contains no image: it has no Pixel Data (it may be a report, a presentation state "
                  "or a directory)."};
   }
-  Result<PixelLayout> read_layout_result = read_layout(attributes, reader.encoding().order, limits);
-  if (!read_layout_result) return read_layout_result.error();
-  PixelLayout layout = read_layout_result.value();
-  const bool colour_transformed = layout.photometric == "YBR_FULL" || layout.photometric == "YBR_FULL_422";
-  if (colour_transformed && coding != PixelCoding::jpeg) {
-    return unsupported("stores uncompressed colour as " + layout.photometric + " instead of RGB");
+  Result<PixelLayout> layout = read_layout(read.value(), reader.encoding().order, limits);
+  if (!layout) return layout.error();
+  const std::string& photometric = layout.value().photometric;
+  const bool colour_transformed = photometric == "YBR_FULL" || photometric == "YBR_FULL_422";
+  // A codec hands colour back as RGB; only uncompressed YBR would need the transform here.
+  if (colour_transformed && coding != PixelCoding::jpeg && coding != PixelCoding::outside) {
+    return unsupported("stores uncompressed colour as " + photometric + " instead of RGB");
   }
+  return ImageHeader{std::move(read).value(), std::move(layout).value()};
+}
 
-  Result<StoredSamples> samples = first_frame_samples(reader, *attributes.pixel_data, coding, layout, limits);
+Result<RawImage> decode_data_set(const DataSetReader& reader, size_t at, PixelCoding coding, const Limits& limits) {
+  Result<ImageHeader> header = read_image_header(reader, at, coding, limits);
+  if (!header) return header.error();
+  PixelLayout& layout = header.value().layout;
+  Result<StoredSamples> samples = first_frame_samples(reader, *header.value().attributes.pixel_data, coding, layout, limits);
   if (!samples) return samples.error();
-  RawImage image = display_image(std::move(samples).value(), layout, attributes);
-  image.metadata = read_metadata(attributes);
+  RawImage image = display_image(std::move(samples).value(), layout, header.value().attributes);
+  image.metadata = read_metadata(header.value().attributes);
+  image.metadata.frames = layout.frames;
   return image;
+}
+
+// A file whose frames an outside codec decodes: its syntax and where its data set starts.
+struct OutsideCodecFile {
+  const TransferSyntax* syntax = nullptr;
+  size_t data_set_at = 0;
+};
+
+std::optional<OutsideCodecFile> open_outside_codec_file(const uint8_t* data, size_t size) {
+  if (data == nullptr || !looks_like_dicom(data, size)) return std::nullopt;
+  Result<FileStart> start = read_file_meta({data, size});
+  if (!start) return std::nullopt;
+  const TransferSyntax* syntax = find_transfer_syntax(start.value().transfer_syntax_uid);
+  if (syntax == nullptr || syntax->coding != PixelCoding::outside) return std::nullopt;
+  return OutsideCodecFile{syntax, start.value().data_set_at};
+}
+
+// Such a file's image header, with the reader its pixel data is read through.
+struct OutsideCodecImage {
+  const TransferSyntax* syntax;
+  DataSetReader reader;
+  ImageHeader header;
+};
+
+Result<OutsideCodecImage> read_outside_codec_image(const uint8_t* data, size_t size, const Limits& limits) {
+  const std::optional<OutsideCodecFile> file = open_outside_codec_file(data, size);
+  if (!file) {
+    return Error{"This file is not a DICOM image compressed with JPEG Lossless, JPEG-LS, JPEG 2000 or HTJ2K."};
+  }
+  const DataSetReader reader({data, size}, file->syntax->encoding);
+  Result<ImageHeader> header = read_image_header(reader, file->data_set_at, PixelCoding::outside, limits);
+  if (!header) return header.error();
+  return OutsideCodecImage{file->syntax, reader, std::move(header).value()};
 }
 
 }  // namespace
@@ -204,6 +250,11 @@ Result<RawImage> decode_dicom(const uint8_t* data, size_t size, const Limits& li
   if (uid.empty()) return decode_data_set(DataSetReader(file, guess_encoding(file, data_set_at)), data_set_at, PixelCoding::native, limits);
   const TransferSyntax* syntax = find_transfer_syntax(uid);
   if (syntax == nullptr) return unsupported("uses the unknown transfer syntax " + uid);
+  if (syntax->coding == PixelCoding::outside) {
+    return Error{std::string("The DICOM file is compressed with ") + syntax->name + " (transfer syntax " + uid +
+                 "), which the page and tools/oac classify decode with their codecs; this build of the image core "
+                 "does not. " + kExportAdvice};
+  }
   if (syntax->coding == PixelCoding::unsupported) {
     return Error{std::string("The DICOM file is compressed with ") + syntax->name + " (transfer syntax " + uid +
                  "), which this app cannot decode. " + kExportAdvice};
@@ -216,6 +267,90 @@ Result<RawImage> decode_dicom(const uint8_t* data, size_t size, const Limits& li
                            limits);
   }
   return decode_data_set(DataSetReader(file, syntax->encoding), data_set_at, syntax->coding, limits);
+}
+
+Result<DicomFacts> describe_dicom(const uint8_t* data, size_t size, const Limits& limits) {
+  using namespace dicom;
+  if (data == nullptr || !looks_like_dicom(data, size)) return Error{"The file is not a DICOM file."};
+  const Bytes file{data, size};
+  Result<FileStart> start = read_file_meta(file);
+  if (!start) return start.error();
+  const std::string& uid = start.value().transfer_syntax_uid;
+  const size_t at = start.value().data_set_at;
+  const TransferSyntax* syntax = uid.empty() ? nullptr : find_transfer_syntax(uid);
+  if (!uid.empty() && syntax == nullptr) return unsupported("uses the unknown transfer syntax " + uid);
+  std::vector<uint8_t> inflated;
+  Result<ImageAttributes> read = Error{};
+  if (syntax != nullptr && syntax->coding == PixelCoding::deflated) {
+    Result<std::vector<uint8_t>> data_set = inflate({data + at, size - at}, limits);
+    if (!data_set) return data_set.error();
+    inflated = std::move(data_set).value();
+    read = read_attributes(DataSetReader({inflated.data(), inflated.size()}, syntax->encoding), 0);
+  } else {
+    const Encoding encoding = syntax != nullptr ? syntax->encoding : guess_encoding(file, at);
+    read = at < size ? read_attributes(DataSetReader(file, encoding), at) : Result<ImageAttributes>(truncated());
+  }
+  if (!read) return read.error();
+  const ImageAttributes& attributes = read.value();
+  DicomFacts facts;
+  facts.sop_class_uid = start.value().media_storage_sop_class_uid.empty() ? attributes.text(kSopClassTag)
+                                                                          : start.value().media_storage_sop_class_uid;
+  facts.modality = attributes.text(kModalityTag);
+  facts.body_part = attributes.text(kBodyPartTag);
+  facts.study_instance_uid = attributes.text(kStudyInstanceTag);
+  facts.study_description = attributes.text(kStudyDescriptionTag);
+  facts.series_instance_uid = attributes.text(kSeriesInstanceTag);
+  facts.series_description = attributes.text(kSeriesDescriptionTag);
+  // Clamped so that a nonsense number cannot overflow the int.
+  const auto whole_number = [&](uint32_t tag) {
+    return static_cast<int>(std::clamp(attributes.number(tag).value_or(0.0), -1e9, 1e9));
+  };
+  facts.series_number = whole_number(kSeriesNumberTag);
+  facts.instance_number = whole_number(kInstanceNumberTag);
+  facts.has_pixel_data = attributes.pixel_data.has_value();
+  return facts;
+}
+
+std::string outside_codec_syntax(const uint8_t* data, size_t size) {
+  const std::optional<dicom::OutsideCodecFile> file = dicom::open_outside_codec_file(data, size);
+  return file ? file->syntax->uid : std::string();
+}
+
+Result<CompressedFrame> compressed_frame(const uint8_t* data, size_t size, const Limits& limits) {
+  using namespace dicom;
+  Result<OutsideCodecImage> image = read_outside_codec_image(data, size, limits);
+  if (!image) return image.error();
+  const TransferSyntax& syntax = *image.value().syntax;
+  const PixelLayout& layout = image.value().header.layout;
+  Result<std::vector<uint8_t>> codestream = encapsulated_first_frame(
+      image.value().reader, *image.value().header.attributes.pixel_data, layout.frames, PixelCoding::outside);
+  if (!codestream) return codestream.error();
+  return CompressedFrame{syntax.uid, syntax.name, std::move(codestream).value(), layout.rows, layout.columns,
+                         layout.samples_per_pixel, layout.bits_allocated, layout.bits_stored, layout.is_signed,
+                         layout.photometric, layout.frames};
+}
+
+Result<RawImage> decode_dicom_with_frame(const uint8_t* data, size_t size, const std::vector<uint16_t>& samples,
+                                         const Limits& limits) {
+  using namespace dicom;
+  Result<OutsideCodecImage> opened = read_outside_codec_image(data, size, limits);
+  if (!opened) return opened.error();
+  const ImageAttributes& attributes = opened.value().header.attributes;
+  PixelLayout& layout = opened.value().header.layout;
+  if (samples.size() != layout.sample_count()) {
+    return Error{"The DICOM file is damaged: its compressed image decoded to " + std::to_string(samples.size()) +
+                 " samples, but its header describes " + std::to_string(layout.columns) + " x " +
+                 std::to_string(layout.rows) + " pixels with " + std::to_string(layout.samples_per_pixel) +
+                 " sample(s) each (" + std::to_string(layout.sample_count()) + ")."};
+  }
+  // Codecs hand back each value in its low bits, and colour as RGB, whatever the header's High Bit and
+  // colour model.
+  layout.high_bit = layout.bits_stored - 1;
+  if (layout.samples_per_pixel == 3) layout.photometric = "RGB";
+  RawImage image = display_image(samples, layout, attributes);
+  image.metadata = read_metadata(attributes);
+  image.metadata.frames = layout.frames;
+  return image;
 }
 
 }  // namespace oac

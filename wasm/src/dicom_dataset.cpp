@@ -17,9 +17,11 @@
 namespace oac::dicom {
 namespace {
 
-// The top-level attributes the decoder reads; all others are skipped unread.
+// The top-level attributes the decoder and describe_dicom read; all others are skipped unread.
 constexpr uint32_t kWantedTags[] = {
-    kImagerPixelSpacingTag, kLateralityTag,       kImageLateralityTag,    kSamplesPerPixelTag,
+    kSopClassTag,           kModalityTag,         kStudyDescriptionTag,   kSeriesDescriptionTag,
+    kBodyPartTag,           kStudyInstanceTag,    kSeriesInstanceTag,     kSeriesNumberTag,
+    kInstanceNumberTag,     kImagerPixelSpacingTag, kLateralityTag,       kImageLateralityTag,    kSamplesPerPixelTag,
     kPhotometricTag,        kPlanarConfigurationTag, kNumberOfFramesTag,  kRowsTag,
     kColumnsTag,            kPixelSpacingTag,     kBitsAllocatedTag,      kBitsStoredTag,
     kHighBitTag,            kPixelRepresentationTag, kWindowCenterTag,    kWindowWidthTag,
@@ -229,6 +231,9 @@ Result<FileStart> read_file_meta(Bytes file) {
     Result<size_t> end = meta.within(element.value(), at);
     if (!end) return end.error();
     if (element.value().tag == kTransferSyntaxTag) start.transfer_syntax_uid = trimmed_text(meta.value(element.value()));
+    if (element.value().tag == kMediaStorageSopClassTag) {
+      start.media_storage_sop_class_uid = trimmed_text(meta.value(element.value()));
+    }
     at = end.value();
   }
   start.data_set_at = at;

@@ -25,7 +25,17 @@ namespace oac::dicom {
 
 constexpr uint32_t make_tag(uint16_t group, uint16_t element) { return uint32_t{group} << 16 | element; }
 
+inline constexpr uint32_t kMediaStorageSopClassTag = make_tag(0x0002, 0x0002);
 inline constexpr uint32_t kTransferSyntaxTag = make_tag(0x0002, 0x0010);
+inline constexpr uint32_t kSopClassTag = make_tag(0x0008, 0x0016);
+inline constexpr uint32_t kModalityTag = make_tag(0x0008, 0x0060);
+inline constexpr uint32_t kStudyDescriptionTag = make_tag(0x0008, 0x1030);
+inline constexpr uint32_t kSeriesDescriptionTag = make_tag(0x0008, 0x103e);
+inline constexpr uint32_t kBodyPartTag = make_tag(0x0018, 0x0015);
+inline constexpr uint32_t kStudyInstanceTag = make_tag(0x0020, 0x000d);
+inline constexpr uint32_t kSeriesInstanceTag = make_tag(0x0020, 0x000e);
+inline constexpr uint32_t kSeriesNumberTag = make_tag(0x0020, 0x0011);
+inline constexpr uint32_t kInstanceNumberTag = make_tag(0x0020, 0x0013);
 inline constexpr uint32_t kImagerPixelSpacingTag = make_tag(0x0018, 0x1164);
 inline constexpr uint32_t kLateralityTag = make_tag(0x0020, 0x0060);
 inline constexpr uint32_t kImageLateralityTag = make_tag(0x0020, 0x0062);
@@ -62,7 +72,8 @@ inline constexpr Encoding kExplicitLittle{true, ByteOrder::little};
 inline constexpr Encoding kImplicitLittle{false, ByteOrder::little};
 inline constexpr Encoding kExplicitBig{true, ByteOrder::big};
 
-enum class PixelCoding { native, deflated, rle, jpeg, unsupported };
+// `outside`: decoded by a codec outside the core (oac::compressed_frame, oac::decode_dicom_with_frame).
+enum class PixelCoding { native, deflated, rle, jpeg, outside, unsupported };
 
 inline constexpr const char* kExportAdvice =
     "Export the image from your viewer as uncompressed DICOM (transfer syntax Explicit VR Little Endian) "
@@ -167,6 +178,7 @@ Result<ImageAttributes> read_attributes(const DataSetReader& reader, size_t at);
 struct FileStart {
   size_t data_set_at = 0;
   std::string transfer_syntax_uid;  // empty when the file has no meta information
+  std::string media_storage_sop_class_uid;
 };
 
 bool starts_with_dicm(const uint8_t* data, size_t size);
@@ -206,6 +218,13 @@ Result<PixelLayout> read_layout(const ImageAttributes& attributes, ByteOrder ord
 
 // The first frame's samples as stored (bits_allocated wide, interleaved).
 using StoredSamples = std::vector<uint16_t>;
+
+// Frame 1 of encapsulated Pixel Data (PS3.5 A.4), its fragments joined: a single-frame image is all its
+// fragments; with several frames, frame 1 ends at frame 2's offset in the basic offset table, or without a
+// table after one fragment (RLE) or at the fragment ending in an end-of-image / end-of-codestream marker
+// (FFD9, shared by JPEG, JPEG-LS and JPEG 2000).
+Result<std::vector<uint8_t>> encapsulated_first_frame(const DataSetReader& reader, const ElementHeader& pixel_data,
+                                                      int frames, PixelCoding coding);
 
 // The first frame of `pixel_data` in the transfer syntax's `coding` (native, RLE or JPEG). A JPEG frame comes
 // back as 8-bit RGB or grey, and `layout` is updated to say so.

@@ -42,53 +42,10 @@ Result<StoredSamples> native_samples(const DataSetReader& reader, const ElementH
   return samples;
 }
 
-bool ends_jpeg(Bytes fragment) {
+bool ends_with_end_marker(Bytes fragment) {
   // Fragments are padded to an even length, so the end-of-image marker may precede one zero byte.
   const size_t size = fragment.size - (fragment.size > 0 && fragment.data[fragment.size - 1] == 0 ? 1 : 0);
   return size >= 2 && fragment.data[size - 2] == 0xff && fragment.data[size - 1] == 0xd9;
-}
-
-// Frame 1 of encapsulated Pixel Data (PS3.5 A.4): an offset table item, then fragment items up to a
-// sequence delimiter. A single-frame image is all its fragments. With several frames, frame 1 ends at
-// frame 2's offset in the table, or without a table at a JPEG end-of-image marker (RLE stores each frame
-// in one fragment). Fragments after frame 1 are not read.
-Result<std::vector<uint8_t>> first_frame(const DataSetReader& reader, const ElementHeader& pixel_data, int frames,
-                                         PixelCoding coding) {
-  if (pixel_data.length != kUndefinedLength) {
-    return damaged("its Pixel Data is not encapsulated although the transfer syntax is compressed");
-  }
-  std::vector<uint8_t> frame;
-  bool read_offset_table = false;
-  bool any_fragment = false;
-  std::optional<uint32_t> second_frame_at;  // counted from the first fragment's item tag
-  size_t fragments_at = 0;
-  size_t at = pixel_data.value_at;
-  while (at < reader.size()) {
-    const size_t item_at = at;
-    Result<ElementHeader> item = reader.header(at);
-    if (!item) return item.error();
-    if (item.value().tag == kSequenceDelimiterTag) break;
-    if (item.value().tag != kItemTag || item.value().length == kUndefinedLength) {
-      return damaged("its encapsulated pixel data holds " + tag_name(item.value().tag) + " instead of a fragment");
-    }
-    Result<size_t> end = reader.within(item.value(), at);
-    if (!end) return end.error();
-    at = end.value();
-    const Bytes value = reader.value(item.value());
-    if (!read_offset_table) {
-      read_offset_table = true;
-      if (value.size >= 8) second_frame_at = read_u32(value.data + 4, ByteOrder::little);
-      fragments_at = at;
-      continue;
-    }
-    const bool multi_frame = frames > 1;
-    if (multi_frame && second_frame_at && item_at - fragments_at >= *second_frame_at) break;
-    any_fragment = true;
-    frame.insert(frame.end(), value.data, value.data + value.size);
-    if (multi_frame && !second_frame_at && (coding != PixelCoding::jpeg || ends_jpeg(value))) break;
-  }
-  if (!any_fragment) return damaged("its encapsulated pixel data has no fragments");
-  return frame;
 }
 
 // PS3.5 annex G: a 64-byte header of segment offsets, each segment one byte plane in PackBits.
@@ -159,6 +116,45 @@ Result<StoredSamples> jpeg_samples(const std::vector<uint8_t>& frame, PixelLayou
 
 }  // namespace
 
+Result<std::vector<uint8_t>> encapsulated_first_frame(const DataSetReader& reader, const ElementHeader& pixel_data,
+                                                      int frames, PixelCoding coding) {
+  if (pixel_data.length != kUndefinedLength) {
+    return damaged("its Pixel Data is not encapsulated although the transfer syntax is compressed");
+  }
+  std::vector<uint8_t> frame;
+  bool read_offset_table = false;
+  bool any_fragment = false;
+  std::optional<uint32_t> second_frame_at;  // counted from the first fragment's item tag
+  size_t fragments_at = 0;
+  size_t at = pixel_data.value_at;
+  while (at < reader.size()) {
+    const size_t item_at = at;
+    Result<ElementHeader> item = reader.header(at);
+    if (!item) return item.error();
+    if (item.value().tag == kSequenceDelimiterTag) break;
+    if (item.value().tag != kItemTag || item.value().length == kUndefinedLength) {
+      return damaged("its encapsulated pixel data holds " + tag_name(item.value().tag) + " instead of a fragment");
+    }
+    Result<size_t> end = reader.within(item.value(), at);
+    if (!end) return end.error();
+    at = end.value();
+    const Bytes value = reader.value(item.value());
+    if (!read_offset_table) {
+      read_offset_table = true;
+      if (value.size >= 8) second_frame_at = read_u32(value.data + 4, ByteOrder::little);
+      fragments_at = at;
+      continue;
+    }
+    const bool multi_frame = frames > 1;
+    if (multi_frame && second_frame_at && item_at - fragments_at >= *second_frame_at) break;
+    any_fragment = true;
+    frame.insert(frame.end(), value.data, value.data + value.size);
+    if (multi_frame && !second_frame_at && (coding == PixelCoding::rle || ends_with_end_marker(value))) break;
+  }
+  if (!any_fragment) return damaged("its encapsulated pixel data has no fragments");
+  return frame;
+}
+
 Result<PixelLayout> read_layout(const ImageAttributes& attributes, ByteOrder order, const Limits& limits) {
   PixelLayout layout;
   const std::optional<uint16_t> rows = attributes.unsigned_short(kRowsTag, order);
@@ -208,7 +204,7 @@ Result<StoredSamples> first_frame_samples(const DataSetReader& reader, const Ele
   if (coding == PixelCoding::jpeg && layout.bits_stored > 8) {
     return unsupported("is " + std::to_string(layout.bits_stored) + "-bit JPEG (only 8-bit JPEG is supported)");
   }
-  Result<std::vector<uint8_t>> frame = first_frame(reader, pixel_data, layout.frames, coding);
+  Result<std::vector<uint8_t>> frame = encapsulated_first_frame(reader, pixel_data, layout.frames, coding);
   if (!frame) return frame.error();
   return coding == PixelCoding::rle ? rle_samples(frame.value(), layout) : jpeg_samples(frame.value(), layout, limits);
 }

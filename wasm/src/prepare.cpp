@@ -13,17 +13,21 @@ std::vector<float> self_test_tensor(const PreprocessSpec& spec) {
   return to_tensor(GrayImage{localise.template_size, localise.template_size, localise.knee_template}, spec);
 }
 
-Result<PreparedImage> prepare_image(const uint8_t* data, size_t size, const PreprocessSpec& spec,
-                                    const Limits& limits) {
-  Result<RawImage> raw = decode(data, size, limits);
-  if (!raw) return raw.error();
-  Result<GrayImage> windowed = window_image(raw.value(), spec);
+Result<PreparedImage> prepare_decoded(const RawImage& raw, const PreprocessSpec& spec) {
+  Result<GrayImage> windowed = window_image(raw, spec);
   if (!windowed) return windowed.error();
-  PreparedImage prepared{std::move(windowed).value(), raw.value().metadata, {}};
+  PreparedImage prepared{std::move(windowed).value(), raw.metadata, {}};
   for (Knee& knee : find_knees(prepared.windowed, prepared.metadata, spec)) {
     prepared.knees.push_back(prepare_knee(std::move(knee), prepared.metadata, spec));
   }
   return prepared;
+}
+
+Result<PreparedImage> prepare_image(const uint8_t* data, size_t size, const PreprocessSpec& spec,
+                                    const Limits& limits) {
+  Result<RawImage> raw = decode(data, size, limits);
+  if (!raw) return raw.error();
+  return prepare_decoded(raw.value(), spec);
 }
 
 Result<std::vector<PreparedKnee>> prepare(const uint8_t* data, size_t size, const PreprocessSpec& spec,

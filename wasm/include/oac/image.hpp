@@ -22,6 +22,8 @@ struct ImageMetadata {
   // True for DICOM, whose photometric interpretation says which way is bright; other formats
   // carry no such fact, so the core judges their polarity from the picture.
   bool polarity_from_header = false;
+  // A DICOM's Number of Frames: the core decodes frame 1 only, and callers say so when there are more.
+  int frames = 1;
 };
 
 // A decoded file as stored: `bit_depth` is 8 or 16, samples are interleaved

@@ -90,7 +90,10 @@ struct PreparedImage {
   std::vector<PreparedKnee> knees;
 };
 
-// decode + window_image + find_knees + to_tensor.
+// window_image + find_knees + to_tensor of a decoded image.
+Result<PreparedImage> prepare_decoded(const RawImage& raw, const PreprocessSpec& spec);
+
+// decode + prepare_decoded.
 Result<PreparedImage> prepare_image(const uint8_t* data, size_t size, const PreprocessSpec& spec,
                                     const Limits& limits = {});
 

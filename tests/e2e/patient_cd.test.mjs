@@ -1,0 +1,183 @@
+// A patient's CD in the page and the CLI: tests/support/make_patient_cd.py lays out a folder as hospitals burn it
+// (DICOMDIR by dcmmkdir, files IM00000N without extensions in study/series folders, knee X-rays compressed with
+// JPEG Lossless, JPEG 2000 and JPEG-LS, a picture that is not a knee X-ray, a structured report, a presentation
+// state, a README). Chosen with the folder picker, and dropped as a folder, the page gives one result per image,
+// each knee scored as the CLI scores the same folder and as the CLI scores the uncompressed originals, a reason
+// for the picture that is not a knee X-ray, and one sentence about the report and the presentation state; offline,
+// the codecs the service worker kept on first use decode the same folder again.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  closeAppSession, openApp, openAppSession, PYTHON, REPO_ROOT, requirePrerequisites, runCli, SAMPLES, shownKnees, SLOW_MS,
+  SUITE_MS, waitForResults, WHOLE_RADIOGRAPH,
+} from './harness.mjs';
+
+const TOLERANCE = 1e-4;
+
+/** Per file shown in the page: { name, series, error, knees: [{ box, pOa }] }, each file's detail opened in turn. */
+async function shownFiles(page) {
+  const rows = await page.$$eval('#results-table tbody tr', (trs) => trs.map((tr) => ({
+    name: tr.querySelector('button').textContent,
+    series: tr.querySelector('.series')?.textContent ?? '',
+    status: tr.lastElementChild.textContent,
+  })));
+  const files = [];
+  for (const name of [...new Set(rows.map((row) => row.name))]) {
+    const row = rows.find((candidate) => candidate.name === name);
+    await page.click(`#results-table tbody tr button >> text="${name}"`);
+    await page.waitForFunction((file) => document.querySelector('#detail .file-result')?.dataset.file === file, name);
+    const knees = (await shownKnees(page)).map(({ box, pOa }) => ({ box, pOa }));
+    files.push({ name, series: row.series, error: knees.length ? '' : row.status, knees });
+  }
+  return files;
+}
+
+function assertSameKnees(shown, expected, what) {
+  assert.equal(shown.length, expected.length, `${what}: knees`);
+  shown.forEach((knee, i) => {
+    assert.deepEqual(knee.box, expected[i].box, `${what}: box of knee ${i}`);
+    assert.ok(Math.abs(knee.pOa - expected[i].p_oa) <= TOLERANCE, `${what}: P(OA) ${knee.pOa} vs ${expected[i].p_oa}`);
+  });
+}
+
+describe('a patient\'s CD', { timeout: SUITE_MS }, () => {
+  let server;
+  let browser;
+  let page;
+  let scratch;
+  let cd;
+  let manifest;
+  let cliFolder;
+  let cliOriginals;
+  let serverClosed = false;
+
+  before(async () => {
+    requirePrerequisites();
+    if (!existsSync(WHOLE_RADIOGRAPH)) throw new Error(`the datasets are needed: ${WHOLE_RADIOGRAPH} is missing`);
+    scratch = mkdtempSync(path.join(tmpdir(), 'oac-e2e-cd-'));
+    const made = spawnSync(PYTHON, [path.join(REPO_ROOT, 'tests/support/make_patient_cd.py'), '--out', scratch],
+      { encoding: 'utf8' });
+    if (made.status !== 0) throw new Error(`make_patient_cd.py failed: ${made.stderr}`);
+    manifest = JSON.parse(readFileSync(path.join(scratch, 'cd.json'), 'utf8'));
+    cd = path.join(scratch, manifest.folder);
+    cliFolder = await runCli([cd]);
+    cliOriginals = await runCli(manifest.knee_images.map((image) => path.join(scratch, image.uncompressed)));
+    ({ server, browser, page } = await openAppSession());
+  });
+
+  after(async () => {
+    await closeAppSession({ server: serverClosed ? null : server, browser });
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('the CLI walks the folder: one result per image, lossless files scored as their originals, one line on the rest', () => {
+    assert.match(cliFolder.stderr, new RegExp(`${manifest.not_images_sentence}`));
+    const byFile = new Map(cliFolder.results.map((result) => [path.relative(scratch, result.file), result]));
+    assert.deepEqual([...byFile.keys()].sort(), [...manifest.knee_images, ...manifest.not_knee].map((i) => i.file).sort());
+    manifest.knee_images.forEach((image, i) => {
+      const result = byFile.get(image.file);
+      assert.equal(result.ok, true, `${image.file}: ${result.error}`);
+      assert.match(result.series, /^KNEE BILATERAL, series \d: /);
+      assertSameKnees(result.knees.map((knee) => ({ box: knee.box, pOa: knee.p_oa })), cliOriginals.results[i].knees,
+        `${image.file} (${image.syntax})`);
+    });
+    for (const image of manifest.not_knee) assert.equal(byFile.get(image.file).ok, false);
+    assert.equal(cliFolder.code, 2, 'a file that is not a knee X-ray fails');
+  });
+
+  async function checkShown() {
+    await waitForResults(page, manifest.knee_images.length + manifest.not_knee.length);
+    assert.equal(await page.textContent('#folder-summary'), `${manifest.not_images_sentence}.`);
+    const files = await shownFiles(page);
+    const expected = [...manifest.knee_images, ...manifest.not_knee].map((image) => image.file.replace(/^CD\//, ''));
+    assert.deepEqual(files.map((file) => file.name.replace(/^CD\//, '')).sort(), expected.sort(),
+      'one result per image; DICOMDIR, README.TXT, the report and the presentation state are not among them');
+    for (const file of files) {
+      const relative = `CD/${file.name.replace(/^CD\//, '')}`;
+      const cli = cliFolder.results.find((result) => path.relative(scratch, result.file) === relative);
+      assert.equal(file.series, cli.series ?? '');
+      if (cli.ok) assertSameKnees(file.knees, cli.knees, relative);
+      else assert.equal(file.error, `Error: ${cli.error}`, relative);
+    }
+  }
+
+  it('chosen with the folder picker', { timeout: SLOW_MS }, async () => {
+    await page.setInputFiles('#folder-input', cd);
+    await checkShown();
+    assert.deepEqual(browser.problems, []);
+  });
+
+  it('dropped as a folder', { timeout: SLOW_MS }, async () => {
+    // A single file first, so that the status and the folder's sentence checked below are the drop's own.
+    await page.setInputFiles('#file-input', [SAMPLES.single]);
+    await waitForResults(page, 1);
+    assert.equal(await page.isHidden('#folder-summary'), true);
+    // A drop of a folder cannot be made by the test driver; the browser's entries for one are: the files go in
+    // through a file input, and the drop hands the page directory entries over them, as Chromium's do.
+    await page.evaluate(() => {
+      const input = document.createElement('input');
+      input.type = 'file';
+      input.id = 'test-drop-source';
+      input.webkitdirectory = true;
+      input.hidden = true;
+      document.body.append(input);
+    });
+    await page.setInputFiles('#test-drop-source', cd);
+    await page.evaluate(() => {
+      const files = Array.from(document.querySelector('#test-drop-source').files);
+      const fileEntry = (file) => ({ isFile: true, isDirectory: false, fullPath: `/${file.webkitRelativePath}`,
+        file: (resolve) => resolve(file) });
+      const directoryEntry = (prefix) => {
+        const children = new Map();
+        for (const file of files.filter((candidate) => candidate.webkitRelativePath.startsWith(`${prefix}/`))) {
+          const [child] = file.webkitRelativePath.slice(prefix.length + 1).split('/');
+          children.set(child, file.webkitRelativePath === `${prefix}/${child}` ? fileEntry(file) : directoryEntry(`${prefix}/${child}`));
+        }
+        let handedOver = false;
+        return { isFile: false, isDirectory: true, fullPath: `/${prefix}`, createReader: () => ({
+          readEntries: (resolve) => {
+            resolve(handedOver ? [] : [...children.values()]);
+            handedOver = true;
+          },
+        }) };
+      };
+      const root = files[0].webkitRelativePath.split('/')[0];
+      const dataTransfer = new DataTransfer();
+      dataTransfer.items.add(new File([], root));
+      Object.defineProperty(DataTransferItem.prototype, 'webkitGetAsEntry', { configurable: true, value: () => directoryEntry(root) });
+      document.dispatchEvent(new DragEvent('drop', { dataTransfer, bubbles: true, cancelable: true }));
+    });
+    await checkShown();
+    assert.deepEqual(browser.problems, []);
+  });
+
+  it('opens the same CD offline: the service worker kept the codecs it used', { timeout: SLOW_MS }, async () => {
+    await page.evaluate(async () => {
+      await navigator.serviceWorker.ready;
+      if (!navigator.serviceWorker.controller) {
+        await new Promise((resolve) => navigator.serviceWorker.addEventListener('controllerchange', resolve, { once: true }));
+      }
+    });
+    const kept = await page.evaluate(async () => {
+      const names = (await caches.keys()).filter((name) => name.startsWith('oac-shell-'));
+      const urls = (await Promise.all(names.map(async (name) => (await caches.open(name)).keys()))).flat();
+      return urls.map((request) => new URL(request.url).pathname.replace(/^.*\/codecs\//, 'codecs/'))
+        .filter((file) => file.startsWith('codecs/'));
+    });
+    for (const file of ['codecs/jpeg-lossless.mjs', 'codecs/openjpeg.wasm', 'codecs/charls.wasm']) {
+      assert.ok(kept.includes(file), `${file} kept (kept: ${kept.join(', ')})`);
+    }
+    assert.ok(!kept.includes('codecs/openjph.wasm'), 'a codec no file needed is not fetched');
+    await browser.context.setOffline(true);
+    await server.close();
+    serverClosed = true;
+    await openApp(page, server.url);
+    await page.setInputFiles('#folder-input', cd);
+    await checkShown();
+  });
+});
