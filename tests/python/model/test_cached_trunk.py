@@ -147,3 +147,22 @@ def test_training_fractions_are_nested():
     knees = tiny_knees(train_count=6)
     quarter, half, whole = (set(cached_trunk.training_rows(knees, f, seed=3)) for f in (0.34, 0.5, 1.0))
     assert quarter < half < whole and whole == set(np.flatnonzero(knees.split == "train"))
+
+
+def test_the_report_shows_each_run_that_has_history(tmp_path, tiny_cache, random_weights, monkeypatch):
+    _, knees, folder = tiny_cache
+    monkeypatch.setattr(cached_trunk, "STUDY_RUNS", (("heads-025", True, 0.5, 2), ("top-100", False, 1.0, 1)))
+    config = tiny_config(tmp_path, epochs=2)
+    for name, heads_only, fraction, epochs in cached_trunk.STUDY_RUNS:
+        cached_trunk.train_run(dataclasses.replace(config, run=name, heads_only=heads_only, train_fraction=fraction,
+                                                   epochs=epochs), knees, folder, random_weights)
+    (tmp_path / "runs" / "speed.json").write_text(json.dumps({
+        "batch_size": 3, "repeats": 1, "threads": 2, "load_average_before": 1.0, "load_average_after": 1.0,
+        "whole_network_augmented": 1.5, "frozen_trunk_recomputed": 2.5, "cached_trunk": 9.5, "cached_heads": 99.5}))
+    out = tmp_path / "curves.md"
+    cached_trunk.report(config, folder, out)
+    text = out.read_text()
+    assert "### heads-025: 3 training knees (50%), 2 of 2 epochs" in text
+    assert "### top-100: 6 training knees (100%), 1 of 1 epochs" in text
+    assert "| whole network, augmented on the fly (`tools/oac train`, v4's recipe) | 1.5 |" in text
+    assert "best epoch 1 of 1 run" in text  # the top regime's verdict on epochs
