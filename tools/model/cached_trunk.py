@@ -72,18 +72,25 @@ class StudyConfig:
     kl_loss_weight: float = 1.0
     kl_neighbour_smoothing: float = 0.1  # v4's
     freeze_bn_stats: bool = False   # the trained blocks' BatchNorms learn their statistics (train.py's default)
+    balanced_sampling: bool = False  # lever: an epoch draws its knees with probability 1/(count of their KL grade)
+    mixup: float = 0.0              # lever: Beta(a, a) mixing of pairs of cached inputs and of their losses; 0: off
     seed: int = 1234
     threads: int = 2
     chunk: int = 32                 # knees per trunk forward while caching (a resumed cache restarts a chunk)
     work: str = "/var/tmp/oac/study"  # cache, runs and logs: outside the work tree
 
 
-# The study: two regimes (the heads alone on the frozen network's features; the top block and the heads), each at
-# three training-set fractions trained for the same number of epochs; (name, heads_only, fraction, epochs).
+# The study, in the order it runs: two regimes (the heads alone on the frozen network's features; the top block and
+# the heads), each at three training-set fractions trained for the same number of epochs; then recipe levers, each
+# changing one setting against the run of the same regime, fraction and epochs with today's recipe.
+# (name, heads_only, fraction, epochs, settings changed). The heads regime costs seconds an epoch, the top one
+# minutes: its epochs are few so that its runs fit a session.
 STUDY_RUNS = (
-    ("heads-025", True, 0.25, 60), ("heads-050", True, 0.5, 60), ("heads-100", True, 1.0, 60),
-    ("top-025", False, 0.25, 3), ("top-050", False, 0.5, 3), ("top-100", False, 1.0, 3),
-)  # the heads regime costs seconds an epoch, the top one minutes: its epochs are few so that its runs fit a session
+    ("heads-025", True, 0.25, 60, {}), ("heads-050", True, 0.5, 60, {}), ("heads-100", True, 1.0, 60, {}),
+    ("heads-100-balanced", True, 1.0, 60, {"balanced_sampling": True}),
+    ("heads-100-mixup", True, 1.0, 60, {"mixup": 0.4}),
+    ("top-025", False, 0.25, 3, {}), ("top-050", False, 0.5, 3, {}), ("top-100", False, 1.0, 3, {}),
+)
 
 LAST_LAYER = "mixed10"
 
@@ -282,6 +289,14 @@ def training_rows(knees, fraction, seed):
     return np.sort(order[:max(1, round(fraction * len(rows)))])
 
 
+def grade_balanced(kl):
+    """Sampling probabilities that give each KL grade the same share (a knee without a grade: the mean weight)."""
+    counts = np.bincount(kl[kl >= 0], minlength=5).astype(np.float64)
+    weight = np.where(kl >= 0, 1.0 / np.maximum(counts[np.clip(kl, 0, 4)], 1), np.nan)
+    weight = np.where(np.isnan(weight), np.nanmean(weight) if np.isfinite(weight).any() else 1.0, weight)
+    return weight / weight.sum()
+
+
 @torch.no_grad()
 def validation_scores(model, cache, knees, cut, heads_only=False, batch_size=128):
     """train.py's validation scores of the knee as it is, and of the mean of its and its mirror image's logits
@@ -341,8 +356,11 @@ def train_run(config, knees, cache_dir, pretrained=PRETRAINED_PATH):
     train.log(f"run {config.run}: {len(rows)} training knees ({config.train_fraction:.0%}), views {views}, "
               f"config {json.dumps(asdict(config))}")
     while state["epoch"] < config.epochs:
+        # the epoch's order, views, mixing and dropout depend only on (seed, epoch): a resumed run repeats them
         epoch_rng = np.random.default_rng([config.seed, state["epoch"]])
-        order = epoch_rng.permutation(rows)
+        torch.manual_seed(config.seed * 1_000_033 + state["epoch"])
+        order = epoch_rng.choice(rows, len(rows), p=grade_balanced(knees.kl[rows])) if config.balanced_sampling \
+            else epoch_rng.permutation(rows)
         view_of = epoch_rng.integers(0, len(views), len(order))
         train.set_train_mode(model, config.freeze_bn_stats)
         tick, seen, losses = time.time(), 0, []
@@ -355,9 +373,18 @@ def train_run(config, knees, cache_dir, pretrained=PRETRAINED_PATH):
                 mine = np.flatnonzero(batch_views == v)
                 if len(mine):
                     features[mine] = cache.features(view, batch[mine], config.heads_only)
-            out = upper_outputs(model, features, config.cut, config.heads_only)
-            loss = train.losses(out, torch.from_numpy(knees.oa[batch]), torch.from_numpy(knees.kl[batch]), pos_weight,
-                                kl_weight, config.kl_loss_weight, config.kl_neighbour_smoothing)
+            labelled = lambda b: (torch.from_numpy(knees.oa[b]), torch.from_numpy(knees.kl[b]), pos_weight, kl_weight,
+                                  config.kl_loss_weight, config.kl_neighbour_smoothing)
+            if config.mixup > 0:
+                # mixup (Zhang et al. 2018) on what the cache holds: one weight a batch, its pairs a permutation
+                share = float(epoch_rng.beta(config.mixup, config.mixup))
+                partner = epoch_rng.permutation(len(batch))
+                out = upper_outputs(model, share * features + (1 - share) * features[partner], config.cut,
+                                    config.heads_only)
+                loss = share * train.losses(out, *labelled(batch)) + (1 - share) * train.losses(out, *labelled(batch[partner]))
+            else:
+                out = upper_outputs(model, features, config.cut, config.heads_only)
+                loss = train.losses(out, *labelled(batch))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -513,8 +540,8 @@ def report(config, cache_dir, out):
     best = {}
     for regime, what in REGIMES:
         lines += [f"## Regime *{regime}*: {what}", ""]
-        for name, heads_only, fraction, epochs in STUDY_RUNS:
-            if not name.startswith(regime + "-"):
+        for name, heads_only, fraction, epochs, changes in STUDY_RUNS:
+            if not name.startswith(regime + "-") or changes:
                 continue
             if name not in histories:
                 lines += [f"### {name}: not run", ""]
@@ -534,7 +561,7 @@ def report(config, cache_dir, out):
             lines.append("")
             b = max(history, key=lambda e: e["as_is"]["score"])
             best[name] = (b, history, planned)
-        rows = [name for name, *_ in STUDY_RUNS if name.startswith(regime + "-") and name in best]
+        rows = [name for name, *_, changes in STUDY_RUNS if name.startswith(regime + "-") and name in best and not changes]
         if rows:
             lines += [f"Best epoch of each fraction, regime *{regime}* (selected by AUC + QWK as is):", "",
                       "| run | knees | epochs run | best epoch | AUC | QWK | KL acc | AUC mirror avg | QWK mirror avg | KL acc mirror avg |",
@@ -546,8 +573,29 @@ def report(config, cache_dir, out):
                              f"{fmt(a['kl_acc'])} | {fmt(m['auc'])} | {fmt(m['qwk'])} | {fmt(m['kl_acc'])} |")
             lines += ["", f"What the curves of regime *{regime}* say (computed from the tables above):", ""]
             lines += verdicts(regime, best) + [""]
+    lines += lever_lines(histories)
     out.write_text("\n".join(lines) + "\n")
     train.log(f"wrote {out}")
+
+
+def lever_lines(histories):
+    """Each lever's best epoch against its base run's (same regime, fraction and epochs; today's recipe)."""
+    levers = [(name, heads_only, fraction, changes) for name, heads_only, fraction, _, changes in STUDY_RUNS if changes]
+    lines = ["## Recipe levers (each changes one setting; best epochs by AUC + QWK as is)", "",
+             "| run | changes | against | best epoch | AUC | QWK | KL acc | KL acc mirror avg | ΔAUC | ΔQWK | ΔKL acc |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, heads_only, fraction, changes in levers:
+        base = next(n for n, h, f, _, c in STUDY_RUNS if h == heads_only and f == fraction and not c)
+        if name not in histories or base not in histories:
+            lines.append(f"| {name} | `{json.dumps(changes)}` | {base} | not run | | | | | | | |")
+            continue
+        b = max(histories[name]["history"], key=lambda e: e["as_is"]["score"])
+        o = max(histories[base]["history"], key=lambda e: e["as_is"]["score"])
+        a, m = b["as_is"], b.get("mirror_averaged", NOT_SCORED)
+        lines.append(f"| {name} | `{json.dumps(changes)}` | {base} | {b['epoch']} | {fmt(a['auc'])} | {fmt(a['qwk'])} | "
+                     f"{fmt(a['kl_acc'])} | {fmt(m['kl_acc'])} | {a['auc'] - o['as_is']['auc']:+.3f} | "
+                     f"{a['qwk'] - o['as_is']['qwk']:+.3f} | {a['kl_acc'] - o['as_is']['kl_acc']:+.3f} |")
+    return lines + [""]
 
 
 def verdicts(regime, best):
@@ -591,9 +639,9 @@ def main(argv=None):
     if args.command == "train":
         train_run(config, knees, cache_dir)
     if args.command == "study":
-        for name, heads_only, fraction, epochs in STUDY_RUNS:
+        for name, heads_only, fraction, epochs, changes in STUDY_RUNS:
             train_run(dataclasses.replace(config, run=name, heads_only=heads_only, train_fraction=fraction,
-                                          epochs=epochs), knees, cache_dir)
+                                          epochs=epochs, **changes), knees, cache_dir)
             train.LOG_FILE = Path(config.work) / "study.log"
             report(config, cache_dir, args.out)
     if args.command == "report":
