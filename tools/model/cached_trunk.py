@@ -476,7 +476,7 @@ REGIMES = (("heads", "the OA and KL heads alone, on the pooled features of the f
            ("top", "the block above the cut and the heads, on the cached trunk output"))
 
 
-def report(config, cache_dir, out):
+def report(config, knees, cache_dir, out):
     runs_dir = Path(config.work) / "runs"
     histories = {}
     for name, *_ in STUDY_RUNS:
@@ -574,6 +574,18 @@ def report(config, cache_dir, out):
             lines += ["", f"What the curves of regime *{regime}* say (computed from the tables above):", ""]
             lines += verdicts(regime, best) + [""]
     lines += lever_lines(histories)
+    validation = int((knees.split == "val").sum())
+    lines += [
+        "## Limits", "",
+        "- The regimes are not the product's: v4 trains every layer from v3's knee-trained weights; here the layers "
+        f"through `{config.cut}` keep nsfwjs's weights, so the figures sit below v4's (`models/head-study.md`) and "
+        "answer for the layers that train, on features that never saw a knee.",
+        "- An epoch curve is one run's validation after each epoch of one cosine schedule over the planned epochs, not "
+        "separate runs of each length; the top regime's runs are short (see the epochs planned).",
+        f"- One seed, {validation} validation knees: the standard error of a KL accuracy near 0.6 is about "
+        f"{math.sqrt(0.6 * 0.4 / max(1, validation)):.3f} (binomial), so differences of that size are noise; the test split is "
+        "not read.", "",
+    ]
     out.write_text("\n".join(lines) + "\n")
     train.log(f"wrote {out}")
 
@@ -643,9 +655,9 @@ def main(argv=None):
             train_run(dataclasses.replace(config, run=name, heads_only=heads_only, train_fraction=fraction,
                                           epochs=epochs, **changes), knees, cache_dir)
             train.LOG_FILE = Path(config.work) / "study.log"
-            report(config, cache_dir, args.out)
+            report(config, knees, cache_dir, args.out)
     if args.command == "report":
-        report(config, cache_dir, args.out)
+        report(config, knees, cache_dir, args.out)
 
 
 if __name__ == "__main__":

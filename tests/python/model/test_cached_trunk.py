@@ -163,7 +163,7 @@ def test_the_report_shows_each_run_that_has_history(tmp_path, tiny_cache, random
         "batch_size": 3, "repeats": 1, "threads": 2, "load_average_before": 1.0, "load_average_after": 1.0,
         "whole_network_augmented": 1.5, "frozen_trunk_recomputed": 2.5, "cached_trunk": 9.5, "cached_heads": 99.5}))
     out = tmp_path / "curves.md"
-    cached_trunk.report(config, folder, out)
+    cached_trunk.report(config, knees, folder, out)
     text = out.read_text()
     assert "### heads-025: 3 training knees (50%), 2 of 2 epochs" in text
     assert "### top-100: 6 training knees (100%), 1 of 1 epochs" in text
@@ -171,6 +171,7 @@ def test_the_report_shows_each_run_that_has_history(tmp_path, tiny_cache, random
     assert "best epoch 1 of 1 run" in text  # the top regime's verdict on epochs
     assert "| heads-100-lever | `" + json.dumps(lever) + "` | heads-100 | 1 |" in text
     assert "### heads-100-lever" not in text  # a lever is not one of the fractions
+    assert "One seed, 4 validation knees" in text
 
 
 def test_balanced_sampling_gives_each_grade_the_same_share():
