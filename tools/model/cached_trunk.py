@@ -56,8 +56,9 @@ class StudyConfig:
     cut: str = "mixed9"             # last frozen Keras layer: its output (5x5x2048 at 224 px) is cached
     heads_only: bool = False        # train only the heads, on the pooled features of the frozen network (also cached)
     views: str = "original"         # the views an epoch picks from (comma-separated): original, mirror, draw1, draw2, ...
-                                    # (drawN: the Nth cached draw of train.augment); the validation mirrors are always
-                                    # cached too, to score as the shipped model runs
+                                    # (drawN: the Nth cached draw of train.augment)
+    mirror_validation: bool = False  # also cache the validation knees' mirror images, to score as the shipped model
+                                    # runs (mean of the two); off by default: a second trunk pass over them
     aug_jpeg: float = 0.3           # the draws' JPEG and margin shares, v4's (tools/model/runs/v4.json)
     aug_margins: float = 0.15
     run: str = "full"
@@ -164,8 +165,9 @@ class TrunkCache:
     def __init__(self, folder):
         self.folder = Path(folder)
         self.meta = json.loads((self.folder / "meta.json").read_text())
-        self.views = {name: np.load(self.folder / f"{name}.npy", mmap_mode="r") for name in self.meta["views"]}
-        self.pooled = {name: np.load(self.folder / f"{name}-pooled.npy", mmap_mode="r") for name in self.meta["views"]}
+        begun = [name for name in self.meta["views"] if (self.folder / f"{name}-pooled.npy").exists()]
+        self.views = {name: np.load(self.folder / f"{name}.npy", mmap_mode="r") for name in begun}
+        self.pooled = {name: np.load(self.folder / f"{name}-pooled.npy", mmap_mode="r") for name in begun}
 
     def covers(self, view, rows):
         """whether every one of `rows` is cached in `view` (a view is built in the order of its row list)"""
@@ -187,15 +189,16 @@ class TrunkCache:
 
 def cache_views(config, knees):
     """view name -> the knee rows the recipe needs cached, in the order they are built: every knee as it is; the
-    validation knees mirrored (to score as the shipped model runs), then the training knees too when the recipe
-    trains on mirrors; the training knees' draws of train.augment that the recipe names"""
+    validation knees mirrored (mirror_validation: to score as the shipped model runs), then the training knees too
+    when the recipe trains on mirrors; the training knees' draws of train.augment that the recipe names"""
     train_rows, val_rows = np.flatnonzero(knees.split == "train"), np.flatnonzero(knees.split == "val")
     recipe = config.views.split(",")
     unknown = [v for v in recipe if v not in ("original", "mirror") and not (v.startswith("draw") and v[4:].isdigit())]
     if unknown:
         sys.exit(f"learning-curves: unknown views {unknown}: use original, mirror, draw1, draw2, ...")
-    views = {"original": np.arange(len(knees.split)),
-             "mirror": np.concatenate([val_rows, train_rows]) if "mirror" in recipe else val_rows}
+    views = {"original": np.arange(len(knees.split))}
+    if "mirror" in recipe or config.mirror_validation:
+        views["mirror"] = np.concatenate([val_rows, train_rows]) if "mirror" in recipe else val_rows
     draws = max([int(v[4:]) for v in recipe if v.startswith("draw")], default=0)
     views.update({f"draw{d}": train_rows for d in range(1, draws + 1)})
     return views
@@ -502,8 +505,10 @@ def report(config, knees, cache_dir, out):
         "and would lend the small fractions what the rest of the data taught it.",
         "- Regimes: " + "; ".join(f"*{name}*: {what}" for name, what in REGIMES) + ".",
         f"- The trunk's output is cached as float16 per knee and view; the runs train on the views `{config.views}` "
-        "(an epoch shows each training knee once, in one of them picked at random); the validation knees' mirror "
-        "images are cached to score as the shipped model runs.",
+        "(an epoch shows each training knee once, in one of them picked at random)"
+        + ("; the validation knees' mirror images are cached to score as the shipped model runs (*mirror avg*)."
+           if config.mirror_validation else "; *mirror avg* columns are empty: the validation mirrors were not cached "
+           "(`--mirror-validation true` adds them)."),
         f"- AdamW, learning rates {config.lr_blocks:g} (block) and {config.lr_heads:g} (heads), weight decay "
         f"{config.weight_decay:g}, {config.warmup_steps} warm-up steps, one cosine over the run's epochs, "
         f"batch {config.batch_size}, dropout {config.dropout}, KL neighbour smoothing {config.kl_neighbour_smoothing}, "

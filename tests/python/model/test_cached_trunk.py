@@ -43,7 +43,7 @@ def tiny_knees(train_count=6, val_count=4):
 
 def tiny_config(tmp_path, **overrides):
     values = dict(input_size=SIZE, epochs=2, batch_size=3, warmup_steps=1, chunk=4, work=str(tmp_path),
-                  views="original,mirror,draw1")
+                  views="original,mirror,draw1", mirror_validation=True)
     values.update(overrides)
     return cached_trunk.StudyConfig(**values)
 
@@ -126,6 +126,13 @@ def test_a_tiny_run_trains_scores_and_resumes(tmp_path, tiny_cache, random_weigh
         cached_trunk.train_run(dataclasses.replace(config, lr_heads=0.5), knees, folder, random_weights)
 
 
+def test_without_validation_mirrors_a_run_scores_the_knees_as_they_are(tmp_path, random_weights):
+    config = tiny_config(tmp_path, views="original", epochs=1, heads_only=True, mirror_validation=False)
+    folder = cached_trunk.build_cache(config, tiny_knees(), SPEC, random_weights)
+    history = cached_trunk.train_run(config, tiny_knees(), folder, random_weights)
+    assert "as_is" in history[0] and "mirror_averaged" not in history[0]
+
+
 def test_a_run_refuses_views_the_cache_lacks(tmp_path, tiny_cache, random_weights):
     _, knees, folder = tiny_cache
     config = tiny_config(tmp_path, run="draws", views="original,draw2")
@@ -135,7 +142,8 @@ def test_a_run_refuses_views_the_cache_lacks(tmp_path, tiny_cache, random_weight
 
 def test_the_cache_builds_only_the_views_a_recipe_needs():
     knees = tiny_knees()
-    views = cached_trunk.cache_views(cached_trunk.StudyConfig(views="original"), knees)
+    assert list(cached_trunk.cache_views(cached_trunk.StudyConfig(views="original"), knees)) == ["original"]
+    views = cached_trunk.cache_views(cached_trunk.StudyConfig(views="original", mirror_validation=True), knees)
     assert list(views) == ["original", "mirror"] and views["mirror"].tolist() == np.flatnonzero(knees.split == "val").tolist()
     views = cached_trunk.cache_views(cached_trunk.StudyConfig(views="mirror,draw2"), knees)
     assert list(views) == ["original", "mirror", "draw1", "draw2"] and len(views["mirror"]) == len(knees.split)
