@@ -2,16 +2,16 @@
 """Cheap epochs on two cores: InceptionV3's lower trunk frozen and its output cached, the upper blocks and the
 heads trained on the cache; and the learning-curve study (training-set fraction x epochs) that runs on it.
 
-Why: a full training epoch of InceptionV3 on the 5671 training knees takes 17-27 minutes on the two shared cores,
+Why: a full training epoch of InceptionV3 on the ~5700 training knees takes 17-27 minutes on the two shared cores,
 so a study of many epochs at several data fractions does not fit a day. The trunk below `cut` is frozen (nsfwjs's
 weights, BatchNorm in inference mode), so its output for a given input never changes: it is computed once per knee
 and view and kept as float16 under `work`. An epoch then runs only the layers above the cut.
 
 Everything a knee is made of comes from train.py: the C++ core's tensors of the pinned `core` (train.load_core,
 train.load_knees), its augmentation (train.augment), its losses and class weights, its validation scores. Views
-cached per knee, as the recipe's `views` asks: the knee as the core prepares it; its mirror image (always for the
-validation knees, which are also scored as the shipped model runs, the mean of the two); draws of train.augment
-(training knees only). An epoch shows each training knee once, in one of the recipe's views picked at random. The
+cached per knee, as the recipe's `views` asks: the knee as the core prepares it; its mirror image (with
+mirror_validation, for the validation knees too, to score them as the shipped model runs, the mean of the two);
+draws of train.augment (training knees only). An epoch shows each training knee once, in one of the recipe's views picked at random. The
 cache also keeps, per knee and view, the pooled features of the untrained network above the cut, for a regime that
 trains the heads alone.
 
@@ -27,7 +27,8 @@ Commands (configuration: StudyConfig below, flags override it):
   report   models/learning-curves.md from the runs' history.json, speed.json and the cache's build log
   study    all of it in order: cache, speed, the runs of STUDY_RUNS, report (resumable: rerun the same command)
 
-usage: tools/oac learning-curves study [--work /var/tmp/oac/study] [--epochs 12] ...
+usage: tools/oac learning-curves study [--work /var/tmp/oac/study]        (the study; each run's epochs: STUDY_RUNS)
+       tools/oac learning-curves train --run NAME --train-fraction 0.5 --epochs 20 [--heads-only true] ...
 """
 import argparse
 import dataclasses
