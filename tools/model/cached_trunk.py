@@ -88,9 +88,9 @@ class StudyConfig:
 # (name, heads_only, fraction, epochs, settings changed). The heads regime costs seconds an epoch, the top one
 # minutes: its epochs are few so that its runs fit a session.
 STUDY_RUNS = (
-    ("heads-025", True, 0.25, 60, {}), ("heads-050", True, 0.5, 60, {}), ("heads-100", True, 1.0, 60, {}),
-    ("heads-100-balanced", True, 1.0, 60, {"balanced_sampling": True}),
-    ("heads-100-mixup", True, 1.0, 60, {"mixup": 0.4}),
+    ("heads-025", True, 0.25, 20, {}), ("heads-050", True, 0.5, 20, {}), ("heads-100", True, 1.0, 20, {}),
+    ("heads-100-balanced", True, 1.0, 20, {"balanced_sampling": True}),
+    ("heads-100-mixup", True, 1.0, 20, {"mixup": 0.4}),
     ("top-025", False, 0.25, 3, {}), ("top-050", False, 0.5, 3, {}), ("top-100", False, 1.0, 3, {}),
 )
 
@@ -105,6 +105,8 @@ def parse_args(argv=None):
         parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None, help=f"default {f.default!r}")
     parser.add_argument("--datasets", type=Path, default=datasets_dir())
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "learning-curves.md")
+    parser.add_argument("--runs", default="", help="study: only the runs whose names start with this (e.g. heads, top), "
+                        "so that two processes can share the study")
     args = parser.parse_args(argv)
     values = {f.name: getattr(args, f.name) for f in fields(StudyConfig) if getattr(args, f.name) is not None}
     return StudyConfig(**values), args
@@ -168,7 +170,8 @@ class TrunkCache:
         self.meta = json.loads((self.folder / "meta.json").read_text())
         begun = [name for name in self.meta["views"] if (self.folder / f"{name}-pooled.npy").exists()]
         self.views = {name: np.load(self.folder / f"{name}.npy", mmap_mode="r") for name in begun}
-        self.pooled = {name: np.load(self.folder / f"{name}-pooled.npy", mmap_mode="r") for name in begun}
+        # the pooled features are small (4 KiB a knee): read into memory, the maps stay on disk (page cache)
+        self.pooled = {name: np.load(self.folder / f"{name}-pooled.npy") for name in begun}
 
     def covers(self, view, rows):
         """whether every one of `rows` is cached in `view` (a view is built in the order of its row list)"""
@@ -658,6 +661,8 @@ def main(argv=None):
         train_run(config, knees, cache_dir)
     if args.command == "study":
         for name, heads_only, fraction, epochs, changes in STUDY_RUNS:
+            if not name.startswith(args.runs):
+                continue
             train_run(dataclasses.replace(config, run=name, heads_only=heads_only, train_fraction=fraction,
                                           epochs=epochs, **changes), knees, cache_dir)
             train.LOG_FILE = Path(config.work) / "study.log"
