@@ -582,7 +582,7 @@ def report(config, knees, cache_dir, out):
                              f"{fmt(a['kl_acc'])} | {fmt(m['auc'])} | {fmt(m['qwk'])} | {fmt(m['kl_acc'])} |")
             lines += ["", f"What the curves of regime *{regime}* say (computed from the tables above):", ""]
             lines += verdicts(regime, best) + [""]
-    lines += lever_lines(histories)
+    lines += cross_regime_lines(best) + lever_lines(histories)
     validation = int((knees.split == "val").sum())
     lines += [
         "## Limits", "",
@@ -597,6 +597,22 @@ def report(config, knees, cache_dir, out):
     ]
     out.write_text("\n".join(lines) + "\n")
     train.log(f"wrote {out}")
+
+
+def cross_regime_lines(best):
+    """What training mixed10 as well buys against more data for the heads alone (best epochs, as is)."""
+    heads = best.get("heads-100")
+    tops = [name for name in ("top-025", "top-050", "top-100") if name in best]
+    if not heads or not tops:
+        return []
+    lines = ["## Across the regimes: a trained block against more data (best epochs, as is)", ""]
+    h = heads[0]
+    for name in tops:
+        t = best[name][0]
+        lines.append(f"- {name} ({t['train_knees']} knees, mixed10 and the heads trained, {len(best[name][1])} epoch(s)) "
+                     f"against heads-100 ({h['train_knees']} knees, the heads alone): AUC {t['as_is']['auc'] - h['as_is']['auc']:+.3f}, "
+                     f"QWK {t['as_is']['qwk'] - h['as_is']['qwk']:+.3f}, KL accuracy {t['as_is']['kl_acc'] - h['as_is']['kl_acc']:+.3f}.")
+    return lines + [""]
 
 
 def lever_lines(histories):

@@ -180,6 +180,7 @@ def test_the_report_shows_each_run_that_has_history(tmp_path, tiny_cache, random
     assert "| heads-100-lever | `" + json.dumps(lever) + "` | heads-100 | 1 |" in text
     assert "### heads-100-lever" not in text  # a lever is not one of the fractions
     assert "One seed, 4 validation knees" in text
+    assert "- top-100 (6 knees, mixed10 and the heads trained, 1 epoch(s)) against heads-100 (6 knees" in text
 
 
 def test_balanced_sampling_gives_each_grade_the_same_share():
