@@ -220,15 +220,26 @@ class InceptionV3Backbone(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"expected an image batch [N,3,H,W], got shape {tuple(image.shape)}")
-        outputs = {"input_1": image}
-        for layer in self.graph.values():
-            if layer.kind == "input":
-                continue
+        return self.run_between(image, "input_1", self.output_layer)
+
+    def run_between(self, tensor: torch.Tensor, after: str, until: str) -> torch.Tensor:
+        """The layers after Keras layer `after` through `until`, given `after`'s output: run_between(image,
+        "input_1", "mixed7") is the trunk below a cut, run_between(that, "mixed7", "mixed10") the rest, and the two
+        compose to forward(image). `after` must be a cut: no layer past it may read one before it."""
+        names = list(self.graph)
+        start, stop = names.index(after) + 1, names.index(until) + 1
+        if stop <= start:
+            raise ValueError(f"{until!r} does not come after {after!r}")
+        outputs = {after: tensor}
+        for layer in (self.graph[name] for name in names[start:stop]):
+            missing = [parent for parent in layer.inputs if parent not in outputs]
+            if missing:
+                raise ValueError(f"{after!r} is not a cut of InceptionV3: {layer.name} also reads {missing}")
             outputs[layer.name] = self._run_layer(layer, [outputs[parent] for parent in layer.inputs])
             for parent in layer.inputs:
                 if self._last_use[parent] == layer.name:
                     del outputs[parent]
-        return outputs[self.output_layer]
+        return outputs[until]
 
     def keras_index(self, layer: str | int) -> int:
         """Index of a Keras layer in `model.layers` order, given its name or index."""
@@ -283,7 +294,10 @@ class OAInceptionV3(nn.Module):
         self.kl = nn.Linear(FEATURE_CHANNELS, KL_GRADES)
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        feature_map = self.backbone(image)
+        return self.outputs_from(self.backbone(image))
+
+    def outputs_from(self, feature_map: torch.Tensor) -> dict[str, torch.Tensor]:
+        """forward's outputs given the backbone's last feature map [N,2048,h,w]."""
         features = feature_map.mean(dim=(2, 3))
         pooled = self.dropout(features)
         # The OA head as a 1x1 convolution: one ONNX Conv that every runtime has (unlike Einsum).

@@ -477,11 +477,15 @@ def predict(model, planes, spec, batch_size=64, mirror_average=False):
 def validation_score(model, knees, spec):
     mask = knees.split == "val"
     out = predict(model, knees.planes[mask], spec)
-    oa, kl = knees.oa[mask], knees.kl[mask]
+    return scores_of(out["oa_logit"], out["kl_logits"], knees.oa[mask], knees.kl[mask])
+
+
+def scores_of(oa_logit, kl_logits, oa, kl):
+    """Validation AUC (OA), QWK and accuracy of the argmax KL grade, and the score that selects (AUC + QWK)."""
     known = ~np.isnan(oa)
-    oa_auc = auc(oa[known], out["oa_logit"][known])
+    oa_auc = auc(oa[known], oa_logit[known])
     graded = kl >= 0
-    kl_pred = out["kl_logits"].argmax(1)
+    kl_pred = kl_logits.argmax(1)
     kappa = quadratic_weighted_kappa(kl[graded], kl_pred[graded], 5) if graded.any() else 0.0
     kl_acc = float((kl_pred[graded] == kl[graded]).mean()) if graded.any() else 0.0
     return {"auc": float(oa_auc), "qwk": float(kappa), "kl_acc": kl_acc, "score": float(oa_auc + kappa)}
