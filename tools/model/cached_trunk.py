@@ -419,14 +419,13 @@ def train_run(config, knees, cache_dir, pretrained=PRETRAINED_PATH):
 # Speed: train.py's step against the cached step, back to back on the same machine
 
 def time_steps(step, batch_size, repeats):
-    step()  # warm-up (allocations, oneDNN kernels)
     tick = time.time()
     for _ in range(repeats):
         step()
     return round(batch_size * repeats / (time.time() - tick), 2)
 
 
-def measure_speed(config, knees, spec, cache_dir, batch_size=16, repeats=3, pretrained=PRETRAINED_PATH):
+def measure_speed(config, knees, spec, cache_dir, batch_size=16, repeats=2, rounds=3, pretrained=PRETRAINED_PATH):
     """Knees per second of one training step at the same batch size: (a) train.py's v4 recipe (every layer trained,
     augmented on the fly), (b) this recipe without the cache (the frozen trunk run every step), (c) on the cache,
     (d) the heads alone on the cached pooled features."""
@@ -456,18 +455,26 @@ def measure_speed(config, knees, spec, cache_dir, batch_size=16, repeats=3, pret
     frozen = study_model(config, pretrained)
     heads = study_model(config, pretrained)
     heads.backbone.freeze_through(LAST_LAYER)
-    results = {
-        "batch_size": batch_size, "repeats": repeats, "threads": torch.get_num_threads(),
-        "load_average_before": os.getloadavg()[0],
-        "whole_network_augmented": time_steps(stepper(whole, augmented_input), batch_size, repeats),
-        "frozen_trunk_recomputed": time_steps(stepper(frozen, lambda m: upper_outputs(
-            m, trunk_output(m, planes, spec, config.cut), config.cut)), batch_size, repeats),
-        "cached_trunk": time_steps(stepper(frozen, lambda m: upper_outputs(
-            m, cache.features("original", rows), config.cut)), batch_size, repeats),
-        "cached_heads": time_steps(stepper(heads, lambda m: upper_outputs(
-            m, cache.features("original", rows, pooled=True), config.cut, heads_only=True)), batch_size, repeats),
-        "load_average_after": os.getloadavg()[0],
+    steps = {
+        "whole_network_augmented": stepper(whole, augmented_input),
+        "frozen_trunk_recomputed": stepper(frozen, lambda m: upper_outputs(
+            m, trunk_output(m, planes, spec, config.cut), config.cut)),
+        "cached_trunk": stepper(frozen, lambda m: upper_outputs(m, cache.features("original", rows), config.cut)),
+        "cached_heads": stepper(heads, lambda m: upper_outputs(
+            m, cache.features("original", rows, pooled=True), config.cut, heads_only=True)),
     }
+    results = {"batch_size": batch_size, "repeats": repeats, "rounds": rounds, "threads": torch.get_num_threads(),
+               "load_average_before": os.getloadavg()[0]}
+    for step in steps.values():
+        step()  # warm-up (allocations, oneDNN kernels)
+    # the settings take turns, round after round, so that a change in the shared cores' load falls on all of them;
+    # each setting's figure is the median of its rounds
+    by_round = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            by_round[name].append(time_steps(step, batch_size, repeats))
+    results.update({name: float(np.median(rates)) for name, rates in by_round.items()})
+    results.update(by_round={name: rates for name, rates in by_round.items()}, load_average_after=os.getloadavg()[0])
     return results
 
 
@@ -527,7 +534,8 @@ def report(config, knees, cache_dir, out):
     if speed:
         lines += [
             f"From `{speed_path}` (`tools/oac learning-curves speed`): batch {speed['batch_size']}, {speed['threads']} "
-            f"threads, {speed['repeats']} timed steps after one warm-up, load average {speed['load_average_before']:.1f} "
+            f"threads, after one warm-up step each; the settings take turns, {speed.get('rounds', 1)} round(s) of "
+            f"{speed['repeats']} timed steps, median of the rounds; load average {speed['load_average_before']:.1f} "
             f"before and {speed['load_average_after']:.1f} after (two cores shared with others: compare within the "
             "table, measured back to back, not across days).", "",
             "| training step | knees/s |", "| --- | --- |",

@@ -189,3 +189,11 @@ def test_balanced_sampling_gives_each_grade_the_same_share():
     p = cached_trunk.grade_balanced(kl)
     assert p.sum() == pytest.approx(1.0)
     assert p[:3].sum() == pytest.approx(p[3]) == pytest.approx(p[4:6].sum())
+
+
+def test_speed_times_every_setting_in_turns(tiny_cache, random_weights):
+    config, knees, folder = tiny_cache
+    speed = cached_trunk.measure_speed(config, knees, SPEC, folder, batch_size=2, repeats=1, rounds=2,
+                                       pretrained=random_weights)
+    for name in ("whole_network_augmented", "frozen_trunk_recomputed", "cached_trunk", "cached_heads"):
+        assert len(speed["by_round"][name]) == 2 and speed[name] == float(np.median(speed["by_round"][name])) > 0
