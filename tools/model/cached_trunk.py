@@ -601,6 +601,8 @@ def report(config, knees, cache_dir, out):
         "answer for the layers that train, on features that never saw a knee.",
         "- An epoch curve is one run's validation after each epoch of one cosine schedule over the planned epochs, not "
         "separate runs of each length; the top regime's runs are short (see the epochs planned).",
+        "- The fractions train for the same number of epochs, so a larger fraction also takes proportionally more "
+        "optimiser steps; where the best epoch is the last, the data comparison mixes data with training length.",
         f"- One seed, {validation} validation knees: the standard error of a KL accuracy near 0.6 is about "
         f"{math.sqrt(0.6 * 0.4 / max(1, validation)):.3f} (binomial), so differences of that size are noise; the test split is "
         "not read.", "",
@@ -656,7 +658,7 @@ def verdicts(regime, best):
         said.append(f"- Epochs, all training knees: best epoch {b['epoch']} of {len(history)} run ({planned} planned); "
                     f"the best AUC + QWK of the whole run is {late - early:+.3f} against the best of its first "
                     f"{max(1, half)} epoch(s)." + (" The best epoch is the last one run: the curve had not turned."
-                                                   if b["epoch"] == len(history) else " The curve turned before the end."))
+                                                   if b["epoch"] == len(history) else " The best epoch came before the last: the curve had flattened or turned."))
     for small, large in (("025", "050"), ("050", "100"), ("025", "100")):
         s, l = best.get(f"{regime}-{small}"), best.get(f"{regime}-{large}")
         if s and l:
