@@ -641,7 +641,8 @@ def lever_lines(histories):
         b = max(histories[name]["history"], key=lambda e: e["as_is"]["score"])
         o = max(histories[base]["history"], key=lambda e: e["as_is"]["score"])
         a, m = b["as_is"], b.get("mirror_averaged", NOT_SCORED)
-        lines.append(f"| {name} | `{json.dumps(changes)}` | {base} | {b['epoch']} | {fmt(a['auc'])} | {fmt(a['qwk'])} | "
+        ran = f"{b['epoch']} (of {len(histories[name]['history'])} run, {histories[name]['config']['epochs']} planned)"
+        lines.append(f"| {name} | `{json.dumps(changes)}` | {base} | {ran} | {fmt(a['auc'])} | {fmt(a['qwk'])} | "
                      f"{fmt(a['kl_acc'])} | {fmt(m['kl_acc'])} | {a['auc'] - o['as_is']['auc']:+.3f} | "
                      f"{a['qwk'] - o['as_is']['qwk']:+.3f} | {a['kl_acc'] - o['as_is']['kl_acc']:+.3f} |")
     return lines + [""]

@@ -177,7 +177,7 @@ def test_the_report_shows_each_run_that_has_history(tmp_path, tiny_cache, random
     assert "### top-100: 6 training knees (100%), 1 of 1 epochs" in text
     assert "| whole network, augmented on the fly (`tools/oac train`, v4's recipe) | 1.5 |" in text
     assert "best epoch 1 of 1 run" in text  # the top regime's verdict on epochs
-    assert "| heads-100-lever | `" + json.dumps(lever) + "` | heads-100 | 1 |" in text
+    assert "| heads-100-lever | `" + json.dumps(lever) + "` | heads-100 | 1 (of 2 run, 2 planned) |" in text
     assert "### heads-100-lever: 6 training knees (100%), 2 of 2 epochs; lever" in text  # its epochs, shown
     assert "| heads-100-lever | 6 | " not in text  # but not among the fractions' best epochs
     assert "One seed, 4 validation knees" in text
