@@ -92,6 +92,8 @@ STUDY_RUNS = (
     ("heads-100-balanced", True, 1.0, 20, {"balanced_sampling": True}),
     ("heads-100-mixup", True, 1.0, 20, {"mixup": 0.4}),
     ("top-025", False, 0.25, 3, {}), ("top-050", False, 0.5, 3, {}), ("top-100", False, 1.0, 3, {}),
+    # more epochs as a lever: the 3-epoch runs were still improving at their last epoch
+    ("top-100-12ep", False, 1.0, 3, {"epochs": 12}), ("top-025-12ep", False, 0.25, 3, {"epochs": 12}),
 )
 
 LAST_LAYER = "mixed10"
@@ -417,14 +419,13 @@ def train_run(config, knees, cache_dir, pretrained=PRETRAINED_PATH):
 # Speed: train.py's step against the cached step, back to back on the same machine
 
 def time_steps(step, batch_size, repeats):
-    step()  # warm-up (allocations, oneDNN kernels)
     tick = time.time()
     for _ in range(repeats):
         step()
     return round(batch_size * repeats / (time.time() - tick), 2)
 
 
-def measure_speed(config, knees, spec, cache_dir, batch_size=16, repeats=3, pretrained=PRETRAINED_PATH):
+def measure_speed(config, knees, spec, cache_dir, batch_size=16, repeats=2, rounds=3, pretrained=PRETRAINED_PATH):
     """Knees per second of one training step at the same batch size: (a) train.py's v4 recipe (every layer trained,
     augmented on the fly), (b) this recipe without the cache (the frozen trunk run every step), (c) on the cache,
     (d) the heads alone on the cached pooled features."""
@@ -454,18 +455,26 @@ def measure_speed(config, knees, spec, cache_dir, batch_size=16, repeats=3, pret
     frozen = study_model(config, pretrained)
     heads = study_model(config, pretrained)
     heads.backbone.freeze_through(LAST_LAYER)
-    results = {
-        "batch_size": batch_size, "repeats": repeats, "threads": torch.get_num_threads(),
-        "load_average_before": os.getloadavg()[0],
-        "whole_network_augmented": time_steps(stepper(whole, augmented_input), batch_size, repeats),
-        "frozen_trunk_recomputed": time_steps(stepper(frozen, lambda m: upper_outputs(
-            m, trunk_output(m, planes, spec, config.cut), config.cut)), batch_size, repeats),
-        "cached_trunk": time_steps(stepper(frozen, lambda m: upper_outputs(
-            m, cache.features("original", rows), config.cut)), batch_size, repeats),
-        "cached_heads": time_steps(stepper(heads, lambda m: upper_outputs(
-            m, cache.features("original", rows, pooled=True), config.cut, heads_only=True)), batch_size, repeats),
-        "load_average_after": os.getloadavg()[0],
+    steps = {
+        "whole_network_augmented": stepper(whole, augmented_input),
+        "frozen_trunk_recomputed": stepper(frozen, lambda m: upper_outputs(
+            m, trunk_output(m, planes, spec, config.cut), config.cut)),
+        "cached_trunk": stepper(frozen, lambda m: upper_outputs(m, cache.features("original", rows), config.cut)),
+        "cached_heads": stepper(heads, lambda m: upper_outputs(
+            m, cache.features("original", rows, pooled=True), config.cut, heads_only=True)),
     }
+    results = {"batch_size": batch_size, "repeats": repeats, "rounds": rounds, "threads": torch.get_num_threads(),
+               "load_average_before": os.getloadavg()[0]}
+    for step in steps.values():
+        step()  # warm-up (allocations, oneDNN kernels)
+    # the settings take turns, round after round, so that a change in the shared cores' load falls on all of them;
+    # each setting's figure is the median of its rounds
+    by_round = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            by_round[name].append(time_steps(step, batch_size, repeats))
+    results.update({name: float(np.median(rates)) for name, rates in by_round.items()})
+    results.update(by_round={name: rates for name, rates in by_round.items()}, load_average_after=os.getloadavg()[0])
     return results
 
 
@@ -525,7 +534,8 @@ def report(config, knees, cache_dir, out):
     if speed:
         lines += [
             f"From `{speed_path}` (`tools/oac learning-curves speed`): batch {speed['batch_size']}, {speed['threads']} "
-            f"threads, {speed['repeats']} timed steps after one warm-up, load average {speed['load_average_before']:.1f} "
+            f"threads, after one warm-up step each; the settings take turns, {speed.get('rounds', 1)} round(s) of "
+            f"{speed['repeats']} timed steps, median of the rounds; load average {speed['load_average_before']:.1f} "
             f"before and {speed['load_average_after']:.1f} after (two cores shared with others: compare within the "
             "table, measured back to back, not across days).", "",
             "| training step | knees/s |", "| --- | --- |",
@@ -550,7 +560,7 @@ def report(config, knees, cache_dir, out):
     for regime, what in REGIMES:
         lines += [f"## Regime *{regime}*: {what}", ""]
         for name, heads_only, fraction, epochs, changes in STUDY_RUNS:
-            if not name.startswith(regime + "-") or changes:
+            if not name.startswith(regime + "-"):
                 continue
             if name not in histories:
                 lines += [f"### {name}: not run", ""]
@@ -558,7 +568,7 @@ def report(config, knees, cache_dir, out):
             history = histories[name]["history"]
             planned = histories[name]["config"]["epochs"]
             lines += [f"### {name}: {history[0]['train_knees']} training knees ({fraction:.0%}), {len(history)} of "
-                      f"{planned} epochs", "",
+                      f"{planned} epochs" + (f"; lever `{json.dumps(changes)}`" if changes else ""), "",
                       "| epoch | train loss | AUC | QWK | KL acc | AUC mirror avg | QWK mirror avg | KL acc mirror avg | knees/s |",
                       "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
             shown = history if len(history) <= 15 else [e for e in history if e["epoch"] % (len(history) // 10) == 0
@@ -568,8 +578,8 @@ def report(config, knees, cache_dir, out):
                 lines.append(f"| {e['epoch']} | {e['train_loss']:.4f} | {fmt(a['auc'])} | {fmt(a['qwk'])} | {fmt(a['kl_acc'])} | "
                              f"{fmt(m['auc'])} | {fmt(m['qwk'])} | {fmt(m['kl_acc'])} | {e['knees_per_second']} |")
             lines.append("")
-            b = max(history, key=lambda e: e["as_is"]["score"])
-            best[name] = (b, history, planned)
+            if not changes:  # the fractions' comparison is of today's recipe; a lever has its own section
+                best[name] = (max(history, key=lambda e: e["as_is"]["score"]), history, planned)
         rows = [name for name, *_, changes in STUDY_RUNS if name.startswith(regime + "-") and name in best and not changes]
         if rows:
             lines += [f"Best epoch of each fraction, regime *{regime}* (selected by AUC + QWK as is):", "",
@@ -591,6 +601,8 @@ def report(config, knees, cache_dir, out):
         "answer for the layers that train, on features that never saw a knee.",
         "- An epoch curve is one run's validation after each epoch of one cosine schedule over the planned epochs, not "
         "separate runs of each length; the top regime's runs are short (see the epochs planned).",
+        "- The fractions train for the same number of epochs, so a larger fraction also takes proportionally more "
+        "optimiser steps; where the best epoch is the last, the data comparison mixes data with training length.",
         f"- One seed, {validation} validation knees: the standard error of a KL accuracy near 0.6 is about "
         f"{math.sqrt(0.6 * 0.4 / max(1, validation)):.3f} (binomial), so differences of that size are noise; the test split is "
         "not read.", "",
@@ -629,7 +641,8 @@ def lever_lines(histories):
         b = max(histories[name]["history"], key=lambda e: e["as_is"]["score"])
         o = max(histories[base]["history"], key=lambda e: e["as_is"]["score"])
         a, m = b["as_is"], b.get("mirror_averaged", NOT_SCORED)
-        lines.append(f"| {name} | `{json.dumps(changes)}` | {base} | {b['epoch']} | {fmt(a['auc'])} | {fmt(a['qwk'])} | "
+        ran = f"{b['epoch']} (of {len(histories[name]['history'])} run, {histories[name]['config']['epochs']} planned)"
+        lines.append(f"| {name} | `{json.dumps(changes)}` | {base} | {ran} | {fmt(a['auc'])} | {fmt(a['qwk'])} | "
                      f"{fmt(a['kl_acc'])} | {fmt(m['kl_acc'])} | {a['auc'] - o['as_is']['auc']:+.3f} | "
                      f"{a['qwk'] - o['as_is']['qwk']:+.3f} | {a['kl_acc'] - o['as_is']['kl_acc']:+.3f} |")
     return lines + [""]
@@ -646,7 +659,7 @@ def verdicts(regime, best):
         said.append(f"- Epochs, all training knees: best epoch {b['epoch']} of {len(history)} run ({planned} planned); "
                     f"the best AUC + QWK of the whole run is {late - early:+.3f} against the best of its first "
                     f"{max(1, half)} epoch(s)." + (" The best epoch is the last one run: the curve had not turned."
-                                                   if b["epoch"] == len(history) else " The curve turned before the end."))
+                                                   if b["epoch"] == len(history) else " The best epoch came before the last: the curve had flattened or turned."))
     for small, large in (("025", "050"), ("050", "100"), ("025", "100")):
         s, l = best.get(f"{regime}-{small}"), best.get(f"{regime}-{large}")
         if s and l:
@@ -679,8 +692,8 @@ def main(argv=None):
         for name, heads_only, fraction, epochs, changes in STUDY_RUNS:
             if not name.startswith(args.runs):
                 continue
-            train_run(dataclasses.replace(config, run=name, heads_only=heads_only, train_fraction=fraction,
-                                          epochs=epochs, **changes), knees, cache_dir)
+            train_run(dataclasses.replace(config, **{"run": name, "heads_only": heads_only, "train_fraction": fraction,
+                                                     "epochs": epochs, **changes}), knees, cache_dir)
             train.LOG_FILE = Path(config.work) / "study.log"
             report(config, knees, cache_dir, args.out)
     if args.command == "report":

@@ -159,14 +159,14 @@ def test_training_fractions_are_nested():
 
 def test_the_report_shows_each_run_that_has_history(tmp_path, tiny_cache, random_weights, monkeypatch):
     _, knees, folder = tiny_cache
-    lever = {"mixup": 0.4, "balanced_sampling": True}
+    lever = {"mixup": 0.4, "balanced_sampling": True, "epochs": 2}
     monkeypatch.setattr(cached_trunk, "STUDY_RUNS", (
         ("heads-025", True, 0.5, 2, {}), ("heads-100", True, 1.0, 1, {}), ("heads-100-lever", True, 1.0, 1, lever),
         ("top-100", False, 1.0, 1, {})))
     config = tiny_config(tmp_path, epochs=2)
     for name, heads_only, fraction, epochs, changes in cached_trunk.STUDY_RUNS:
-        cached_trunk.train_run(dataclasses.replace(config, run=name, heads_only=heads_only, train_fraction=fraction,
-                                                   epochs=epochs, **changes), knees, folder, random_weights)
+        cached_trunk.train_run(dataclasses.replace(config, **{"run": name, "heads_only": heads_only, "train_fraction": fraction,
+                                                              "epochs": epochs, **changes}), knees, folder, random_weights)
     (tmp_path / "runs" / "speed.json").write_text(json.dumps({
         "batch_size": 3, "repeats": 1, "threads": 2, "load_average_before": 1.0, "load_average_after": 1.0,
         "whole_network_augmented": 1.5, "frozen_trunk_recomputed": 2.5, "cached_trunk": 9.5, "cached_heads": 99.5}))
@@ -177,8 +177,9 @@ def test_the_report_shows_each_run_that_has_history(tmp_path, tiny_cache, random
     assert "### top-100: 6 training knees (100%), 1 of 1 epochs" in text
     assert "| whole network, augmented on the fly (`tools/oac train`, v4's recipe) | 1.5 |" in text
     assert "best epoch 1 of 1 run" in text  # the top regime's verdict on epochs
-    assert "| heads-100-lever | `" + json.dumps(lever) + "` | heads-100 | 1 |" in text
-    assert "### heads-100-lever" not in text  # a lever is not one of the fractions
+    assert "| heads-100-lever | `" + json.dumps(lever) + "` | heads-100 | 1 (of 2 run, 2 planned) |" in text
+    assert "### heads-100-lever: 6 training knees (100%), 2 of 2 epochs; lever" in text  # its epochs, shown
+    assert "| heads-100-lever | 6 | " not in text  # but not among the fractions' best epochs
     assert "One seed, 4 validation knees" in text
     assert "- top-100 (6 knees, mixed10 and the heads trained, 1 epoch(s)) against heads-100 (6 knees" in text
 
@@ -188,3 +189,11 @@ def test_balanced_sampling_gives_each_grade_the_same_share():
     p = cached_trunk.grade_balanced(kl)
     assert p.sum() == pytest.approx(1.0)
     assert p[:3].sum() == pytest.approx(p[3]) == pytest.approx(p[4:6].sum())
+
+
+def test_speed_times_every_setting_in_turns(tiny_cache, random_weights):
+    config, knees, folder = tiny_cache
+    speed = cached_trunk.measure_speed(config, knees, SPEC, folder, batch_size=2, repeats=1, rounds=2,
+                                       pretrained=random_weights)
+    for name in ("whole_network_augmented", "frozen_trunk_recomputed", "cached_trunk", "cached_heads"):
+        assert len(speed["by_round"][name]) == 2 and speed[name] == float(np.median(speed["by_round"][name])) > 0
