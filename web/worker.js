@@ -59,10 +59,24 @@ function describeRuntime() {
     + `${device.threads} thread${device.threads === 1 ? '' : 's'}) in ${navigator.userAgent}`;
 }
 
+/**
+ * Keeps a codec's files in the service worker's shell cache, which serves them offline. The service worker stores
+ * what it fetches for a worker it controls; a worker started before it took control (a first visit) stores its own.
+ */
+async function keepOffline(urls) {
+  const shells = (await caches.keys()).filter((name) => name.startsWith('oac-shell-'));
+  await Promise.all(shells.map(async (name) => {
+    const cache = await caches.open(name);
+    await Promise.all(urls.map(async (url) => { if (!(await cache.match(url))) await cache.add(url); }));
+  }));
+}
+
 /** A DICOM codec from this app's codecs/ folder, fetched the first time a file needs it. */
 async function loadCodec(codecName) {
   const files = distFiles(codecName);
   const url = (file) => new URL(`codecs/${file}`, self.location.href).href;
+  // Storing is a courtesy for offline use: a full or unavailable cache must not stop the decoding.
+  keepOffline([files.script, files.wasm].filter(Boolean).map(url)).catch(() => {});
   const codecModule = await import(url(files.script));
   if (!files.wasm) return codecModule;
   const response = await fetch(url(files.wasm));
