@@ -135,15 +135,20 @@ export async function loadCoreModule() {
 // The CPU features that decide which of onnxruntime's x86 integer kernels run.
 const INTEGER_KERNEL_FEATURES = ['avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'amx_int8'];
 
-/** onnxruntime-node, its version and the CPU in words, for the self-test's report and failure message. */
-export function describeRuntime() {
+/** The CPU's flags (empty off Linux) and, of them, the features that pick onnxruntime's x86 integer kernels. */
+export function integerKernelFeatures() {
   let flags = [];
   try {
     flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1].split(/\s+/) ?? [];
   } catch {
     // Not Linux: the CPU's model name is all there is to say.
   }
-  const features = INTEGER_KERNEL_FEATURES.filter((feature) => flags.includes(feature));
+  return { flags, features: INTEGER_KERNEL_FEATURES.filter((feature) => flags.includes(feature)) };
+}
+
+/** onnxruntime-node, its version and the CPU in words, for the self-test's report and failure message. */
+export function describeRuntime() {
+  const { flags, features } = integerKernelFeatures();
   const cpu = `${os.cpus()[0]?.model?.trim() || 'an unknown CPU'} (${os.arch()}${flags.length
     ? `, CPU features: ${features.join(' ') || `none of ${INTEGER_KERNEL_FEATURES.join(', ')}`}` : ''})`;
   return `onnxruntime-node ${ort.env.versions?.node ?? ort.env.versions?.common ?? ''} on ${cpu}`;

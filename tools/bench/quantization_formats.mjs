@@ -15,7 +15,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadCoreModule } from '../app/classify.mjs';
+import { integerKernelFeatures, loadCoreModule } from '../app/classify.mjs';
 import { locateModel } from '../lib/artifacts.mjs';
 import { commandLineOrExit, wholeNumber } from '../lib/command_line.mjs';
 import { SAMPLES } from '../lib/datasets.mjs';
@@ -200,11 +200,6 @@ function renderMarkdown(results) {
   ].join('\n');
 }
 
-function cpuFeatures() {
-  const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1].split(/\s+/) ?? [];
-  return ['avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'amx_int8'].filter((flag) => flags.includes(flag));
-}
-
 async function main({ files, knees, repeats, out }) {
   const loadAtStart = os.loadavg();
   await mkdir(WORK_DIR, { recursive: true });
@@ -232,7 +227,7 @@ async function main({ files, knees, repeats, out }) {
   results.machine = {
     cpu: os.cpus()[0]?.model ?? 'unknown CPU',
     cores: os.cpus().length,
-    cpuFeatures: cpuFeatures(),
+    cpuFeatures: integerKernelFeatures().features,
     onnxruntime: JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules', 'onnxruntime-web', 'package.json'), 'utf8')).version,
     loadAverage: { start: loadAtStart, end: os.loadavg() },
   };
