@@ -5,12 +5,14 @@
 # The test, seed and OOD images are classified after calibration, so the predictions the report reads
 # are exactly what the product shows with the shipped card.
 #
-# usage: tools/oac eval [--card CARD] [--seed-card SEED_CARD] [--split CSV] [--datasets DIR]
+# usage: tools/oac eval [--releases JSON] [--card CARD] [--seed-card SEED_CARD] [--split CSV] [--datasets DIR]
 #                      [--work DIR] [--out DIR] [--previous METRICS_JSON ...] [--paired COMMIT ...]
+#   --releases   the split, seed card and earlier releases to compare with (default models/releases.json;
+#                the flags below override its split and seed card and add to its releases)
 #   --card       model card to calibrate and evaluate (default models/oa-inceptionv3.json)
 #   --seed-card  card of the seed-protocol model (trained on Osteoarthritis_Dataset/train only);
 #                without it the seed protocol is left out of the report
-#   --split      split manifest (default models/data/split.csv)
+#   --split      split manifest (default: the release list's, else models/data/split.csv)
 #   --datasets   dataset folder (default $OAC_DATASETS, else ../shared/datasets)
 #   --work       folder for file lists, predictions and the OOD corpus (default models/cache/eval)
 #   --out        folder for REPORT.md and report/ (default models)
@@ -33,8 +35,33 @@ OUT="$ROOT/models"
 previous_args=()
 paired_commits=()
 
+RELEASES="$ROOT/models/releases.json"
+for ((i = 1; i < $#; i++)); do
+  [ "${!i}" = "--releases" ] && { next=$((i + 1)); RELEASES="${!next}"; }
+done
+[ -f "$RELEASES" ] || { echo "evaluate_model: release list $RELEASES not found" >&2; exit 1; }
+# Read before the flags, so that a flag overrides the file.
+while IFS=$'\t' read -r kind value; do
+  case "$kind" in
+    split) SPLIT="$ROOT/$value" ;;
+    seed_card) SEED_CARD="$ROOT/$value" ;;
+    previous) previous_args+=(--previous "$ROOT/$value") ;;
+    paired) paired_commits+=("$value") ;;
+  esac
+done < <("$PYTHON" -c '
+import json, sys
+listed = json.load(open(sys.argv[1]))
+for key in ("split", "seed_card"):
+    if listed.get(key):
+        print(f"{key}\t{listed[key]}")
+for release in listed.get("releases", []):
+    print("previous\t" + release["metrics"])
+    print("paired\t" + release["commit"])
+' "$RELEASES")
+
 while [ $# -gt 0 ]; do
   case "$1" in
+    --releases) shift 2 ;;
     --card) CARD="$2"; shift 2 ;;
     --seed-card) SEED_CARD="$2"; shift 2 ;;
     --split) SPLIT="$2"; shift 2 ;;
@@ -43,7 +70,7 @@ while [ $# -gt 0 ]; do
     --out) OUT="$2"; shift 2 ;;
     --previous) previous_args+=(--previous "$2"); shift 2 ;;
     --paired) paired_commits+=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "evaluate_model: unknown argument $1 (see --help)" >&2; exit 1 ;;
   esac
 done
