@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
-from lib.paths import CORE_PYTHON_DIR, MODEL_CARD, REPO_ROOT, datasets_dir_if_present
+from lib.core import load_core
+from lib.paths import MODEL_CARD, REPO_ROOT, datasets_dir_if_present
 
 CACHE_ROOT = REPO_ROOT / "models" / "cache"     # git-ignored
 SEED_DATASET = "Osteoarthritis_Dataset"
@@ -66,19 +67,6 @@ def resolve_datasets_dir(arg: str | None) -> Path:
     if not (path / SEED_DATASET).is_dir() and not (path / KL_DATASET).is_dir():
         sys.exit(f"error: {path} holds neither {SEED_DATASET}/ nor {KL_DATASET}/; pass the folder that contains them")
     return path
-
-
-def load_core():
-    """Import the pybind11 core from the build tree (tools/oac puts it on PYTHONPATH too)."""
-    if str(CORE_PYTHON_DIR) not in sys.path:
-        sys.path.insert(0, str(CORE_PYTHON_DIR))
-    try:
-        import oac_core
-    except ImportError as error:
-        raise RuntimeError(
-            f"the C++ core's Python module oac_core is not importable ({error}); "
-            f"build it first with `tools/oac build` (it lands in {CORE_PYTHON_DIR})") from error
-    return oac_core
 
 
 # ---------------------------------------------------------------------------------------------

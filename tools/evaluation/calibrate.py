@@ -23,9 +23,12 @@ import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 from scipy.stats import norm
 
-from evaluation import eval_io, metrics, robustness
+from evaluation import eval_io, robustness
+from lib import metrics
 from lib.card import insert_after, load_card, save_card
 from lib.paths import datasets_dir_if_present
+from lib.split_manifest import InputError, N_GRADES, load_split
+from lib.numeric import sigmoid, softmax
 
 MIN_SENSITIVITY = 0.90
 # The sensitivity the card states must hold beyond the validation sample it was chosen on: a threshold placed
@@ -172,7 +175,7 @@ def grades_by_cut_points(expected: np.ndarray, cuts) -> np.ndarray:
 
 def kl_grade_score(grades: np.ndarray, predicted: np.ndarray) -> float:
     """What a grading rule is chosen by: QWK plus accuracy, the two KL targets together."""
-    return metrics.quadratic_weighted_kappa(grades, predicted, eval_io.N_GRADES) + metrics.accuracy(grades, predicted)
+    return metrics.quadratic_weighted_kappa(grades, predicted, N_GRADES) + metrics.accuracy(grades, predicted)
 
 
 def tune_cut_points(expected: np.ndarray, grades: np.ndarray) -> np.ndarray:
@@ -212,13 +215,13 @@ def per_source_check(scored: eval_io.Scored, oa_temperature: float, oa_bias: flo
         try:
             for fit, judged in ((first, ~first), (~first, first)):
                 temperature, bias = fit_temperature_and_bias(logits[fit], labels[fit])
-                own[judged] = eval_io.sigmoid(logits[judged] / temperature + bias)
+                own[judged] = sigmoid(logits[judged] / temperature + bias)
             own_ece = metrics.expected_calibration_error(labels, own)
         except ValueError:   # a half the network separates perfectly has no finite fit of its own
             own_ece = None
         figures[str(source)] = {
             "images": int(mine.sum()),
-            "ece_shared_fit": metrics.expected_calibration_error(labels, eval_io.sigmoid(logits / oa_temperature + oa_bias)),
+            "ece_shared_fit": metrics.expected_calibration_error(labels, sigmoid(logits / oa_temperature + oa_bias)),
             "ece_own_fit_cross_fitted": own_ece}
     return figures
 
@@ -233,14 +236,14 @@ def choose_kl_grade_rule(kl_probs: np.ndarray, grades: np.ndarray, units: np.nda
     the argmax, judged cross-fitted (cut points tuned on one half of the validation patients score the other
     half, both ways) so tuning does not flatter them; the shipped points are then tuned on all of validation.
     Returns the card entry and the figures it was chosen on."""
-    expected = kl_probs @ np.arange(eval_io.N_GRADES)
+    expected = kl_probs @ np.arange(N_GRADES)
     first = patient_half(units)
     by_cuts = np.empty_like(grades)
     for fit, scored in ((first, ~first), (~first, first)):
         by_cuts[scored] = grades_by_cut_points(expected[scored], tune_cut_points(expected[fit], grades[fit]))
     by_argmax = kl_probs.argmax(axis=1)
     figures = {name: {"accuracy": metrics.accuracy(grades, predicted),
-                      "qwk": metrics.quadratic_weighted_kappa(grades, predicted, eval_io.N_GRADES)}
+                      "qwk": metrics.quadratic_weighted_kappa(grades, predicted, N_GRADES)}
                for name, predicted in (("argmax", by_argmax), ("cut_points", by_cuts))}
     compared = (f"validation, cross-fitted over two halves of the patients: argmax accuracy "
                 f"{figures['argmax']['accuracy']:.4f} QWK {figures['argmax']['qwk']:.4f}; cut points accuracy "
@@ -283,9 +286,9 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
 
     oa_temperature, oa_bias = fit_temperature_and_bias(pooled_oa_logits, pooled_labels)
     kl_temperature = fit_temperature(lambda t: multiclass_nll(pooled_kl_logits, pooled_grades, t))
-    p_oa = eval_io.sigmoid(oa_logits / oa_temperature + oa_bias)
+    p_oa = sigmoid(oa_logits / oa_temperature + oa_bias)
     threshold = threshold_for_sensitivity(labels, p_oa, min_sensitivity, sensitivity_confidence)
-    kl_probs = eval_io.softmax(kl_logits / kl_temperature)
+    kl_probs = softmax(kl_logits / kl_temperature)
     kl_grade_rule, kl_grade_figures = choose_kl_grade_rule(kl_probs, grades, scored.unit[graded])
     kl_set_threshold = conformal_threshold(aps_scores(kl_probs, grades), kl_set_coverage)
     knee_scores = np.array([s for knees in scored.knee_ood_scores for s in knees])
@@ -341,18 +344,18 @@ def calibrate(scored: eval_io.Scored, card: dict, min_sensitivity: float, quanti
         # What fitting on the versions buys: each set's ECE under the fit on the published images alone, and now.
         alone_temperature, alone_bias = fit_temperature_and_bias(oa_logits, labels)
         for name, (set_logits, set_labels, _, _) in zip(["published", *versions], fitted):
-            alone = metrics.expected_calibration_error(set_labels, eval_io.sigmoid(set_logits / alone_temperature + alone_bias))
-            now = metrics.expected_calibration_error(set_labels, eval_io.sigmoid(set_logits / oa_temperature + oa_bias))
+            alone = metrics.expected_calibration_error(set_labels, sigmoid(set_logits / alone_temperature + alone_bias))
+            now = metrics.expected_calibration_error(set_labels, sigmoid(set_logits / oa_temperature + oa_bias))
             version_lines.append(f"  {name}: ECE {alone:.4f} fitted on the published images alone, {now:.4f} "
                                  "fitted with the versions")
-    kl_before, kl_after = eval_io.softmax(kl_logits), kl_probs
+    kl_before, kl_after = softmax(kl_logits), kl_probs
     kl_sets = eval_io.kl_sets(kl_logits, updated)   # as the product computes them, from the updated card
     summary = [
         f"validation: {len(scored)} images matched, {int((~ok).sum())} failed to classify, "
         f"{len(labels)} with an OA label ({int(labels.sum())} OA), {len(grades)} with a KL grade",
         f"OA temperature {oa_temperature:.4f}, bias {oa_bias:.4f}: NLL {binary_nll(oa_logits, labels, 1.0):.4f} -> "
         f"{binary_nll(oa_logits, labels, oa_temperature, oa_bias):.4f}, ECE "
-        f"{metrics.expected_calibration_error(labels, eval_io.sigmoid(oa_logits)):.4f} -> "
+        f"{metrics.expected_calibration_error(labels, sigmoid(oa_logits)):.4f} -> "
         f"{metrics.expected_calibration_error(labels, p_oa):.4f}",
         *version_lines,
         f"  ECE per source, with the shared fit and with its own (cross-fitted): {by_source}",
@@ -395,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         card = load_card(args.card)
-        rows = eval_io.load_split(args.split)
+        rows = load_split(args.split)
         scored = eval_io.join(eval_io.load_predictions(args.predictions), rows,
                               args.datasets or datasets_dir_if_present())
         validation = eval_io.only(scored, scored.split == "val", "validation split", args.predictions)
@@ -406,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                                              args.versions / version)
         updated, summary = calibrate(validation, card, args.min_sensitivity, args.ood_quantile, args.kl_set_coverage,
                                      versions, args.sensitivity_confidence)
-    except (eval_io.InputError, ValueError) as error:
+    except (InputError, ValueError) as error:
         sys.exit(f"calibrate: {error}")
     save_card(args.card, updated)
     print("\n".join(summary))

@@ -19,40 +19,17 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from lib.paths import CORE_PYTHON_DIR
+from lib.core import CoreNotBuilt, load_core
+from lib.numeric import sigmoid, softmax
+from lib.split_manifest import N_GRADES, SPLIT_COLUMNS, InputError, load_split
 
-N_GRADES = 5
 SEED_DATASET = "Osteoarthritis_Dataset"
 SEED_LABELS = ("Normal", "Osteoarthritis")
-SPLIT_COLUMNS = ("path", "sha256", "source", "label", "kl_grade", "patient", "cluster", "split",
-                 "seed_split", "seed_label")
-
-
-class InputError(Exception):
-    """A problem with an input file, worded for the person who passed it."""
 
 
 def seed_test_files(datasets: Path) -> list[Path]:
     """Every file of the seed dataset's test folders, duplicates included (the seed protocol scores them all)."""
     return sorted(f for label in SEED_LABELS for f in (datasets / SEED_DATASET / "test" / label).glob("*.png"))
-
-
-def load_split(path: Path) -> list[dict]:
-    try:
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in SPLIT_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise InputError(f"{path}: split manifest lacks column(s) {', '.join(missing)}")
-            rows = list(reader)
-    except FileNotFoundError:
-        raise InputError(f"{path}: split manifest not found (tools/oac split writes models/data/split.csv)") from None
-    for line, row in enumerate(rows, start=2):
-        if row["label"] not in ("", "0", "1"):
-            raise InputError(f"{path}:{line}: label must be 0, 1 or empty, not {row['label']!r}")
-        if row["kl_grade"] not in ("",) + tuple(str(g) for g in range(N_GRADES)):
-            raise InputError(f"{path}:{line}: kl_grade must be 0-4 or empty, not {row['kl_grade']!r}")
-    return rows
 
 
 def load_predictions(path: Path) -> list[dict]:
@@ -262,33 +239,14 @@ def join(records: list[dict], rows: list[dict], datasets: Path | None = None, pe
 # What the card makes of raw outputs: the core's own `interpret`, never a copy of it
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
-def core():
-    """The C++ core's Python module: tools/oac puts build/native/python on PYTHONPATH, else the build tree's."""
-    if str(CORE_PYTHON_DIR) not in sys.path:
-        sys.path.append(str(CORE_PYTHON_DIR))
-    try:
-        import oac_core
-    except ImportError as error:
-        raise InputError(f"the C++ core's Python module oac_core is not importable ({error}); "
-                         f"build it first with `tools/oac build` (it lands in {CORE_PYTHON_DIR})") from None
-    return oac_core
-
-
 def interpreted(oa_logit: np.ndarray, kl_logits: np.ndarray, card: dict) -> dict[str, np.ndarray]:
     """What the product shows for each row with this card, from the core's `interpret`: p_oa [N], kl_probs
     [N, 5], kl_grade [N] and kl_set (bool [N, 5]). A row with NaN outputs (failed to classify) gets NaN
     probabilities, grade -1 and an empty set."""
-    oac_core = core()
+    try:
+        oac_core = load_core()
+    except CoreNotBuilt as error:
+        raise InputError(str(error)) from None
     try:
         spec = oac_core.parse_model_card(json.dumps(card))
     except ValueError as error:

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation import eval_io, metrics, robustness
+from evaluation import eval_io, robustness
+from lib import metrics
 from lib.card import load_card, save_card
 from lib.paths import REPO_ROOT, datasets_dir_if_present
+from lib.split_manifest import InputError, N_GRADES, load_split
 
 
 def shown_path(path) -> str:
@@ -135,7 +137,7 @@ def clean_test_metrics(scored: eval_io.Scored, v: dict[str, np.ndarray]) -> dict
     covered = kl_set[np.arange(len(grade)), np.clip(grade, 0, None)] & graded
     set_size = kl_set.sum(axis=1)
     by_grade = {}
-    for g in range(eval_io.N_GRADES):
+    for g in range(N_GRADES):
         of_grade = graded & (grade == g)
         by_grade[f"kl_set_coverage_kl{g}"] = restricted_to(of_grade, lambda r: float(np.mean(covered[r]))
                                                            if len(r) else math.nan)
@@ -150,7 +152,7 @@ def clean_test_metrics(scored: eval_io.Scored, v: dict[str, np.ndarray]) -> dict
         "ece": restricted_to(v["labelled"], lambda r: metrics.expected_calibration_error(positive[r], p_oa[r])),
         "kl_accuracy": restricted_to(v["graded"], lambda r: metrics.accuracy(grade[r], kl_predicted[r])),
         "qwk": restricted_to(v["graded"], lambda r: metrics.quadratic_weighted_kappa(grade[r], kl_predicted[r],
-                                                                                     eval_io.N_GRADES)),
+                                                                                     N_GRADES)),
         "kl_mae": restricted_to(v["graded"], lambda r: metrics.mean_absolute_error(grade[r], kl_predicted[r])),
         "kl_top_label_ece": restricted_to(v["graded"], lambda r: metrics.top_label_calibration_error(
             grade[r], v["kl_probs"][r])),
@@ -193,7 +195,7 @@ def evaluate_clean_test(scored: eval_io.Scored, card: dict, resamples: int, seed
                           for source, mask in subsets_by_source(scored.source).items()
                           if source != "all" and len(set(positive[definite & mask].tolist())) == 2},
         "reliability": metrics.reliability_bins(positive[labelled], p_oa[labelled]),
-        "kl_confusion": metrics.confusion_matrix(scored.kl_grade[graded], v["kl_predicted"][graded], eval_io.N_GRADES),
+        "kl_confusion": metrics.confusion_matrix(scored.kl_grade[graded], v["kl_predicted"][graded], N_GRADES),
         "operating_point": (results["all"]["specificity"]["value"], results["all"]["sensitivity"]["value"]),
         "test_knee_ood_scores": np.array([s for knees in scored.knee_ood_scores for s in knees]),
     }
@@ -396,7 +398,7 @@ def paired_gains(test: eval_io.Scored, card: dict, earlier: eval_io.Scored, earl
     every resample."""
     now_order, then_order = np.argsort(test.file, kind="stable"), np.argsort(earlier.file, kind="stable")
     if not np.array_equal(test.file[now_order], earlier.file[then_order]):
-        raise eval_io.InputError("the earlier release's test predictions are not of the same files as this model's")
+        raise InputError("the earlier release's test predictions are not of the same files as this model's")
     now, then = test.take(now_order), earlier.take(then_order)
     both = now.ok & then.ok
     now, then = now.select(both), then.select(both)
@@ -510,7 +512,7 @@ def confusion_table(matrix: np.ndarray) -> list[str]:
 
 def kl_set_summary(test_all: dict, stated: float) -> str:
     """One line: coverage overall and per true grade, and the mean set size (printed and in the report)."""
-    per_grade = ", ".join(f"KL{g} {figure(test_all.get(f'kl_set_coverage_kl{g}'))}" for g in range(eval_io.N_GRADES))
+    per_grade = ", ".join(f"KL{g} {figure(test_all.get(f'kl_set_coverage_kl{g}'))}" for g in range(N_GRADES))
     return (f"KL set ({stated:.0%} stated coverage): coverage {figure(test_all.get('kl_set_coverage'))}; "
             f"by true grade {per_grade}; mean set size {figure(test_all.get('kl_set_size'))}")
 
@@ -531,7 +533,7 @@ def kl_set_section(results: dict, card: dict) -> list[str]:
         f"{figure(test_all.get('kl_set_size'))} |",
     ]
     confusion = np.array(results["kl_confusion"])
-    for g in range(eval_io.N_GRADES):
+    for g in range(N_GRADES):
         lines.append(f"| KL{g} | {int(confusion[g].sum())} | {figure(test_all.get(f'kl_set_coverage_kl{g}'))} | "
                      f"{figure(test_all.get(f'kl_set_size_kl{g}'))} |")
     given = results.get("kl_sets_given", {})
@@ -699,7 +701,7 @@ def file_entry(path: Path) -> dict:
     try:
         return {"path": shown_path(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
     except OSError as error:
-        raise eval_io.InputError(f"{path}: cannot be read ({error.strerror})") from None
+        raise InputError(f"{path}: cannot be read ({error.strerror})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -732,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         card = load_card(args.card)
-        rows = eval_io.load_split(args.split)
+        rows = load_split(args.split)
         datasets = args.datasets or datasets_dir_if_present()
         config = {"bootstrap_resamples": args.resamples, "bootstrap_seed": args.bootstrap_seed,
                   "ece_bins": metrics.ECE_BINS, "original_notebook_test_accuracy": ORIGINAL_NOTEBOOK_TEST_ACCURACY,
@@ -776,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 previous.append(json.loads(path.read_text()))
             except json.JSONDecodeError as error:
-                raise eval_io.InputError(f"{path}: not a metrics.json ({error.msg})") from None
+                raise InputError(f"{path}: not a metrics.json ({error.msg})") from None
             previous_split = previous[-1].get("config", {}).get("inputs", {}).get("split", {}).get("sha256")
             if previous_split != config["inputs"]["split"]["sha256"]:
                 notes.append(f"the previous model's figures ({shown_path(path)}) come from another split "
@@ -789,7 +791,7 @@ def main(argv: list[str] | None = None) -> int:
             config["inputs"][f"paired {name}"] = file_entry(folder / "test.jsonl")
             images, gains = paired_gains(test, card, earlier, earlier_card, args.resamples, args.bootstrap_seed)
             results.setdefault("paired", []).append({"name": name, "images": images, "gains": gains})
-    except (eval_io.InputError, ValueError, KeyError) as error:
+    except (InputError, ValueError, KeyError) as error:
         sys.exit(f"evaluate: {error}")
 
     targets = compare_with_targets(results)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from data.knee_data import load_core
+from lib.core import load_core
 from lib.card import load_card
 from lib.dicom_writer import dump_to_dicom
 from lib.paths import MODEL_CARD, REPO_ROOT, datasets_dir

@@ -14,21 +14,14 @@ usage: previous_release.py --commit COMMIT --out FOLDER [--card CURRENT_CARD]
 """
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 from lib.card import load_card, save_card
-from lib.paths import MODEL_CARD, REPO_ROOT
+from lib.git import GitError, file_at_commit
+from lib.paths import MODEL_CARD
 
 SAME_TENSOR = ("input_size", "layout", "mean", "std", "window_percentiles")
-
-
-def committed(commit: str, path: str) -> bytes:
-    done = subprocess.run(["git", "-C", str(REPO_ROOT), "show", f"{commit}:{path}"], capture_output=True)
-    if done.returncode != 0:
-        sys.exit(f"previous_release: {commit}:{path} cannot be read ({done.stderr.decode().strip()})")
-    return done.stdout
 
 
 def runnable_card(earlier: dict, current: dict) -> dict:
@@ -51,11 +44,14 @@ def main(argv=None):
     parser.add_argument("--card", type=Path, default=MODEL_CARD, help="today's card, for its preprocessing")
     args = parser.parse_args(argv)
     try:
-        earlier = json.loads(committed(args.commit, "models/oa-inceptionv3.json"))
+        earlier = json.loads(file_at_commit(args.commit, "models/oa-inceptionv3.json"))
+        model = file_at_commit(args.commit, f"models/{earlier['model_file']}")
+    except GitError as error:
+        sys.exit(f"previous_release: {error}")
     except json.JSONDecodeError as error:
         sys.exit(f"previous_release: the card at {args.commit} is not valid JSON ({error})")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "model.onnx").write_bytes(committed(args.commit, f"models/{earlier['model_file']}"))
+    (args.out / "model.onnx").write_bytes(model)
     save_card(args.out / "card.json", runnable_card(earlier, load_card(args.card)))
     print(f"previous_release: {earlier.get('name')} {earlier.get('version')} of {args.commit} in {args.out}")
 

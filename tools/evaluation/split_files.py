@@ -16,6 +16,7 @@ from pathlib import Path
 from evaluation import eval_io
 from evaluation.eval_io import SEED_DATASET
 from lib.paths import datasets_dir_if_present
+from lib.split_manifest import InputError, load_split
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.split is None:
             parser.error("--split is required with a split part")
         try:
-            rows = eval_io.load_split(args.split)
-        except eval_io.InputError as error:
+            rows = load_split(args.split)
+        except InputError as error:
             sys.exit(f"split_files: {error}")
         files = [datasets / row["path"] for row in rows if row["split"] == args.part]
         missing = [f for f in files if not f.is_file()]

@@ -46,7 +46,7 @@ import torch
 from onnx import helper, numpy_helper
 from torch import nn
 
-from evaluation.eval_io import sigmoid, softmax
+from lib.numeric import sigmoid, softmax
 from lib.card import insert_after, load_card, save_card
 from lib.paths import REPO_ROOT
 from model.inception import FEATURE_CHANNELS, OAInceptionV3, mirror_averaged

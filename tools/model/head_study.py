@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evaluation.metrics import auc, quadratic_weighted_kappa
+from lib.metrics import auc, quadratic_weighted_kappa
 from lib.paths import REPO_ROOT, datasets_dir
 from model import train
 

@@ -41,10 +41,10 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from data.knee_data import load_core
-from evaluation import eval_io
 from lib.paths import MODEL_CARD, REPO_ROOT, datasets_dir_if_present
 from lib.card import load_card, save_card
+from lib.core import load_core
+from lib.split_manifest import InputError, load_split
 from model.export_onnx import quantize_per_output_channel, update_card
 from model.self_test import SelfTestError, write_expectation
 
@@ -143,7 +143,7 @@ def fold_constant_weights(graph: onnx.GraphProto) -> None:
 class Plan:
     """The quantised convolutions (each with the ReLU it absorbs) and the activation tensors to quantise."""
 
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: onnx.ModelProto, float_activations: frozenset[str] = frozenset()) -> None:
         graph = model.graph
         initializers = {initializer.name for initializer in graph.initializer}
         # Only float activations are quantised: a graph that reshapes (mirror averaging) also concatenates
@@ -156,6 +156,7 @@ class Plan:
             for name in node.input:
                 consumers.setdefault(name, []).append(node)
         relu_of_conv: dict[str, onnx.NodeProto] = {}
+        conv_inputs = {node.name: node.input[0] for node in graph.node if node.op_type == "Conv"}
         for node in graph.node:
             after = consumers.get(node.output[0], [])
             if (node.op_type == "Conv" and node.input[1] in initializers
@@ -165,11 +166,19 @@ class Plan:
                          or (node.op_type in PASS_THROUGH_OPS and node.output[0] in floats)]
         # Activations that a quantised op reads; an op's output is quantised only where another quantised op
         # reads it (the last Concat feeds the fp32 heads and stays fp32).
-        self.tensors = sorted({node.input[0] if node.op_type == "Conv" else name
-                               for node in quantised_ops for name in node.input if name not in initializers})
+        candidates = {node.input[0] if node.op_type == "Conv" else name
+                      for node in quantised_ops for name in node.input if name not in initializers}
+        unknown = sorted(set(float_activations) - candidates)
+        if unknown:
+            raise QuantizationError(f"float activations that the graph does not quantise: {', '.join(unknown)}")
+        self.tensors = sorted(candidates - set(float_activations))
         quantised = set(self.tensors)
-        # A Conv becomes QLinearConv only with its output quantised too.
-        self.relu_of_conv = {conv: relu for conv, relu in relu_of_conv.items() if relu.output[0] in quantised}
+        # A Conv becomes QLinearConv only with its input and output quantised; one reading a float activation
+        # computes in fp32 on its one-byte weights, as the fp32 reference does.
+        self.float_convs = {conv for conv, relu in relu_of_conv.items()
+                            if relu.output[0] in quantised and conv_inputs[conv] not in quantised}
+        self.relu_of_conv = {conv: relu for conv, relu in relu_of_conv.items()
+                             if relu.output[0] in quantised and conv_inputs[conv] in quantised}
         if not self.relu_of_conv:
             raise QuantizationError("the model has no Conv + Relu pair with a constant weight; nothing to quantise")
         self.quantised_convs = set(self.relu_of_conv)
@@ -190,7 +199,7 @@ def calibration_tensors(card_path: Path, split_path: Path, count: int) -> np.nda
     datasets = datasets_dir_if_present()
     if datasets is None:
         raise QuantizationError("no dataset folder for calibration images: set OAC_DATASETS")
-    rows = sorted((row for row in eval_io.load_split(split_path) if row["split"] == "train"), key=lambda row: row["path"])
+    rows = sorted((row for row in load_split(split_path) if row["split"] == "train"), key=lambda row: row["path"])
     if len(rows) < count:
         raise QuantizationError(f"{split_path} has {len(rows)} training images; {count} calibration images were asked for")
     tensors = []
@@ -251,8 +260,8 @@ def quantize_graph(model: onnx.ModelProto, plan: Plan, parameters: dict[str, tup
                 helper.make_node("DequantizeLinear", [f"{name}.quantized", f"{name}.scale", f"{name}.zero_point"],
                                  [dequantized[name]], name=f"{name}.dequantize")]
 
-    def quantize_conv_constants(node: onnx.NodeProto) -> None:
-        weight_name, bias_name = node.input[1], node.input[2] if len(node.input) > 2 else ""
+    def quantize_conv_constants(node: onnx.NodeProto, with_bias: bool) -> None:
+        weight_name, bias_name = node.input[1], node.input[2] if len(node.input) > 2 and with_bias else ""
         weight = numpy_helper.to_array(initializers[weight_name])
         stored = quantize_per_output_channel(torch.from_numpy(weight.copy()), integer_format.weight_levels)
         weight_scale = stored.scale.numpy().astype(np.float32)
@@ -287,8 +296,8 @@ def quantize_graph(model: onnx.ModelProto, plan: Plan, parameters: dict[str, tup
     for node in graph.node:
         if node.name in plan.absorbed_relus:
             continue  # quantising its output to uint8 with zero point 0 clamps at 0 already
-        if node.name in plan.quantised_convs:
-            quantize_conv_constants(node)
+        if node.name in plan.quantised_convs or node.name in plan.float_convs:
+            quantize_conv_constants(node, with_bias=node.name in plan.quantised_convs)
         for i, name in enumerate(node.input):
             if name in dequantized:
                 node.input[i] = dequantized[name]
@@ -307,25 +316,26 @@ def quantize_graph(model: onnx.ModelProto, plan: Plan, parameters: dict[str, tup
 
 
 def quantize(model_path: Path, out: Path, card_path: Path, split_path: Path, calibration_images: int,
-             range_kind: str, format_name: str = DEFAULT_FORMAT) -> dict:
+             range_kind: str, format_name: str = DEFAULT_FORMAT, float_activations: tuple[str, ...] = ()) -> dict:
     model = onnx.load(str(model_path))
     marks = {prop.key: prop.value for prop in model.metadata_props}
     if marks.get("quantization") == QUANTIZED_MARK:
         raise QuantizationError(f"{model_path} is already statically quantised")
     fold_constant_weights(model.graph)
-    plan = Plan(model)
+    plan = Plan(model, frozenset(float_activations))
     inputs = calibration_tensors(card_path, split_path, calibration_images)
     ranges = activation_ranges(model, plan.tensors, inputs)
     low_key, high_key = ("min", "max") if range_kind == "minmax" else ("low", "high")
     parameters = {name: uint8_parameters(ranges[name][low_key], ranges[name][high_key]) for name in plan.tensors}
     for output, source in plan.same_range_as_input.items():
-        if output in parameters:
+        if output in parameters and source in parameters:
             parameters[output] = parameters[source]
     quantize_graph(model, plan, parameters, FORMATS[format_name])
     source_sha256 = hashlib.sha256(model_path.read_bytes()).hexdigest()
     for key, value in {"quantization": QUANTIZED_MARK, "quantization_format": format_name,
                        "calibration_images": str(calibration_images),
-                       "calibration_range": range_kind, "quantized_from_sha256": source_sha256}.items():
+                       "calibration_range": range_kind, "float_activations": ",".join(sorted(float_activations)),
+                       "quantized_from_sha256": source_sha256}.items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -343,8 +353,8 @@ def convolutions_not_the_same_on_every_cpu(model: onnx.ModelProto) -> list[str]:
     flagged = []
     for node in (node for node in model.graph.node if node.op_type == "Conv"):
         weight_node, input_node = dequantized_by.get(node.input[1]), dequantized_by.get(node.input[0])
-        if weight_node is None or weight_node.input[0] not in initializers:
-            continue
+        if weight_node is None or weight_node.input[0] not in initializers or input_node is None:
+            continue  # computes in fp32
         weights = initializers[weight_node.input[0]]
         activation_zero_point = initializers.get(input_node.input[2]) if input_node is not None else None
         unsigned_activations = activation_zero_point is not None and activation_zero_point.dtype == np.uint8
@@ -390,7 +400,7 @@ def main() -> int:
         update_card(card_copy, args.out)
         write_compute(card_copy, summary["format"])
         write_expectation(card_copy)
-    except (QuantizationError, SelfTestError, eval_io.InputError, FileNotFoundError) as error:
+    except (QuantizationError, SelfTestError, InputError, FileNotFoundError) as error:
         print(f"quantize_onnx: {error}", file=sys.stderr)
         return 1
     print(f"quantized ({summary['format']}) {summary['convolutions']} convolutions and {summary['activations']} activations -> {args.out}: "

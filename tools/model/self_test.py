@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.knee_data import load_core
+from lib.core import load_core
 from lib.card import insert_after, load_card, save_card
 from lib.paths import MODEL_CARD
 from model.export_onnx import run_onnx

@@ -44,9 +44,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from evaluation.eval_io import sigmoid, softmax
-from evaluation.metrics import auc, quadratic_weighted_kappa
-from lib.paths import CORE_PYTHON_DIR, MODEL_CARD, REPO_ROOT, datasets_dir
+from lib import core
+from lib.git import file_at_commit, git
+from lib.metrics import auc, quadratic_weighted_kappa
+from lib.numeric import sigmoid, softmax
+from lib.paths import MODEL_CARD, REPO_ROOT, datasets_dir
 from model.inception import PRETRAINED_PATH, OAInceptionV3, mirror_averaged, pretrained_oa_model
 
 
@@ -178,10 +180,6 @@ def protocol_labels(row, protocol):
     return seed_split, float(row["seed_label"] == "Osteoarthritis"), -1
 
 
-def git(*args):
-    return subprocess.run(["git", "-C", str(REPO_ROOT), *args], check=True, capture_output=True, text=True).stdout
-
-
 def build_pinned_core(commit):
     """Build the Python module of `commit`'s C++ core into build/train-core/<commit>/ once, from `git archive`,
     so that edits to wasm/ in the working tree never change the tensors a run trains on."""
@@ -207,18 +205,11 @@ def load_core(config):
     if config.core:
         commit = git("rev-parse", "--verify", config.core + "^{commit}").strip()
         module_dir = build_pinned_core(commit)
-        sys.path.insert(0, str(module_dir))
-        import oac_core as module
-        if Path(module.__file__).parent != module_dir:
-            sys.exit(f"train: imported {module.__file__}, not the pinned core in {module_dir}")
-        card_text = git("show", f"{commit}:{MODEL_CARD.relative_to(REPO_ROOT).as_posix()}")
+        module = core.load_core(module_dir)
+        card_text = file_at_commit(commit, MODEL_CARD.relative_to(REPO_ROOT).as_posix()).decode()
         described = f"core of {commit[:12]} ({module_dir.relative_to(REPO_ROOT)}), card from {commit[:12]}"
     else:
-        try:
-            import oac_core as module
-        except ImportError:  # PYTHONPATH has only tools/ (e.g. under torchrun, README): the build tree's module
-            sys.path.insert(0, str(CORE_PYTHON_DIR))
-            import oac_core as module
+        module = core.load_core()
         card_text = MODEL_CARD.read_text()
         described = f"core {module.__file__}, card {MODEL_CARD.relative_to(REPO_ROOT)} (working tree)"
     oac_core = module
@@ -544,8 +535,7 @@ def committed_file(spec):
     copy = REPO_ROOT / "build" / "init" / commit / path
     if not copy.exists():
         copy.parent.mkdir(parents=True, exist_ok=True)
-        data = subprocess.run(["git", "-C", str(REPO_ROOT), "show", f"{commit}:{path}"], check=True,
-                              capture_output=True).stdout
+        data = file_at_commit(commit, path)
         copy.with_name(copy.name + ".tmp").write_bytes(data)
         os.replace(copy.with_name(copy.name + ".tmp"), copy)
     return copy

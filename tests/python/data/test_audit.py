@@ -12,12 +12,13 @@ from scipy.ndimage import gaussian_filter
 
 import knee_fixtures as fx
 from data import audit, knee_data
+from lib.core import load_core
 from data.knee_data import PngHeader
 
 
 def core_or_skip():
     try:
-        return knee_data.load_core()
+        return load_core()
     except RuntimeError as error:
         pytest.skip(f"needs the C++ core's Python module: {error}")
 

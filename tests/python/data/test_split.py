@@ -10,6 +10,7 @@ import pytest
 
 import knee_fixtures as fx
 from data import knee_data, split
+from lib.core import load_core
 from lib.paths import REPO_ROOT, datasets_dir_if_present
 
 COMMITTED = REPO_ROOT / "models" / "data" / "split.csv"
@@ -100,7 +101,7 @@ def test_check_invariants_rejects_leaks():
 
 def test_split_end_to_end_through_the_core(datasets, tmp_path):
     try:
-        knee_data.load_core()
+        load_core()
     except RuntimeError as error:
         pytest.skip(f"needs the C++ core's Python module: {error}")
     assert split.main(["--datasets", str(datasets), "--out", str(tmp_path), "--seed", "3", "--no-cache"]) == 0

@@ -12,6 +12,7 @@ import synthetic_predictions
 from evaluation import calibrate, eval_io
 from lib.card import format_card, load_card
 from lib.paths import MODEL_CARD
+from lib.split_manifest import load_split
 
 
 def test_binary_nll_matches_direct_formula():
@@ -141,7 +142,7 @@ def test_calibrate_writes_only_its_fields(tmp_path):
     assert after["calibration"]["oa_temperature"] > 0 and after["calibration"]["kl_temperature"] > 0
 
     # The fitted values reproduce the rules on the same validation predictions.
-    scored = eval_io.join(eval_io.load_predictions(paths["val"]), eval_io.load_split(paths["split"]))
+    scored = eval_io.join(eval_io.load_predictions(paths["val"]), load_split(paths["split"]))
     scored = scored.select(scored.split == "val")
     labelled = ~np.isnan(scored.label)
     p_oa = eval_io.interpreted(scored.oa_logit[labelled], scored.kl_logits[labelled], after)["p_oa"]
@@ -257,7 +258,7 @@ def test_versions_join_the_temperature_fit_and_nothing_else(tmp_path):
 
 def test_per_source_check_finds_a_source_the_shared_fit_misses(tmp_path):
     paths = synthetic_predictions.write_fixture(tmp_path)
-    scored = eval_io.join(eval_io.load_predictions(paths["val"]), eval_io.load_split(paths["split"]))
+    scored = eval_io.join(eval_io.load_predictions(paths["val"]), load_split(paths["split"]))
     scored = scored.select(scored.split == "val")
     shifted = dataclasses.replace(scored, oa_logit=scored.oa_logit + 6.0 * (scored.source == "oai224"))
     labelled = ~np.isnan(shifted.label)

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 import synthetic_predictions
-from evaluation import calibrate, eval_io, evaluate, metrics
+from evaluation import calibrate, eval_io, evaluate
+from lib import metrics
 from lib.paths import MODEL_CARD, REPO_ROOT
+from lib.split_manifest import InputError, load_split
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def test_writes_report_plots_and_metrics(evaluated):
 def test_figures_equal_direct_computation(evaluated):
     card = evaluated["calibrated"]
     paths = evaluated["paths"]
-    scored = eval_io.join(eval_io.load_predictions(paths["test"]), eval_io.load_split(paths["split"]))
+    scored = eval_io.join(eval_io.load_predictions(paths["test"]), load_split(paths["split"]))
     scored = scored.select((scored.split == "test") & scored.ok)
     p_oa = 1 / (1 + np.exp(-(scored.oa_logit / card["calibration"]["oa_temperature"]
                              + card["calibration"]["oa_bias"])))
@@ -133,26 +135,26 @@ def test_split_manifest_errors_are_clear(tmp_path):
     bad = tmp_path / "split.csv"
     with open(bad, "w", newline="") as handle:
         csv.writer(handle).writerows([["path", "label"], ["a.png", "1"]])
-    with pytest.raises(eval_io.InputError, match="lacks column"):
-        eval_io.load_split(bad)
-    with pytest.raises(eval_io.InputError, match="not found"):
-        eval_io.load_split(tmp_path / "missing.csv")
+    with pytest.raises(InputError, match="lacks column"):
+        load_split(bad)
+    with pytest.raises(InputError, match="not found"):
+        load_split(tmp_path / "missing.csv")
 
 
 def test_prediction_errors_are_clear(tmp_path):
     broken = tmp_path / "p.jsonl"
     broken.write_text('{"file": "a.png", "ok": true, "p_oa": 0.7, "oa": true, "oa_logit": 1.0}\n')
-    with pytest.raises(eval_io.InputError, match="lacks kl_logits, ood_score"):
+    with pytest.raises(InputError, match="lacks kl_logits, ood_score"):
         eval_io.load_predictions(broken)
     broken.write_text("not json\n")
-    with pytest.raises(eval_io.InputError, match=":1: not a JSON object"):
+    with pytest.raises(InputError, match=":1: not a JSON object"):
         eval_io.load_predictions(broken)
 
 
 def test_kl_set_figures_equal_direct_computation(evaluated):
     card = evaluated["calibrated"]
     paths = evaluated["paths"]
-    scored = eval_io.join(eval_io.load_predictions(paths["test"]), eval_io.load_split(paths["split"]))
+    scored = eval_io.join(eval_io.load_predictions(paths["test"]), load_split(paths["split"]))
     scored = scored.select((scored.split == "test") & scored.ok & (scored.kl_grade >= 0))
     scaled = scored.kl_logits / card["calibration"]["kl_temperature"]
     probs = np.exp(scaled - scaled.max(axis=1, keepdims=True))

@@ -3,6 +3,7 @@ import subprocess
 
 import pytest
 
+from lib.git import GitError
 from lib.paths import REPO_ROOT
 from model import train
 
@@ -18,5 +19,5 @@ def test_a_committed_file_is_written_once_with_the_commits_bytes():
 
 
 def test_an_unknown_commit_fails_clearly():
-    with pytest.raises(subprocess.CalledProcessError):
+    with pytest.raises(GitError, match="0000000000000000000000000000000000000000"):
         train.committed_file("0000000000000000000000000000000000000000:package.json")

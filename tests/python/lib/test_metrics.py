@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from evaluation import metrics
+from lib import metrics
 
 
 def pairwise_auc(labels, scores):
