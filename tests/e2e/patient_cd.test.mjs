@@ -4,11 +4,12 @@
 // state, a README). Chosen with the folder picker, and dropped as a folder, the page gives one result per image,
 // each knee scored as the CLI scores the same folder and as the CLI scores the uncompressed originals, a reason
 // for the picture that is not a knee X-ray, and one sentence about the report and the presentation state; offline,
-// the codecs the service worker kept on first use decode the same folder again.
+// the codecs the service worker kept on first use decode the same folder again. Both go by the DICOMDIR; the CLI
+// walks copies of the CD whose DICOMDIR lists a file that is gone or is cut short, and says so in one line.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -54,6 +55,9 @@ describe('a patient\'s CD', { timeout: SUITE_MS }, () => {
   let manifest;
   let cliFolder;
   let cliOriginals;
+  let missingCd;
+  let cutCd;
+  let cliBroken;
   let serverClosed = false;
 
   before(async () => {
@@ -66,6 +70,14 @@ describe('a patient\'s CD', { timeout: SUITE_MS }, () => {
     manifest = JSON.parse(readFileSync(path.join(scratch, 'cd.json'), 'utf8'));
     cd = path.join(scratch, manifest.folder);
     cliFolder = await runCli([cd]);
+    // The same CD without one knee image, and with its DICOMDIR cut short: one CLI run for both.
+    missingCd = path.join(scratch, 'CD-missing');
+    cutCd = path.join(scratch, 'CD-cut');
+    cpSync(cd, missingCd, { recursive: true });
+    rmSync(path.join(scratch, manifest.knee_images[1].file.replace(/^CD\//, 'CD-missing/')));
+    cpSync(cd, cutCd, { recursive: true });
+    truncateSync(path.join(cutCd, 'DICOMDIR'), 600);
+    cliBroken = await runCli([missingCd, cutCd]);
     cliOriginals = await runCli(manifest.knee_images.map((image) => path.join(scratch, image.uncompressed)));
     ({ server, browser, page } = await openAppSession());
   });
@@ -75,19 +87,41 @@ describe('a patient\'s CD', { timeout: SUITE_MS }, () => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
-  it('the CLI walks the folder: one result per image, lossless files scored as their originals, one line on the rest', () => {
+  it('the CLI reads the DICOMDIR: one result per image, lossless files scored as their originals, one line on the rest', () => {
     assert.match(cliFolder.stderr, new RegExp(`${manifest.not_images_sentence}`));
+    assert.doesNotMatch(cliFolder.stderr, /DICOMDIR/, 'nothing to say about a DICOMDIR that was read');
     const byFile = new Map(cliFolder.results.map((result) => [path.relative(scratch, result.file), result]));
     assert.deepEqual([...byFile.keys()].sort(), [...manifest.knee_images, ...manifest.not_knee].map((i) => i.file).sort());
     manifest.knee_images.forEach((image, i) => {
       const result = byFile.get(image.file);
       assert.equal(result.ok, true, `${image.file}: ${result.error}`);
-      assert.match(result.series, /^KNEE BILATERAL, series \d: /);
+      // The DICOMDIR's series records give no description (dcmmkdir writes none).
+      assert.match(result.series, /^KNEE BILATERAL, series \d$/);
       assertSameKnees(result.knees.map((knee) => ({ box: knee.box, pOa: knee.p_oa })), cliOriginals.results[i].knees,
         `${image.file} (${image.syntax})`);
     });
     for (const image of manifest.not_knee) assert.equal(byFile.get(image.file).ok, false);
     assert.equal(cliFolder.code, 2, 'a file that is not a knee X-ray fails');
+  });
+
+  it('the CLI walks a CD whose DICOMDIR lists a missing file, or is cut short, and says so in one line', () => {
+    const missing = manifest.knee_images[1].file.replace(/^CD\//, '');
+    const lines = cliBroken.stderr.split('\n');
+    const walked = "The folder's files were read one by one instead";
+    assert.ok(lines.includes(`classify: ${missingCd}: The DICOMDIR lists a file that is not in the folder: ${missing}. ${walked}`),
+      cliBroken.stderr);
+    assert.ok(lines.some((line) => line.startsWith(`classify: ${cutCd}: The DICOM file is truncated`) && line.endsWith(walked)),
+      cliBroken.stderr);
+    const expected = [...manifest.knee_images, ...manifest.not_knee].map((image) => image.file.replace(/^CD\//, ''));
+    for (const [folder, files] of [[missingCd, expected.filter((file) => file !== missing)], [cutCd, expected]]) {
+      const results = cliBroken.results.filter((result) => result.file.startsWith(`${folder}/`));
+      assert.deepEqual(results.map((result) => path.relative(folder, result.file)).sort(), files.sort(), folder);
+      for (const result of results.filter((candidate) => candidate.ok)) {
+        assert.match(result.series, /^KNEE BILATERAL, series \d: /, 'walked, the series descriptions come from the files');
+        const read = cliFolder.results.find((candidate) => path.relative(cd, candidate.file) === path.relative(folder, result.file));
+        assertSameKnees(result.knees.map((knee) => ({ box: knee.box, pOa: knee.p_oa })), read.knees, result.file);
+      }
+    }
   });
 
   async function checkShown() {
