@@ -1,11 +1,12 @@
 // A patient's CD in the page and the CLI: tests/support/make_patient_cd.py lays out a folder as hospitals burn it
 // (DICOMDIR by dcmmkdir, files IM00000N without extensions in study/series folders, knee X-rays compressed with
 // JPEG Lossless, JPEG 2000 and JPEG-LS, a picture that is not a knee X-ray, a structured report, a presentation
-// state, a README). Chosen with the folder picker, and dropped as a folder, the page gives one result per image,
-// each knee scored as the CLI scores the same folder and as the CLI scores the uncompressed originals, a reason
-// for the picture that is not a knee X-ray, and one sentence about the report and the presentation state; offline,
-// the codecs the service worker kept on first use decode the same folder again. Both go by the DICOMDIR; the CLI
-// walks copies of the CD whose DICOMDIR lists a file that is gone or is cut short, and says so in one line.
+// state, a README). Chosen with the folder picker, and dropped as the real folder (DevTools drags its path, as a
+// file manager does), the page gives one result per image, each knee scored as the CLI scores the same folder and
+// as the CLI scores the uncompressed originals, a reason for the picture that is not a knee X-ray, and one
+// sentence about the report and the presentation state; offline, the codecs the service worker kept on first use
+// decode the same folder again. Both go by the DICOMDIR. Copies of the CD whose DICOMDIR lists a file that is gone
+// (page and CLI) or is cut short (CLI) are walked instead, and one line says so.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -36,6 +37,19 @@ async function shownFiles(page) {
     files.push({ name, series: row.series, error: knees.length ? '' : row.status, knees });
   }
   return files;
+}
+
+/**
+ * Drops files or folders from this machine on the page's drop zone, as a file manager does: Chromium's DevTools
+ * protocol drags the paths themselves, so a folder reaches the page as the real folder's directory entry.
+ */
+async function dropPaths(page, paths) {
+  const cdp = await page.context().newCDPSession(page);
+  const zone = await page.locator('#drop-zone').boundingBox();
+  const at = { x: zone.x + zone.width / 2, y: zone.y + zone.height / 2 };
+  const data = { items: [], files: paths, dragOperationsMask: 1 };
+  for (const type of ['dragEnter', 'dragOver', 'drop']) await cdp.send('Input.dispatchDragEvent', { type, ...at, data });
+  await cdp.detach();
 }
 
 function assertSameKnees(shown, expected, what) {
@@ -151,42 +165,21 @@ describe('a patient\'s CD', { timeout: SUITE_MS }, () => {
     await page.setInputFiles('#file-input', [SAMPLES.single]);
     await waitForResults(page, 1);
     assert.equal(await page.isHidden('#folder-summary'), true);
-    // A drop of a folder cannot be made by the test driver; the browser's entries for one are: the files go in
-    // through a file input, and the drop hands the page directory entries over them, as Chromium's do.
-    await page.evaluate(() => {
-      const input = document.createElement('input');
-      input.type = 'file';
-      input.id = 'test-drop-source';
-      input.webkitdirectory = true;
-      input.hidden = true;
-      document.body.append(input);
-    });
-    await page.setInputFiles('#test-drop-source', cd);
-    await page.evaluate(() => {
-      const files = Array.from(document.querySelector('#test-drop-source').files);
-      const fileEntry = (file) => ({ isFile: true, isDirectory: false, fullPath: `/${file.webkitRelativePath}`,
-        file: (resolve) => resolve(file) });
-      const directoryEntry = (prefix) => {
-        const children = new Map();
-        for (const file of files.filter((candidate) => candidate.webkitRelativePath.startsWith(`${prefix}/`))) {
-          const [child] = file.webkitRelativePath.slice(prefix.length + 1).split('/');
-          children.set(child, file.webkitRelativePath === `${prefix}/${child}` ? fileEntry(file) : directoryEntry(`${prefix}/${child}`));
-        }
-        let handedOver = false;
-        return { isFile: false, isDirectory: true, fullPath: `/${prefix}`, createReader: () => ({
-          readEntries: (resolve) => {
-            resolve(handedOver ? [] : [...children.values()]);
-            handedOver = true;
-          },
-        }) };
-      };
-      const root = files[0].webkitRelativePath.split('/')[0];
-      const dataTransfer = new DataTransfer();
-      dataTransfer.items.add(new File([], root));
-      Object.defineProperty(DataTransferItem.prototype, 'webkitGetAsEntry', { configurable: true, value: () => directoryEntry(root) });
-      document.dispatchEvent(new DragEvent('drop', { dataTransfer, bubbles: true, cancelable: true }));
-    });
+    await dropPaths(page, [cd]);
     await checkShown();
+    assert.deepEqual(browser.problems, []);
+  });
+
+  it('dropped with a DICOMDIR that lists a missing file: walked, and one sentence says so', { timeout: SLOW_MS }, async () => {
+    await page.setInputFiles('#file-input', [SAMPLES.single]);
+    await waitForResults(page, 1);
+    await dropPaths(page, [missingCd]);
+    await waitForResults(page, manifest.knee_images.length - 1 + manifest.not_knee.length);
+    const missing = manifest.knee_images[1].file.replace(/^CD\//, '');
+    assert.equal(await page.textContent('#folder-summary'), `The DICOMDIR lists a file that is not in the folder: ${missing}. `
+      + `The folder's files were read one by one instead. ${manifest.not_images_sentence}.`);
+    const rows = await page.$$eval('#results-table tbody tr .series', (cells) => cells.map((cell) => cell.textContent));
+    assert.ok(rows.filter(Boolean).every((series) => /^KNEE BILATERAL, series \d: /.test(series)), rows.join(', '));
     assert.deepEqual(browser.problems, []);
   });
 
