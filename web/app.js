@@ -265,7 +265,8 @@ function readBatch(reader) {
 
 /**
  * A folder ([{ file, path }]): its X-rays checked in study and series order, one sentence about the files that are
- * not images (web/dicom_folder.js decides which are which, the core reads each DICOM header).
+ * not images, and one about a DICOMDIR that could not be used (web/dicom_folder.js decides which are which, the core
+ * reads the DICOMDIR and DICOM headers).
  */
 async function checkFolder(found) {
   announce('Looking through the folder…');
@@ -277,16 +278,22 @@ async function checkFolder(found) {
       const reply = await request('describe', { buffer }, [buffer]);
       return reply.error ? { ok: false, error: reply.error } : reply.described;
     },
+    readDirectory: async (file) => {
+      const buffer = await file.arrayBuffer();
+      const reply = await request('directory', { buffer }, [buffer]);
+      return reply.error ? { ok: false, error: reply.error } : reply.directory;
+    },
     pathOf: (file) => pathOf.get(file),
   });
+  const summary = [sorted.directory, sorted.notImages].filter(Boolean).map((sentence) => `${sentence}.`).join(' ');
   if (sorted.images.length === 0) {
-    announce(`No X-ray image was found in this folder.${sorted.notImages ? ` ${sorted.notImages}.` : ''}`, true);
+    announce(`No X-ray image was found in this folder.${summary ? ` ${summary}` : ''}`, true);
     return;
   }
   await checkFiles(sorted.images.map(({ file }) => file), {
     names: pathOf,
     series: new Map(sorted.images.map(({ file, series }) => [file, series])),
-    folderSummary: sorted.notImages ? `${sorted.notImages}.` : '',
+    folderSummary: summary,
   });
 }
 document.addEventListener('paste', (event) => {

@@ -6,6 +6,7 @@
 //               | {type:'clear-model', requestId} | {type:'load'} | {type:'stats', requestId}
 //               | {type:'file-size', requestId, bytes} → {problem} (the core's sentence, or '')
 //               | {type:'describe', requestId, buffer} → {described} (the core's describeDicom: {ok, error, facts})
+//               | {type:'directory', requestId, buffer} → {directory} (the core's readDicomdir: {ok, error, entries})
 // Messages out: {type:'about'|'card'|'model-progress'|'model-status'|'ready'|'model-error', ...}; ready carries
 //               maxFileBytes, the core's file-size limit, and selfTest, what the known-answer self-test found
 //               {type:'reply', requestId, ...} answering a request
@@ -341,6 +342,11 @@ async function describe({ buffer }) {
   return { described: (await core()).describeDicom(new Uint8Array(buffer)) };
 }
 
+/** The files a DICOMDIR lists, by which a folder is sorted when it has one (web/dicom_folder.js). */
+async function directory({ buffer }) {
+  return { directory: (await core()).readDicomdir(new Uint8Array(buffer)) };
+}
+
 async function clearModel() {
   const removed = self.caches ? await caches.delete(MODEL_CACHE) : false;
   return { removed };
@@ -360,7 +366,8 @@ self.addEventListener('message', (event) => {
     classifier().catch(() => {});
     return;
   }
-  const handlers = { classify, 'set-box': setBox, 'clear-model': clearModel, stats, 'file-size': fileSize, describe };
+  const handlers = { classify, 'set-box': setBox, 'clear-model': clearModel, stats, 'file-size': fileSize, describe,
+    directory };
   const handler = handlers[message.type];
   if (!handler) return;
   enqueue(() => handler(message)).then(({ transfer = [], ...reply }) => {

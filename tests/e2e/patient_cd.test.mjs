@@ -1,14 +1,16 @@
 // A patient's CD in the page and the CLI: tests/support/make_patient_cd.py lays out a folder as hospitals burn it
 // (DICOMDIR by dcmmkdir, files IM00000N without extensions in study/series folders, knee X-rays compressed with
 // JPEG Lossless, JPEG 2000 and JPEG-LS, a picture that is not a knee X-ray, a structured report, a presentation
-// state, a README). Chosen with the folder picker, and dropped as a folder, the page gives one result per image,
-// each knee scored as the CLI scores the same folder and as the CLI scores the uncompressed originals, a reason
-// for the picture that is not a knee X-ray, and one sentence about the report and the presentation state; offline,
-// the codecs the service worker kept on first use decode the same folder again.
+// state, a README). Chosen with the folder picker, and dropped as the real folder (DevTools drags its path, as a
+// file manager does), the page gives one result per image, each knee scored as the CLI scores the same folder and
+// as the CLI scores the uncompressed originals, a reason for the picture that is not a knee X-ray, and one
+// sentence about the report and the presentation state; offline, the codecs the service worker kept on first use
+// decode the same folder again. Both go by the DICOMDIR. Copies of the CD whose DICOMDIR lists a file that is gone
+// (page and CLI) or is cut short (CLI) are walked instead, and one line says so.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -37,6 +39,19 @@ async function shownFiles(page) {
   return files;
 }
 
+/**
+ * Drops files or folders from this machine on the page's drop zone, as a file manager does: Chromium's DevTools
+ * protocol drags the paths themselves, so a folder reaches the page as the real folder's directory entry.
+ */
+async function dropPaths(page, paths) {
+  const cdp = await page.context().newCDPSession(page);
+  const zone = await page.locator('#drop-zone').boundingBox();
+  const at = { x: zone.x + zone.width / 2, y: zone.y + zone.height / 2 };
+  const data = { items: [], files: paths, dragOperationsMask: 1 };
+  for (const type of ['dragEnter', 'dragOver', 'drop']) await cdp.send('Input.dispatchDragEvent', { type, ...at, data });
+  await cdp.detach();
+}
+
 function assertSameKnees(shown, expected, what) {
   assert.equal(shown.length, expected.length, `${what}: knees`);
   shown.forEach((knee, i) => {
@@ -54,6 +69,9 @@ describe('a patient\'s CD', { timeout: SUITE_MS }, () => {
   let manifest;
   let cliFolder;
   let cliOriginals;
+  let missingCd;
+  let cutCd;
+  let cliBroken;
   let serverClosed = false;
 
   before(async () => {
@@ -66,6 +84,14 @@ describe('a patient\'s CD', { timeout: SUITE_MS }, () => {
     manifest = JSON.parse(readFileSync(path.join(scratch, 'cd.json'), 'utf8'));
     cd = path.join(scratch, manifest.folder);
     cliFolder = await runCli([cd]);
+    // The same CD without one knee image, and with its DICOMDIR cut short: one CLI run for both.
+    missingCd = path.join(scratch, 'CD-missing');
+    cutCd = path.join(scratch, 'CD-cut');
+    cpSync(cd, missingCd, { recursive: true });
+    rmSync(path.join(scratch, manifest.knee_images[1].file.replace(/^CD\//, 'CD-missing/')));
+    cpSync(cd, cutCd, { recursive: true });
+    truncateSync(path.join(cutCd, 'DICOMDIR'), 600);
+    cliBroken = await runCli([missingCd, cutCd]);
     cliOriginals = await runCli(manifest.knee_images.map((image) => path.join(scratch, image.uncompressed)));
     ({ server, browser, page } = await openAppSession());
   });
@@ -75,19 +101,41 @@ describe('a patient\'s CD', { timeout: SUITE_MS }, () => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
-  it('the CLI walks the folder: one result per image, lossless files scored as their originals, one line on the rest', () => {
+  it('the CLI reads the DICOMDIR: one result per image, lossless files scored as their originals, one line on the rest', () => {
     assert.match(cliFolder.stderr, new RegExp(`${manifest.not_images_sentence}`));
+    assert.doesNotMatch(cliFolder.stderr, /DICOMDIR/, 'nothing to say about a DICOMDIR that was read');
     const byFile = new Map(cliFolder.results.map((result) => [path.relative(scratch, result.file), result]));
     assert.deepEqual([...byFile.keys()].sort(), [...manifest.knee_images, ...manifest.not_knee].map((i) => i.file).sort());
     manifest.knee_images.forEach((image, i) => {
       const result = byFile.get(image.file);
       assert.equal(result.ok, true, `${image.file}: ${result.error}`);
-      assert.match(result.series, /^KNEE BILATERAL, series \d: /);
+      // The DICOMDIR's series records give no description (dcmmkdir writes none).
+      assert.match(result.series, /^KNEE BILATERAL, series \d$/);
       assertSameKnees(result.knees.map((knee) => ({ box: knee.box, pOa: knee.p_oa })), cliOriginals.results[i].knees,
         `${image.file} (${image.syntax})`);
     });
     for (const image of manifest.not_knee) assert.equal(byFile.get(image.file).ok, false);
     assert.equal(cliFolder.code, 2, 'a file that is not a knee X-ray fails');
+  });
+
+  it('the CLI walks a CD whose DICOMDIR lists a missing file, or is cut short, and says so in one line', () => {
+    const missing = manifest.knee_images[1].file.replace(/^CD\//, '');
+    const lines = cliBroken.stderr.split('\n');
+    const walked = "The folder's files were read one by one instead";
+    assert.ok(lines.includes(`classify: ${missingCd}: The DICOMDIR lists a file that is not in the folder: ${missing}. ${walked}`),
+      cliBroken.stderr);
+    assert.ok(lines.some((line) => line.startsWith(`classify: ${cutCd}: The DICOM file is truncated`) && line.endsWith(walked)),
+      cliBroken.stderr);
+    const expected = [...manifest.knee_images, ...manifest.not_knee].map((image) => image.file.replace(/^CD\//, ''));
+    for (const [folder, files] of [[missingCd, expected.filter((file) => file !== missing)], [cutCd, expected]]) {
+      const results = cliBroken.results.filter((result) => result.file.startsWith(`${folder}/`));
+      assert.deepEqual(results.map((result) => path.relative(folder, result.file)).sort(), files.sort(), folder);
+      for (const result of results.filter((candidate) => candidate.ok)) {
+        assert.match(result.series, /^KNEE BILATERAL, series \d: /, 'walked, the series descriptions come from the files');
+        const read = cliFolder.results.find((candidate) => path.relative(cd, candidate.file) === path.relative(folder, result.file));
+        assertSameKnees(result.knees.map((knee) => ({ box: knee.box, pOa: knee.p_oa })), read.knees, result.file);
+      }
+    }
   });
 
   async function checkShown() {
@@ -117,42 +165,21 @@ describe('a patient\'s CD', { timeout: SUITE_MS }, () => {
     await page.setInputFiles('#file-input', [SAMPLES.single]);
     await waitForResults(page, 1);
     assert.equal(await page.isHidden('#folder-summary'), true);
-    // A drop of a folder cannot be made by the test driver; the browser's entries for one are: the files go in
-    // through a file input, and the drop hands the page directory entries over them, as Chromium's do.
-    await page.evaluate(() => {
-      const input = document.createElement('input');
-      input.type = 'file';
-      input.id = 'test-drop-source';
-      input.webkitdirectory = true;
-      input.hidden = true;
-      document.body.append(input);
-    });
-    await page.setInputFiles('#test-drop-source', cd);
-    await page.evaluate(() => {
-      const files = Array.from(document.querySelector('#test-drop-source').files);
-      const fileEntry = (file) => ({ isFile: true, isDirectory: false, fullPath: `/${file.webkitRelativePath}`,
-        file: (resolve) => resolve(file) });
-      const directoryEntry = (prefix) => {
-        const children = new Map();
-        for (const file of files.filter((candidate) => candidate.webkitRelativePath.startsWith(`${prefix}/`))) {
-          const [child] = file.webkitRelativePath.slice(prefix.length + 1).split('/');
-          children.set(child, file.webkitRelativePath === `${prefix}/${child}` ? fileEntry(file) : directoryEntry(`${prefix}/${child}`));
-        }
-        let handedOver = false;
-        return { isFile: false, isDirectory: true, fullPath: `/${prefix}`, createReader: () => ({
-          readEntries: (resolve) => {
-            resolve(handedOver ? [] : [...children.values()]);
-            handedOver = true;
-          },
-        }) };
-      };
-      const root = files[0].webkitRelativePath.split('/')[0];
-      const dataTransfer = new DataTransfer();
-      dataTransfer.items.add(new File([], root));
-      Object.defineProperty(DataTransferItem.prototype, 'webkitGetAsEntry', { configurable: true, value: () => directoryEntry(root) });
-      document.dispatchEvent(new DragEvent('drop', { dataTransfer, bubbles: true, cancelable: true }));
-    });
+    await dropPaths(page, [cd]);
     await checkShown();
+    assert.deepEqual(browser.problems, []);
+  });
+
+  it('dropped with a DICOMDIR that lists a missing file: walked, and one sentence says so', { timeout: SLOW_MS }, async () => {
+    await page.setInputFiles('#file-input', [SAMPLES.single]);
+    await waitForResults(page, 1);
+    await dropPaths(page, [missingCd]);
+    await waitForResults(page, manifest.knee_images.length - 1 + manifest.not_knee.length);
+    const missing = manifest.knee_images[1].file.replace(/^CD\//, '');
+    assert.equal(await page.textContent('#folder-summary'), `The DICOMDIR lists a file that is not in the folder: ${missing}. `
+      + `The folder's files were read one by one instead. ${manifest.not_images_sentence}.`);
+    const rows = await page.$$eval('#results-table tbody tr .series', (cells) => cells.map((cell) => cell.textContent));
+    assert.ok(rows.filter(Boolean).every((series) => /^KNEE BILATERAL, series \d: /.test(series)), rows.join(', '));
     assert.deepEqual(browser.problems, []);
   });
 

@@ -2,8 +2,9 @@
 // the toolkits that wrote each file: tests/support/make_codec_fixtures.py makes them with DCMTK and GDCM from
 // images it makes (8, 12, 16 bits, signed and unsigned, MONOCHROME1/2, a VOI window) and decodes each with the
 // same toolkit (dcmdjpeg, dcmdjpls, gdcmconv --raw). HTJ2K, which no Debian tool writes, is made here with
-// OpenJPH's encoder and checked against the pixels it was made from. With the datasets, a whole 12-bit film in
-// each lossless syntax is scored by `tools/oac classify` exactly like its uncompressed original.
+// OpenJPH's encoder and checked against the pixels it was made from; so are the syntaxes that no Debian tool
+// writes but whose codestreams another syntax's encoder makes (JPEG 2000 Part 2, HTJ2K RPCL). With the datasets, a
+// whole 12-bit film in each lossless syntax is scored by `tools/oac classify` exactly like its uncompressed original.
 // run: OAC_WASM_BUILD_DIR=build/wasm node --test tests/node/dicom_codecs.test.mjs
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -17,7 +18,15 @@ import { MODEL_CARD, REPO_ROOT } from '../../tools/lib/paths.mjs';
 import { CODEC_OF_SYNTAX, FrameDecoders } from '../../web/codecs/frame_decoders.js';
 
 const PYTHON = process.env.OAC_PYTHON || '/usr/bin/python3';
+const J2K_LOSSLESS = '1.2.840.10008.1.2.4.90';
+const J2K = '1.2.840.10008.1.2.4.91';
+const J2K_PART2_LOSSLESS = '1.2.840.10008.1.2.4.92';
+const J2K_PART2 = '1.2.840.10008.1.2.4.93';
 const HTJ2K_LOSSLESS = '1.2.840.10008.1.2.4.201';
+const HTJ2K_RPCL = '1.2.840.10008.1.2.4.202';
+const HTJ2K = '1.2.840.10008.1.2.4.203';
+// OpenJPH's progression orders (ojph::PROGRESSION_ORDER): LRCP, RLCP, RPCL, PCRL, CPRL.
+const OPENJPH_RPCL = 2;
 const wasmDir = process.env.OAC_WASM_BUILD_DIR || path.join(REPO_ROOT, 'build/wasm');
 const { default: createOacCore } = await import(pathToFileURL(path.join(wasmDir, 'oac_core.mjs')).href);
 const oac = await createOacCore({ wasmBinary: fs.readFileSync(path.join(wasmDir, 'oac_core.wasm')) });
@@ -90,10 +99,19 @@ function withCodestream(template, transferSyntax, codestream) {
   return new Uint8Array(result);
 }
 
-async function encodeHtj2k(samples, { columns, rows, bits_stored: bitsStored, is_signed: isSigned }) {
+/**
+ * A lossless HTJ2K codestream of `samples`; `rpcl` makes it as HTJ2K Lossless RPCL (.202) asks: RPCL progression, a
+ * TLM marker segment and a tile-part per resolution.
+ */
+async function encodeHtj2k(samples, { columns, rows, bits_stored: bitsStored, is_signed: isSigned }, { rpcl = false } = {}) {
   const codec = await loadCodecFromPackage('openjph');
   const encoder = new codec.HTJ2KEncoder();
   try {
+    if (rpcl) {
+      encoder.setProgressionOrder(OPENJPH_RPCL);
+      encoder.setTLMMarker(true);
+      encoder.setTilePartDivisionsAtResolutions(true);
+    }
     const bytesPerSample = bitsStored > 8 ? 2 : 1;
     const raw = bytesPerSample === 2 ? new Uint8Array(samples.buffer.slice(0)) : Uint8Array.from(samples);
     encoder.getDecodedBuffer({ width: columns, height: rows, bitsPerSample: bitsStored, componentCount: 1,
@@ -103,6 +121,35 @@ async function encodeHtj2k(samples, { columns, rows, bits_stored: bitsStored, is
   } finally {
     encoder.delete();
   }
+}
+
+/** The progression order of a JPEG 2000 codestream (its COD marker segment) and whether it has a TLM marker segment. */
+function codestreamLayout(codestream) {
+  const markerAt = (marker) => codestream.findIndex((byte, i) => byte === 0xff && codestream[i + 1] === marker);
+  const cod = markerAt(0x52);
+  return { progression: codestream[cod + 5], tlm: markerAt(0x55) > 0 };
+}
+
+/**
+ * The syntaxes no Debian tool writes, each made from a file of syntax `from` whose codestream is valid for it too, or
+ * whose samples another encoder compresses: codestream(frame 1 of that file, as the core hands it out; its samples).
+ */
+const RELABELLED = [
+  // A JPEG 2000 Part 1 codestream is a Part 2 codestream that uses none of Part 2's extensions (ISO/IEC 15444-2
+  // decoders read Part 1), so GDCM's .90 and .91 files stand for .92 and .93 with only their transfer syntax changed.
+  { syntax: J2K_PART2_LOSSLESS, from: J2K_LOSSLESS, codestream: async (frame) => frame.codestream.slice() },
+  { syntax: J2K_PART2, from: J2K, codestream: async (frame) => frame.codestream.slice() },
+  { syntax: HTJ2K_LOSSLESS, from: J2K_LOSSLESS, codestream: async (frame, samples) => encodeHtj2k(samples, frame) },
+  // HTJ2K (.203) allows any HTJ2K codestream, lossy or not; a lossless one can be checked to the sample.
+  { syntax: HTJ2K, from: J2K_LOSSLESS, codestream: async (frame, samples) => encodeHtj2k(samples, frame) },
+  { syntax: HTJ2K_RPCL, from: J2K_LOSSLESS, codestream: async (frame, samples) => encodeHtj2k(samples, frame, { rpcl: true }) },
+];
+
+/** `template` (a file of syntax `from`) as `syntax`, its frame 1 made from `samples`, the samples it holds. */
+async function relabelled(template, samples, { syntax, codestream }) {
+  const encoded = await codestream(core.compressedFrame(template), samples);
+  if (syntax === HTJ2K_RPCL) assert.deepEqual(codestreamLayout(encoded), { progression: OPENJPH_RPCL, tlm: true });
+  return withCodestream(template, syntax, encoded);
 }
 
 after(() => {
@@ -132,18 +179,20 @@ describe('compressed DICOM frames against DCMTK and GDCM', () => {
     });
   }
 
-  it('HTJ2K (made with OpenJPH, which no Debian tool can check) decodes to the pixels it was made from', async () => {
-    const templates = cases.filter((c) => c.syntax === '1.2.840.10008.1.2.4.90');
-    assert.ok(templates.length >= 5);
-    for (const c of templates) {
-      const pixels = rawSamples(read(c.reference), c);
-      const file = withCodestream(read(c.file), HTJ2K_LOSSLESS, await encodeHtj2k(pixels, c));
-      assert.equal(core.prepare(file).codec_syntax, HTJ2K_LOSSLESS);
-      const samples = await decodeFrame(file);
-      assert.equal(differingSamples(samples, pixels, c.bits_stored), 0, c.name);
-      assert.deepEqual(prepared(core.prepareDecoded(file, samples)), prepared(core.prepare(read(c.original))), c.name);
-    }
-  });
+  for (const syntax of RELABELLED) {
+    it(`${syntax.syntax}, made from each ${syntax.from} case, decodes to its reference samples and shows as it does`, async () => {
+      const templates = cases.filter((c) => c.syntax === syntax.from);
+      assert.ok(templates.length >= 5);
+      for (const c of templates) {
+        const file = await relabelled(read(c.file), rawSamples(read(c.reference), c), syntax);
+        assert.equal(core.prepare(file).codec_syntax, syntax.syntax);
+        const samples = await decodeFrame(file);
+        assert.equal(differingSamples(samples, rawSamples(read(c.reference), c), c.bits_stored), 0, c.name);
+        const shownAs = c.lossless ? c.original : `${path.basename(c.file, '.dcm')}.decoded.dcm`;
+        assert.deepEqual(prepared(core.prepareDecoded(file, samples)), prepared(core.prepare(read(shownAs))), c.name);
+      }
+    });
+  }
 });
 
 describe('broken compressed frames get a sentence, and the next file decodes', () => {
@@ -220,13 +269,23 @@ describe('broken compressed frames get a sentence, and the next file decodes', (
 });
 
 describe('a whole 12-bit film scores the same compressed and uncompressed', { skip: films.length === 0 && 'no datasets' }, () => {
-  it('tools/oac classify gives the same boxes and P(OA) within 1e-4 in every lossless syntax', () => {
+  it('tools/oac classify gives the same boxes and P(OA) within 1e-4 in every lossless syntax', async () => {
+    // The lossless syntaxes no Debian tool writes, made from the JPEG 2000 film as the cases above are.
+    const j2kFilm = read(films.find((film) => film.syntax === J2K_LOSSLESS).file);
+    const samples = await decodeFrame(j2kFilm);
+    const made = fs.mkdtempSync(path.join(os.tmpdir(), 'oac-relabelled-films-'));
+    const madeFiles = [];
+    for (const syntax of RELABELLED.filter((candidate) => candidate.from === J2K_LOSSLESS)) {
+      madeFiles.push(path.join(made, `film12-${syntax.syntax}.dcm`));
+      fs.writeFileSync(madeFiles.at(-1), await relabelled(j2kFilm, samples, syntax));
+    }
     const run = spawnSync(process.execPath, [path.join(REPO_ROOT, 'tools/app/classify.mjs'), '--quiet',
-      ...films.map((film) => path.join(fixtures, film.file))], { encoding: 'utf8', maxBuffer: 1 << 26 });
+      ...films.map((film) => path.join(fixtures, film.file)), ...madeFiles], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    fs.rmSync(made, { recursive: true, force: true });
     assert.equal(run.status, 0, run.stderr);
     // Every line JSON: the codecs' own console output (OpenJPEG reports each header) must not reach stdout.
     const results = run.stdout.trim().split('\n').map((line) => JSON.parse(line));
-    assert.equal(results.length, films.length);
+    assert.equal(results.length, films.length + madeFiles.length);
     const [original, ...compressed] = results;
     assert.equal(original.knees.length, 2, 'both knees of the bilateral film');
     for (const result of compressed) {

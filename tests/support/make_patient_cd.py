@@ -3,7 +3,7 @@
 
     make_patient_cd.py --out DIR [--datasets DIR]
 
-DIR/CD/ holds DICOMDIR (dcmmkdir) and DICOM/ST000001/SE00000N/IM00000N files without extensions, in two series of
+DIR/CD/ holds DICOMDIR (dcmmkdir, listing every file below) and DICOM/ST000001/SE00000N/IM00000N files without extensions, in two series of
 one study: the knee X-rays, compressed as PACS exports are (a whole bilateral film, 12-bit, JPEG Lossless
 first-order prediction; a knee crop, JPEG 2000 by GDCM; a knee crop, JPEG-LS), a picture that is not a knee
 X-ray (noise), a structured report and a grayscale presentation state (dcmpsmk) of the film; beside them a
@@ -49,19 +49,34 @@ def grey(path: Path) -> np.ndarray:
         return np.asarray(image.convert("L"), dtype=np.uint16)
 
 
-def structured_report(out: Path) -> Path:
-    """A Basic Text SR with only what a directory record needs (dcmmkdir +I fills the rest)."""
+# The report's title, which an SR DOCUMENT record needs (LOINC "Radiology Report"); dump2dcm reads the sequence
+# as it stands, one element a line.
+REPORT_TITLE = ("SQ (Sequence with undefined length)\n(fffe,e000) na (Item with undefined length)\n"
+                "(0008,0100) SH [11528-7]\n(0008,0102) SH [LN]\n(0008,0104) LO [Radiology Report]\n"
+                "(fffe,e00d) na (ItemDelimitationItem)\n(fffe,e0dd) na (SequenceDelimitationItem)")
+
+
+def structured_report(out: Path, attributes: dict[str, str]) -> Path:
+    """A Basic Text SR with what a directory record needs (dcmmkdir +I fills the rest); `attributes`: instance()."""
     sop_class = "1.2.840.10008.5.1.4.1.1.88.11"
     lines = {"(0002,0002)": f"UI [{sop_class}]", "(0002,0010)": "UI =LittleEndianExplicit",
-             "(0008,0016)": f"UI [{sop_class}]", **instance(3, 1, "REPORT"), "(0008,0060)": "CS [SR]",
+             "(0008,0016)": f"UI [{sop_class}]", **attributes, "(0008,0060)": "CS [SR]",
              "(0008,0023)": "DA [20260101]", "(0008,0033)": "TM [103000]", "(0040,a491)": "CS [COMPLETE]",
-             "(0040,a493)": "CS [UNVERIFIED]", "(0040,a040)": "CS [CONTAINER]", "(0040,a050)": "CS [SEPARATE]"}
+             "(0040,a493)": "CS [UNVERIFIED]", "(0040,a040)": "CS [CONTAINER]", "(0040,a043)": REPORT_TITLE,
+             "(0040,a050)": "CS [SEPARATE]"}
     dump = out / "report.dump"
     dump.write_text("".join(f"{tag} {value}\n" for tag, value in sorted(lines.items())))
     path = out / "report.dcm"
     run(out, "dump2dcm", dump.name, path.name)
     dump.unlink()
     return path
+
+
+def make_dicomdir(cd: Path) -> None:
+    """cd/DICOMDIR over every file under cd/DICOM, as a disc's burner writes it."""
+    # +I invents the type 1 attributes a record needs and the report lacks; -Nxc takes compressed images in a
+    # general-purpose directory, as PACS export tools do.
+    run(cd, "dcmmkdir", "-q", "+I", "-Nxc", "+r", "+id", ".", "DICOM")
 
 
 def main() -> None:
@@ -92,11 +107,9 @@ def main() -> None:
     for target, (source, command, _) in placed.items():
         run(work, *command, str(source), str(cd / target))
     run(work, "dcmpsmk", str(film12), str(images / "SE000003" / "IM000001"))
-    shutil.copyfile(structured_report(work), images / "SE000003" / "IM000002")
+    shutil.copyfile(structured_report(work, instance(3, 1, "REPORT")), images / "SE000003" / "IM000002")
     (cd / "README.TXT").write_text("Images of your examination. Open them with the viewer on this disc.\r\n")
-    # +I invents the type 1 attributes a record needs and the report lacks; -Nxc takes compressed images in a
-    # general-purpose directory, as PACS export tools do.
-    run(cd, "dcmmkdir", "-q", "+I", "-Nxc", "+r", "+id", ".", "DICOM")
+    make_dicomdir(cd)
 
     manifest = {
         "folder": "CD",

@@ -92,6 +92,16 @@ def dicom_seeds() -> dict[str, bytes]:
                 target = work / f"{source.stem}-jpeg.dcm"
                 subprocess.run(["dcmcjpeg", "+eb", str(source), str(target)], check=True, stdout=subprocess.DEVNULL)
                 seeds[target.name] = target.read_bytes()
+        # A DICOMDIR over one of them, for the DICOMDIR reader that the dicom target runs too; its records need a
+        # patient, a study and a series, which the corpus writer's files do not name.
+        disc = work / "disc"
+        (disc / "DICOM").mkdir(parents=True)
+        listed = disc / "DICOM" / "IM000001"
+        shutil.copyfile(work / "grey8.dcm", listed)
+        subprocess.run(["dcmodify", "-nb", "-i", "(0010,0010)=SEED", "-i", "(0008,0060)=OT", "-i", "(0020,000d)=1.2.3",
+                        "-i", "(0020,000e)=1.2.3.1", str(listed)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["dcmmkdir", "-q", "+I", "+r", "+id", ".", "DICOM"], cwd=disc, check=True, stdout=subprocess.DEVNULL)
+        seeds["DICOMDIR"] = (disc / "DICOMDIR").read_bytes()
     seeds["grey8-no-preamble.dcm"] = base["grey8.dcm"][132:]
     return seeds
 

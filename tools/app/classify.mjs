@@ -28,10 +28,12 @@ or {"file":…,"ok":false,"error":"…"} for a file that could not be classified
 card's kl_set.coverage (e.g. 0.9). Top-level fields are those of the knee with the highest p_oa. A DICOM file's result also has
 "pixel_spacing_mm":[rows,columns] and "laterality" ("L","R","B","U") when its header gives them.
 
-A folder (a patient's CD, a PACS export) is walked: its DICOM files are found by their preamble, whatever their
-names, PNG, JPEG and BMP by their signatures; the DICOMDIR and other files are passed over. Its images are
-classified in study and series order, each result with "series" (e.g. "KNEE, series 2: AP"); the files that are
-not images (reports, presentation states) get one line on stderr.
+A folder (a patient's CD, a PACS export) is read by its DICOMDIR where it has one: the files it lists, grouped by
+what its records say. Otherwise, or where the DICOMDIR is unreadable or lists a file that is not there (one line on
+stderr says so), the folder is walked: its DICOM files are found by their preamble, whatever their names, PNG, JPEG
+and BMP by their signatures; other files are passed over. Its images are classified in study and series order, each
+result with "series" (e.g. "KNEE, series 2: AP"); the files that are not images (reports, presentation states) get
+one line on stderr.
 
   --model CARD_OR_ONNX  model card (.json) or ONNX model; default: the trained model of
                         models/oa-inceptionv3.json, else the untrained placeholder in build/placeholder/
@@ -201,12 +203,14 @@ async function expandFolders(names, coreModule) {
     const sorted = await sortFolder(await filesUnder(name), {
       head: fileHead,
       describe: async (file) => coreModule.describeDicom(await readImageFile(file)),
-      pathOf: (file) => path.relative(name, file),
+      readDirectory: async (file) => coreModule.readDicomdir(await readImageFile(file)),
+      pathOf: (file) => path.relative(name, file).split(path.sep).join('/'),
     });
     for (const { file, series } of sorted.images) {
       expanded.files.push(file);
       if (series) expanded.seriesOf.set(file, series);
     }
+    if (sorted.directory) expanded.notes.push(`${name}: ${sorted.directory}`);
     if (sorted.notImages) expanded.notes.push(`${name}: ${sorted.notImages}`);
     if (sorted.images.length === 0) expanded.notes.push(`${name}: no X-ray image was found in this folder`);
   }

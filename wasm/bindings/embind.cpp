@@ -108,6 +108,22 @@ val view_of(const std::vector<T>& values) {
   return val(typed_memory_view(values.size(), values.data()));
 }
 
+// The file contents copied into the heap; nullopt with `error` set for something other than bytes, or a file the
+// core refuses for its size (checked before the copy, so an oversized file never reaches the heap).
+std::optional<std::vector<uint8_t>> file_bytes(const val& bytes, const char* call, std::string& error) {
+  const std::optional<val> byte_array = as_byte_array(bytes);
+  if (!byte_array) {
+    error = std::string(call) + " needs the file contents as a Uint8Array or ArrayBuffer.";
+    return std::nullopt;
+  }
+  const auto size = (*byte_array)["length"].as<size_t>();
+  if (const std::optional<oac::Error> problem = oac::check_file_size(size)) {
+    error = problem->message;
+    return std::nullopt;
+  }
+  return copy_to_heap(*byte_array, size);
+}
+
 // A DICOM header's facts for sorting a folder of files (a patient's CD); ok false with `error` for a file that is
 // not a readable DICOM file.
 struct DicomFactsOutcome {
@@ -118,24 +134,37 @@ struct DicomFactsOutcome {
 
 DicomFactsOutcome describe_dicom(const val& bytes) {
   DicomFactsOutcome outcome;
-  const std::optional<val> byte_array = as_byte_array(bytes);
-  if (!byte_array) {
-    outcome.error = "describeDicom() needs the file contents as a Uint8Array or ArrayBuffer.";
-    return outcome;
-  }
-  const auto size = (*byte_array)["length"].as<size_t>();
-  if (const std::optional<oac::Error> problem = oac::check_file_size(size)) {
-    outcome.error = problem->message;
-    return outcome;
-  }
-  const std::vector<uint8_t> data = copy_to_heap(*byte_array, size);
-  oac::Result<oac::DicomFacts> described = oac::describe_dicom(data.data(), data.size());
+  const std::optional<std::vector<uint8_t>> data = file_bytes(bytes, "describeDicom()", outcome.error);
+  if (!data) return outcome;
+  oac::Result<oac::DicomFacts> described = oac::describe_dicom(data->data(), data->size());
   if (described) {
     outcome.ok = true;
     outcome.facts = std::move(described).value();
   } else {
     outcome.error = described.error().message;
   }
+  return outcome;
+}
+
+// The files a DICOMDIR lists (oac::read_dicomdir): `entries` holds DirectoryEntry objects, each with its file's
+// path from the DICOMDIR's folder, its record type and the DicomFacts the records give.
+struct DirectoryOutcome {
+  bool ok = false;
+  std::string error;
+  val entries = val::array();
+};
+
+DirectoryOutcome read_dicomdir(const val& bytes) {
+  DirectoryOutcome outcome;
+  const std::optional<std::vector<uint8_t>> data = file_bytes(bytes, "readDicomdir()", outcome.error);
+  if (!data) return outcome;
+  oac::Result<std::vector<oac::DirectoryEntry>> read = oac::read_dicomdir(data->data(), data->size());
+  if (!read) {
+    outcome.error = read.error().message;
+    return outcome;
+  }
+  for (const oac::DirectoryEntry& entry : read.value()) outcome.entries.call<void>("push", entry);
+  outcome.ok = true;
   return outcome;
 }
 
@@ -336,9 +365,8 @@ class Core {
 
   bool has_knee(size_t index) const { return image_ && index < image_->knees.size(); }
 
-  // Forgets the last image and copies the file into the heap; nullopt with `error` set for a bad card,
-  // something other than bytes, or a file the core refuses for its size (checked before the copy, so an
-  // oversized file never reaches the heap).
+  // Forgets the last image and copies the file into the heap (file_bytes); nullopt with `error` set for a bad
+  // card too.
   std::optional<std::vector<uint8_t>> file_in_heap(const val& bytes, const char* call, std::string& error) {
     image_.reset();
     by_hand_.clear();
@@ -347,17 +375,7 @@ class Core {
       error = card_error_;
       return std::nullopt;
     }
-    const std::optional<val> byte_array = as_byte_array(bytes);
-    if (!byte_array) {
-      error = std::string(call) + " needs the file contents as a Uint8Array or ArrayBuffer.";
-      return std::nullopt;
-    }
-    const auto size = (*byte_array)["length"].as<size_t>();
-    if (const std::optional<oac::Error> problem = oac::check_file_size(size)) {
-      error = problem->message;
-      return std::nullopt;
-    }
-    return copy_to_heap(*byte_array, size);
+    return file_bytes(bytes, call, error);
   }
 
   // The prepared image becomes the core's, for setBox(), the views and tensor().
@@ -495,7 +513,16 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .field("ok", &DicomFactsOutcome::ok)
       .field("error", &DicomFactsOutcome::error)
       .field("facts", &DicomFactsOutcome::facts);
+  value_object<oac::DirectoryEntry>("DirectoryEntry")
+      .field("file", &oac::DirectoryEntry::file)
+      .field("record_type", &oac::DirectoryEntry::record_type)
+      .field("facts", &oac::DirectoryEntry::facts);
+  value_object<DirectoryOutcome>("DirectoryOutcome")
+      .field("ok", &DirectoryOutcome::ok)
+      .field("error", &DirectoryOutcome::error)
+      .field("entries", &DirectoryOutcome::entries);
   function("describeDicom", &describe_dicom);
+  function("readDicomdir", &read_dicomdir);
   function("fileSizeProblem", &file_size_problem);
   function("maxFileBytes", &max_file_bytes);
   class_<Core>("Core")

@@ -17,13 +17,6 @@ namespace oac {
 namespace dicom {
 namespace {
 
-struct TransferSyntax {
-  const char* uid;
-  const char* name;
-  Encoding encoding;
-  PixelCoding coding;
-};
-
 constexpr TransferSyntax kTransferSyntaxes[] = {
     {"1.2.840.10008.1.2", "Implicit VR Little Endian", kImplicitLittle, PixelCoding::native},
     {"1.2.840.10008.1.2.1", "Explicit VR Little Endian", kExplicitLittle, PixelCoding::native},
@@ -149,13 +142,6 @@ ImageMetadata read_metadata(const ImageAttributes& attributes) {
   return metadata;
 }
 
-const TransferSyntax* find_transfer_syntax(const std::string& uid) {
-  for (const TransferSyntax& syntax : kTransferSyntaxes) {
-    if (uid == syntax.uid) return &syntax;
-  }
-  return nullptr;
-}
-
 struct ImageHeader {
   ImageAttributes attributes;
   PixelLayout layout;
@@ -226,6 +212,14 @@ Result<OutsideCodecImage> read_outside_codec_image(const uint8_t* data, size_t s
 }
 
 }  // namespace
+
+const TransferSyntax* find_transfer_syntax(const std::string& uid) {
+  for (const TransferSyntax& syntax : kTransferSyntaxes) {
+    if (uid == syntax.uid) return &syntax;
+  }
+  return nullptr;
+}
+
 }  // namespace dicom
 
 bool looks_like_dicom(const uint8_t* data, size_t size) {
@@ -301,12 +295,8 @@ Result<DicomFacts> describe_dicom(const uint8_t* data, size_t size, const Limits
   facts.study_description = attributes.text(kStudyDescriptionTag);
   facts.series_instance_uid = attributes.text(kSeriesInstanceTag);
   facts.series_description = attributes.text(kSeriesDescriptionTag);
-  // Clamped so that a nonsense number cannot overflow the int.
-  const auto whole_number = [&](uint32_t tag) {
-    return static_cast<int>(std::clamp(attributes.number(tag).value_or(0.0), -1e9, 1e9));
-  };
-  facts.series_number = whole_number(kSeriesNumberTag);
-  facts.instance_number = whole_number(kInstanceNumberTag);
+  facts.series_number = attributes.whole_number(kSeriesNumberTag);
+  facts.instance_number = attributes.whole_number(kInstanceNumberTag);
   facts.has_pixel_data = attributes.pixel_data.has_value();
   return facts;
 }

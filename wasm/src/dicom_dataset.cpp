@@ -18,7 +18,7 @@ namespace oac::dicom {
 namespace {
 
 // The top-level attributes the decoder and describe_dicom read; all others are skipped unread.
-constexpr uint32_t kWantedTags[] = {
+const std::vector<uint32_t> kImageTags = {
     kSopClassTag,           kModalityTag,         kStudyDescriptionTag,   kSeriesDescriptionTag,
     kBodyPartTag,           kStudyInstanceTag,    kSeriesInstanceTag,     kSeriesNumberTag,
     kInstanceNumberTag,     kImagerPixelSpacingTag, kLateralityTag,       kImageLateralityTag,    kSamplesPerPixelTag,
@@ -193,9 +193,18 @@ std::string ImageAttributes::text(uint32_t tag) const {
   return found == values.end() ? std::string() : std::string(trimmed_text(found->second));
 }
 
+int ImageAttributes::whole_number(uint32_t tag) const {
+  return static_cast<int>(std::clamp(number(tag).value_or(0.0), -1e9, 1e9));
+}
+
 Result<ImageAttributes> read_attributes(const DataSetReader& reader, size_t at) {
+  return read_elements(reader, at, reader.size(), kImageTags);
+}
+
+Result<ImageAttributes> read_elements(const DataSetReader& reader, size_t at, size_t end,
+                                      const std::vector<uint32_t>& wanted) {
   ImageAttributes attributes;
-  while (at < reader.size()) {
+  while (at < end) {
     Result<ElementHeader> element = reader.header(at);
     if (!element) return element.error();
     const ElementHeader& header = element.value();
@@ -204,11 +213,13 @@ Result<ImageAttributes> read_attributes(const DataSetReader& reader, size_t at) 
       break;
     }
     if (header.tag >> 16 == 0xfffe) return damaged("it has a stray " + tag_name(header.tag) + " delimiter");
-    Result<size_t> end = reader.skip_value(header);
-    if (!end) return end.error();
-    const bool wanted = std::find(std::begin(kWantedTags), std::end(kWantedTags), header.tag) != std::end(kWantedTags);
-    if (wanted && header.length != kUndefinedLength) attributes.values[header.tag] = reader.value(header);
-    at = end.value();
+    Result<size_t> value_end = reader.skip_value(header);
+    if (!value_end) return value_end.error();
+    if (std::find(wanted.begin(), wanted.end(), header.tag) != wanted.end()) {
+      attributes.headers[header.tag] = header;
+      if (header.length != kUndefinedLength) attributes.values[header.tag] = reader.value(header);
+    }
+    at = value_end.value();
   }
   return attributes;
 }

@@ -5,7 +5,8 @@
 //                      sequences, the attributes the image needs, deflated data sets;
 //   dicom_pixels.cpp   the pixel data: its layout, and the first frame's stored samples from native, RLE or
 //                      JPEG pixel data;
-//   dicom.cpp          the transfer syntax, stored values to display samples, and oac::decode_dicom.
+//   dicom.cpp          the transfer syntax, stored values to display samples, and oac::decode_dicom;
+//   dicom_directory.cpp  a DICOMDIR's directory records (oac::read_dicomdir).
 //
 // Everything from the file goes through bounds-checked reads: a length is compared with what is left of the
 // buffer before it is used, nesting depth is capped, and every loop advances by at least one element header,
@@ -55,6 +56,14 @@ inline constexpr uint32_t kWindowWidthTag = make_tag(0x0028, 0x1051);
 inline constexpr uint32_t kRescaleInterceptTag = make_tag(0x0028, 0x1052);
 inline constexpr uint32_t kRescaleSlopeTag = make_tag(0x0028, 0x1053);
 inline constexpr uint32_t kPixelDataTag = make_tag(0x7fe0, 0x0010);
+inline constexpr uint32_t kRootRecordOffsetTag = make_tag(0x0004, 0x1200);
+inline constexpr uint32_t kDirectoryRecordSequenceTag = make_tag(0x0004, 0x1220);
+inline constexpr uint32_t kNextRecordOffsetTag = make_tag(0x0004, 0x1400);
+inline constexpr uint32_t kRecordInUseTag = make_tag(0x0004, 0x1410);
+inline constexpr uint32_t kLowerLevelOffsetTag = make_tag(0x0004, 0x1420);
+inline constexpr uint32_t kRecordTypeTag = make_tag(0x0004, 0x1430);
+inline constexpr uint32_t kReferencedFileIdTag = make_tag(0x0004, 0x1500);
+inline constexpr uint32_t kReferencedSopClassTag = make_tag(0x0004, 0x1510);
 inline constexpr uint32_t kItemTag = make_tag(0xfffe, 0xe000);
 inline constexpr uint32_t kItemDelimiterTag = make_tag(0xfffe, 0xe00d);
 inline constexpr uint32_t kSequenceDelimiterTag = make_tag(0xfffe, 0xe0dd);
@@ -134,6 +143,11 @@ class DataSetReader {
     return skip_value_in(encoding_, element, element.value_at, 0);
   }
 
+  // The offset after `item` (an item header), whatever its length.
+  Result<size_t> item_end(const ElementHeader& item) const {
+    return item.length == kUndefinedLength ? skip_item(encoding_, item.value_at, 0) : within(item, item.value_at);
+  }
+
   // The end of a defined-length value starting at `at`, once it is known to fit.
   Result<size_t> within(const ElementHeader& element, size_t at) const {
     const size_t remaining = bytes_.size - at;
@@ -155,9 +169,11 @@ class DataSetReader {
   Encoding encoding_;
 };
 
-// The top-level attributes the decoder needs, and where the pixel data is.
+// The attributes of a data set or an item that a reader asked for, and where the pixel data is.
 struct ImageAttributes {
   std::map<uint32_t, Bytes> values;
+  // Where each asked-for element is, for a sequence's items to be read.
+  std::map<uint32_t, ElementHeader> headers;
   std::optional<ElementHeader> pixel_data;
 
   std::optional<uint16_t> unsigned_short(uint32_t tag, ByteOrder order) const {
@@ -166,14 +182,26 @@ struct ImageAttributes {
     return read_u16(found->second.data, order);
   }
 
+  std::optional<uint32_t> unsigned_long(uint32_t tag, ByteOrder order) const {
+    const auto found = values.find(tag);
+    if (found == values.end() || found->second.size < 4) return std::nullopt;
+    return read_u32(found->second.data, order);
+  }
+
   // The index-th number of a DS or IS value; nullopt where absent or not a number.
   std::optional<double> number(uint32_t tag, size_t index = 0) const;
   // The value without its padding.
   std::string text(uint32_t tag) const;
+  // The first number of an IS or DS value as an int, clamped so that nonsense cannot overflow it; 0 where absent.
+  int whole_number(uint32_t tag) const;
 };
 
 // The top-level elements from `at` up to Pixel Data.
 Result<ImageAttributes> read_attributes(const DataSetReader& reader, size_t at);
+
+// The elements from `at` up to `end` (or Pixel Data), keeping those whose tag is in `wanted`.
+Result<ImageAttributes> read_elements(const DataSetReader& reader, size_t at, size_t end,
+                                      const std::vector<uint32_t>& wanted);
 
 struct FileStart {
   size_t data_set_at = 0;
@@ -185,6 +213,17 @@ bool starts_with_dicm(const uint8_t* data, size_t size);
 
 // File meta information (group 0002, always explicit VR little endian).
 Result<FileStart> read_file_meta(Bytes file);
+
+// One of the transfer syntaxes the reader knows (dicom.cpp).
+struct TransferSyntax {
+  const char* uid;
+  const char* name;
+  Encoding encoding;
+  PixelCoding coding;
+};
+
+// nullptr for a UID the reader does not know.
+const TransferSyntax* find_transfer_syntax(const std::string& uid);
 
 // Without a transfer syntax UID: explicit VR if the first element shows a VR, else implicit.
 Encoding guess_encoding(Bytes file, size_t at);

@@ -43,6 +43,27 @@ struct DicomFacts {
 // `limits`); an Error for anything that is not a readable DICOM file.
 Result<DicomFacts> describe_dicom(const uint8_t* data, size_t size, const Limits& limits = {});
 
+// The DICOMDIR's SOP class, Media Storage Directory Storage: a patient CD's index of its files.
+inline constexpr const char* kDirectorySopClass = "1.2.840.10008.1.3.10";
+
+// A file a DICOMDIR lists (PS3.3 annex F): a directory record that references a file, read with the patient,
+// study and series records above it.
+struct DirectoryEntry {
+  // Referenced File ID, its components joined by '/': the file's path from the DICOMDIR's folder, in the case the
+  // record gives it (a disc's file system may show another).
+  std::string file;
+  std::string record_type;  // IMAGE, SR DOCUMENT, PRESENTATION, ...
+  // What the records say of the file, as describe_dicom would read it from the file: the SOP class from the
+  // record's Referenced SOP Class UID in File, study and series from the records above, and has_pixel_data for
+  // an IMAGE record. Body part and, where the series record lacks them, series descriptions are absent.
+  DicomFacts facts;
+};
+
+// The files a DICOMDIR lists, depth-first in the order of its records (patients, studies, series, files).
+// Records marked inactive are left out. An Error for anything but a readable DICOMDIR, including one whose record
+// offsets point nowhere or round in a loop.
+Result<std::vector<DirectoryEntry>> read_dicomdir(const uint8_t* data, size_t size);
+
 // JPEG Lossless, JPEG-LS, JPEG 2000 and HTJ2K frames are decoded outside the core, by the codecs the page
 // and the CLI load when a file needs one (web/codecs/); the core finds the frame and applies everything
 // after decoding. decode_dicom refuses such a file with a sentence naming its syntax.
