@@ -46,7 +46,8 @@ async function quantised(fp32Card, format) {
   if (!existsSync(out) || !existsSync(card)) {
     log(`quantising to ${format}`);
     const { modelPath } = await locateModel(fp32Card);
-    await run(PYTHON, ['tools/model/quantize_onnx.py', modelPath, '--out', out, '--card', fp32Card, '--format', format],
+    await run(PYTHON, ['tools/model/quantize_onnx.py', modelPath, '--out', out, '--card', fp32Card, '--format', format,
+      '--float-activations', 'none'],
       { env: PYTHON_ENV });
   }
   return card;

@@ -15,7 +15,11 @@ arithmetic, and full-range int8 weights overflow there (tools/oac quant-formats 
     0, so their ReLU becomes the clamp of the quantisation itself and is dropped);
   - biases are int32 at scale (input scale x weight scale), as QLinearConv needs;
   - MaxPool keeps its input's quantisation, so it runs on uint8 directly;
-  - the heads, the CAM, the OOD projection and the last Concat (which feeds the features) stay fp32.
+  - the heads, the CAM, the OOD projection and the last Concat (which feeds the features) stay fp32;
+  - so does the first convolution's output (--float-activations, default first-conv): at full resolution,
+    with a long tail of edge responses, it is the one activation whose 8 bits cost most (tools/oac
+    quant-sensitivity: models/quantization-sensitivity.md). The convolutions on either side of it compute in
+    fp32 on their one-byte weights.
 
 The graph contract (inputs, outputs, names) is unchanged; only the numbers move by the quantisation error
 (tools/bench/bench.mjs reports AUC and max |delta P(OA)| against the fp32-compute model).
@@ -23,6 +27,7 @@ The graph contract (inputs, outputs, names) is unchanged; only the numbers move 
 usage:
   quantize_onnx.py MODEL.onnx --out MODEL-int8.onnx [--card CARD.json] [--calibration-images N]
                    [--range minmax|percentile] [--format u8s7|u8s8|u8u8|s8s8]
+                   [--float-activations first-conv|none|TENSOR[,TENSOR...]]
 """
 from __future__ import annotations
 
@@ -85,6 +90,8 @@ FORMATS = {
     "s8s8": IntegerFormat("int8", "int8", 127, "int8 activations, full-range int8 weights"),
 }
 DEFAULT_FORMAT = "u8u8"
+FIRST_CONV_OUTPUT = "first-conv"  # --float-activations' name for the first convolution's output, whatever its tensor
+DEFAULT_FLOAT_ACTIVATIONS = FIRST_CONV_OUTPUT
 UINT8_ZERO_POINT_OF_INT8 = 128
 
 
@@ -315,16 +322,39 @@ def quantize_graph(model: onnx.ModelProto, plan: Plan, parameters: dict[str, tup
             graph.initializer.remove(initializer)
 
 
+def first_convolution_output(model: onnx.ModelProto) -> str:
+    """The activation the network's first convolution writes: its ReLU's output."""
+    graph = model.graph
+    first = next((node for node in graph.node if node.op_type == "Conv"), None)
+    relu = next((node for node in graph.node if first is not None and node.op_type == "Relu"
+                 and node.input[0] == first.output[0]), None)
+    if relu is None:
+        raise QuantizationError("the model's first convolution has no ReLU after it; name the float activations")
+    return relu.output[0]
+
+
+def float_activation_names(model: onnx.ModelProto, spec: str) -> tuple[str, ...]:
+    """--float-activations as tensor names: first-conv, none, or a comma-separated list of names."""
+    if spec == "none":
+        return ()
+    return tuple(first_convolution_output(model) if name == FIRST_CONV_OUTPUT else name
+                 for name in spec.split(",") if name)
+
+
 def quantize(model_path: Path, out: Path, card_path: Path, split_path: Path, calibration_images: int,
-             range_kind: str, format_name: str = DEFAULT_FORMAT, float_activations: tuple[str, ...] = ()) -> dict:
+             range_kind: str, format_name: str = DEFAULT_FORMAT, float_activations: str = "none",
+             ranges: dict[str, dict] | None = None) -> dict:
+    """Quantises `model_path` into `out`. `ranges` (activation_ranges' result over the calibration images) skips
+    the calibration pass, for studies that quantise one network many ways."""
     model = onnx.load(str(model_path))
     marks = {prop.key: prop.value for prop in model.metadata_props}
     if marks.get("quantization") == QUANTIZED_MARK:
         raise QuantizationError(f"{model_path} is already statically quantised")
     fold_constant_weights(model.graph)
-    plan = Plan(model, frozenset(float_activations))
-    inputs = calibration_tensors(card_path, split_path, calibration_images)
-    ranges = activation_ranges(model, plan.tensors, inputs)
+    kept_float = float_activation_names(model, float_activations)
+    plan = Plan(model, frozenset(kept_float))
+    if ranges is None:
+        ranges = activation_ranges(model, plan.tensors, calibration_tensors(card_path, split_path, calibration_images))
     low_key, high_key = ("min", "max") if range_kind == "minmax" else ("low", "high")
     parameters = {name: uint8_parameters(ranges[name][low_key], ranges[name][high_key]) for name in plan.tensors}
     for output, source in plan.same_range_as_input.items():
@@ -334,14 +364,14 @@ def quantize(model_path: Path, out: Path, card_path: Path, split_path: Path, cal
     source_sha256 = hashlib.sha256(model_path.read_bytes()).hexdigest()
     for key, value in {"quantization": QUANTIZED_MARK, "quantization_format": format_name,
                        "calibration_images": str(calibration_images),
-                       "calibration_range": range_kind, "float_activations": ",".join(sorted(float_activations)),
+                       "calibration_range": range_kind, "float_activations": ",".join(sorted(kept_float)),
                        "quantized_from_sha256": source_sha256}.items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out))
     return {"convolutions": len(plan.quantised_convs), "activations": len(plan.tensors), "bytes": out.stat().st_size,
-            "format": format_name}
+            "format": format_name, "float_activations": kept_float}
 
 
 def convolutions_not_the_same_on_every_cpu(model: onnx.ModelProto) -> list[str]:
@@ -365,11 +395,13 @@ def convolutions_not_the_same_on_every_cpu(model: onnx.ModelProto) -> list[str]:
     return flagged
 
 
-def write_compute(card_path: Path, format_name: str) -> None:
-    """The card's compute.integer_format: the format and why it was chosen (models/quantization-formats.md)."""
+def write_compute(card_path: Path, format_name: str, float_activations: tuple[str, ...]) -> None:
+    """The card's compute: the integer format and why it was chosen (models/quantization-formats.md), and the
+    activations kept in fp32 (models/quantization-sensitivity.md)."""
     card = load_card(card_path)
     if "compute" in card:
         card["compute"]["integer_format"] = f"{format_name}: {FORMATS[format_name].description}"
+        card["compute"]["float_activations"] = list(float_activations)
         save_card(card_path, card)
 
 
@@ -388,17 +420,20 @@ def main() -> int:
     parser.add_argument("--format", choices=sorted(FORMATS), default=DEFAULT_FORMAT,
                         help=f"integer types of the convolutions (default {DEFAULT_FORMAT}: "
                              f"{FORMATS[DEFAULT_FORMAT].description})")
+    parser.add_argument("--float-activations", default=DEFAULT_FLOAT_ACTIVATIONS, metavar="first-conv|none|NAMES",
+                        help=f"activations kept in fp32 (default {DEFAULT_FLOAT_ACTIVATIONS}: the first convolution's "
+                             "output; none: every one the format quantises; or tensor names, comma-separated)")
     args = parser.parse_args()
     if args.calibration_images < 1:
         parser.error("--calibration-images must be at least 1")
     try:
         summary = quantize(args.model, args.out, args.card, args.split, args.calibration_images, args.range,
-                           args.format)
+                           args.format, args.float_activations)
         card_copy = args.out.with_suffix(".json")
         if card_copy.resolve() != args.card.resolve():
             shutil.copyfile(args.card, card_copy)
         update_card(card_copy, args.out)
-        write_compute(card_copy, summary["format"])
+        write_compute(card_copy, summary["format"], summary["float_activations"])
         write_expectation(card_copy)
     except (QuantizationError, SelfTestError, InputError, FileNotFoundError) as error:
         print(f"quantize_onnx: {error}", file=sys.stderr)

@@ -28,13 +28,24 @@ def quantised(tmp_path_factory):
     source = export_onnx.export(*export_onnx.untrained_placeholder(), INPUT_SIZE, folder / "mirror.onnx",
                                 weights="fp32", untrained=True, mirror_average=True)
     out = folder / "mirror-int8.onnx"
-    summary = quantize_onnx.quantize(source, out, MODEL_CARD, quantize_onnx.DEFAULT_SPLIT, CALIBRATION_IMAGES, "minmax")
+    summary = quantize_onnx.quantize(source, out, MODEL_CARD, quantize_onnx.DEFAULT_SPLIT, CALIBRATION_IMAGES, "minmax",
+                                     float_activations=quantize_onnx.DEFAULT_FLOAT_ACTIVATIONS)
     return out, summary
+
+
+def test_the_first_convolutions_output_stays_fp32_and_the_rest_is_quantised(quantised):
+    out, summary = quantised
+    model = onnx.load(str(out))
+    first_output = quantize_onnx.first_convolution_output(model)
+    assert summary["float_activations"] == (first_output,)
+    assert not [node for node in model.graph.node if node.op_type == "QuantizeLinear" and node.input[0] == first_output]
+    # the convolution writing it and the one reading it compute in fp32; every other one in integers
+    assert summary["convolutions"] == CONVOLUTIONS - 2
+    assert {p.key: p.value for p in model.metadata_props}["float_activations"] == first_output
 
 
 def test_only_float_activations_are_quantised(quantised):
     out, summary = quantised
-    assert summary["convolutions"] == CONVOLUTIONS
     graph = onnx.shape_inference.infer_shapes(onnx.load(str(out))).graph
     types = {value.name: value.type.tensor_type.elem_type for value in (*graph.input, *graph.value_info)}
     quantise_inputs = [node.input[0] for node in graph.node if node.op_type == "QuantizeLinear"]
@@ -60,7 +71,9 @@ def test_the_default_format_is_the_same_on_every_cpu_and_full_range_int8_weights
     source = export_onnx.export(*export_onnx.untrained_placeholder(), INPUT_SIZE, tmp_path / "plain.onnx",
                                 weights="fp32", untrained=True)
     saturating = tmp_path / "u8s8.onnx"
-    quantize_onnx.quantize(source, saturating, MODEL_CARD, quantize_onnx.DEFAULT_SPLIT, CALIBRATION_IMAGES, "minmax", "u8s8")
+    summary = quantize_onnx.quantize(source, saturating, MODEL_CARD, quantize_onnx.DEFAULT_SPLIT, CALIBRATION_IMAGES,
+                                     "minmax", "u8s8", float_activations="none")
+    assert summary["convolutions"] == CONVOLUTIONS
     assert len(quantize_onnx.convolutions_not_the_same_on_every_cpu(onnx.load(str(saturating)))) == CONVOLUTIONS
 
 
