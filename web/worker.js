@@ -19,8 +19,9 @@
 
 import * as ort from './ort/ort.wasm.min.mjs';
 import createCoreModule from './core/oac_core.mjs';
-import { KneeClassifier, SelfTestError, failedFileResult, startRuntime } from './engine.js';
+import { KneeClassifier, failedFileResult, startRuntime } from './engine.js';
 import { FrameDecoders, codecModuleOptions, distFiles } from './codecs/frame_decoders.js';
+import { SelfTestError } from './model_contract.js';
 
 // The worker owns this cache; the service worker leaves it alone (its caches are "oac-shell-*").
 const MODEL_CACHE = 'oac-model';

@@ -23,8 +23,8 @@ const ORT_DIST = path.join(REPO_ROOT, 'node_modules', 'onnxruntime-web', 'dist')
 // The WASM-only ES module build; it loads the threaded SIMD .mjs/.wasm pair from ort.env.wasm.wasmPaths.
 const ORT_FILES = ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
 const ICON_SOURCE = 'icons/icon.svg';
-const PAGE_FILES = ['index.html', 'styles.css', 'app.js', 'worker.js', 'engine.js', 'dicom_folder.js', 'manifest.webmanifest',
-  ICON_SOURCE, 'codecs/frame_decoders.js'];
+const PAGE_FILES = ['index.html', 'styles.css', 'app.js', 'worker.js', 'engine.js', 'model_contract.js', 'dicom_folder.js',
+  'manifest.webmanifest', ICON_SOURCE, 'codecs/frame_decoders.js'];
 // The PNG icons manifest.webmanifest and index.html name, icons/icon-<size>.png.
 const ICON_SIZES = [192, 512];
 const RASTERISER = 'rsvg-convert';
