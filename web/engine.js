@@ -3,37 +3,14 @@
 // them with the core, and summarising a file by its knees. Both callers inject their own `ort` and
 // core module, so this file has no browser- or Node-only code and both get the same numbers.
 
-/** The outputs the engine reads; the model card's "outputs" names every tensor of the model. */
-export const OUTPUTS = Object.freeze({
-  oaLogit: 'oa_logit',
-  klLogits: 'kl_logits',
-  cam: 'cam',
-  oodScore: 'ood_score',
-});
-export const KL_GRADE_COUNT = 5;
+import {
+  KL_GRADE_COUNT, OUTPUTS, SelfTestError, contractMismatch, readOutputs, runSelfTest, selfTestFailure,
+} from './model_contract.js';
+
 /** Said of an image without a knee joint when the core gives no sentence of its own. */
 const NO_KNEE_NOTICE = 'No knee joint was found in this image.';
 /** Knees per session.run in batch mode: large enough for throughput, small enough for memory. */
 export const DEFAULT_KNEES_PER_RUN = 16;
-
-/**
- * The tensor names are one contract, the card's "outputs": "input" names the model's input, every other
- * key an output. A sentence on what breaks it (the card, the engine's needs or the loaded model), or ''.
- */
-function contractMismatch(card, session) {
-  const { input, ...outputs } = card.outputs ?? {};
-  const cardOutputs = Object.keys(outputs);
-  const unnamed = Object.values(OUTPUTS).filter((name) => !cardOutputs.includes(name));
-  if (!input || unnamed.length > 0) {
-    return `the model card's "outputs" must name the input and the outputs ${Object.values(OUTPUTS).join(', ')}`;
-  }
-  const absent = cardOutputs.filter((name) => !session.outputNames.includes(name));
-  if (session.inputNames.length !== 1 || session.inputNames[0] !== input || absent.length > 0) {
-    return `the model does not match its card: it takes ${session.inputNames.join(', ')} and gives `
-      + `${session.outputNames.join(', ')}, the card names input ${input} and outputs ${cardOutputs.join(', ')}`;
-  }
-  return '';
-}
 
 /**
  * Session options both runtimes use; `overrides` lets tools/bench/bench.mjs compare alternatives.
@@ -47,52 +24,6 @@ function sessionOptions(executionProviders, { extra = {}, ...overrides } = {}) {
     ...overrides,
     extra: { ...extra, session: { x64quantprecision: '1', ...extra.session } },
   };
-}
-
-/** Raised when the runtime computes the card's known-answer probe otherwise than the card expects. */
-export class SelfTestError extends Error {}
-
-/**
- * The card's known-answer self-test, run on a fresh session: the core makes the probe from the card
- * (Core.selfTestTensor) and the outputs must lie within the card's tolerance of those it expects, which
- * tools/model/self_test.py measured for this very model file on kernels that do not depend on the CPU.
- * Returns { checked: false, reason } when the card has no expectation for its model, else
- * { checked: true, passed, worst: { output, got, expected, difference, tolerance } }.
- */
-export async function runSelfTest(session, core, card, ort) {
-  const selfTest = card.self_test;
-  if (!selfTest) return { checked: false, reason: 'the model card has no self_test' };
-  if (selfTest.model_sha256 !== card.sha256) {
-    return { checked: false, reason: 'the model card\'s self_test was measured for another model file' };
-  }
-  const probe = core.selfTestTensor().slice();
-  const size = card.preprocess.input_size;
-  const input = new ort.Tensor('float32', probe, [1, 3, size, size]);
-  const outputs = await session.run({ [card.outputs.input]: input }, [OUTPUTS.oaLogit, OUTPUTS.klLogits, OUTPUTS.oodScore]);
-  const got = {
-    [OUTPUTS.oaLogit]: [outputs[OUTPUTS.oaLogit].data[0]],
-    [OUTPUTS.klLogits]: Array.from(outputs[OUTPUTS.klLogits].data),
-    [OUTPUTS.oodScore]: [outputs[OUTPUTS.oodScore].data[0]],
-  };
-  let worst = null;
-  for (const [output, values] of Object.entries(got)) {
-    const expected = [selfTest.expected[output]].flat();
-    const tolerance = selfTest.tolerance[output];
-    values.forEach((value, i) => {
-      const difference = Number.isFinite(value) ? Math.abs(value - expected[i]) : Infinity;
-      if (!worst || difference / tolerance > worst.difference / worst.tolerance) {
-        worst = { output: expected.length > 1 ? `${output}[${i}]` : output, got: value, expected: expected[i], difference, tolerance };
-      }
-    });
-  }
-  return { checked: true, passed: worst.difference <= worst.tolerance, worst };
-}
-
-/** The self-test's failure in words, naming the runtime (and, where the caller knows them, the CPU's features). */
-export function selfTestFailure(worst, runtimeDescription) {
-  return `this device cannot run the model correctly: its known-answer self-test gave ${worst.output} = `
-    + `${worst.got.toPrecision(6)} where the model card expects ${worst.expected.toPrecision(6)} (tolerance `
-    + `${worst.tolerance}) on ${runtimeDescription}, so no knee is scored here`;
 }
 
 function errorMessage(error) {
@@ -218,12 +149,8 @@ export class KneeClassifier {
     }
     if (!prepared.ok) return { ok: false, error: prepared.error || 'the image could not be read' };
     const knees = prepared.knees.map((knee, i) => this.withTensor(knee, i));
-    const metadata = {};
-    if (prepared.pixel_spacing_mm) metadata.pixel_spacing_mm = prepared.pixel_spacing_mm;
-    if (prepared.laterality) metadata.laterality = prepared.laterality;
-    if (prepared.frames > 1) metadata.frames = prepared.frames;  // only frame 1 is scored
     const notice = knees.length === 0 ? (prepared.notice || NO_KNEE_NOTICE) : '';
-    return { ok: true, width: prepared.width, height: prepared.height, knees, notice, metadata };
+    return { ok: true, width: prepared.width, height: prepared.height, knees, notice, metadata: dicomMetadata(prepared) };
   }
 
   /** prepare()'s core outcome for a DICOM whose frame a codec decodes; a codec's failure is the outcome's error. */
@@ -242,15 +169,14 @@ export class KneeClassifier {
 
   /**
    * Crops knee `index` of the last prepared image from a box a person set ([x0, y0, x1, y1] in pixels of
-   * the decoded image; the core makes it square and moves it inside the picture); index === the number of
-   * knees adds one. Returns { ok: true, knee } (as prepare() describes knees, by_hand true) or { ok: false, error }.
+   * the decoded image; the core squares it and moves it inside the picture, as squareBox() shows it); index ===
+   * the number of knees adds one. Returns { ok: true, knee } (as prepare() describes knees, by_hand true) or
+   * { ok: false, error }.
    */
   setBox(index, box) {
     let outcome;
     try {
-      const [x0, y0, x1, y1] = box.map((edge) => Math.round(Number(edge)));
-      if (![x0, y0, x1, y1].every(Number.isFinite)) return { ok: false, error: 'the box must be four numbers' };
-      outcome = this.core.setBox(index, x0, y0, x1, y1);
+      outcome = this.core.setBox(index, ...box);
     } catch (error) {
       return { ok: false, error: `the box could not be set (${errorMessage(error)})` };
     }
@@ -448,32 +374,6 @@ export class KneeClassifier {
   }
 }
 
-function readOutputs(outputs, count, withCam) {
-  const oa = outputs[OUTPUTS.oaLogit].data;
-  const kl = outputs[OUTPUTS.klLogits].data;
-  const ood = outputs[OUTPUTS.oodScore].data;
-  if (oa.length !== count || kl.length !== count * KL_GRADE_COUNT || ood.length !== count) {
-    throw new Error('the model returned outputs of unexpected shapes; it does not follow the model contract');
-  }
-  let cam = null;
-  if (withCam) {
-    const dims = outputs[OUTPUTS.cam].dims;
-    cam = { data: outputs[OUTPUTS.cam].data, height: Number(dims[dims.length - 2]), width: Number(dims[dims.length - 1]) };
-  }
-  return Array.from({ length: count }, (_, i) => {
-    const knee = {
-      oa_logit: oa[i],
-      kl_logits: kl.slice(i * KL_GRADE_COUNT, (i + 1) * KL_GRADE_COUNT),
-      ood_score: ood[i],
-    };
-    if (cam) {
-      const size = cam.width * cam.height;
-      knee.cam = { data: cam.data.slice(i * size, (i + 1) * size), width: cam.width, height: cam.height };
-    }
-    return knee;
-  });
-}
-
 /**
  * A file's result: the knee with the highest P(OA) on top, every knee under `knees`, then the file's
  * metadata (pixel_spacing_mm, laterality) where its header had them.
@@ -493,4 +393,25 @@ export function noKneeResult(file, notice, metadata = {}) {
 
 export function failedFileResult(file, error) {
   return { file, ok: false, error };
+}
+
+/**
+ * The square the core crops for a box a person proposes ([x0, y0, x1, y1], in pixels of a width × height image):
+ * { ok: true, box } or { ok: false, error }. The page draws a moving box as this returns it.
+ */
+export function squareBox(coreModule, box, width, height) {
+  const { ok, error, box: square } = coreModule.squareBox(width, height, ...box);
+  return ok ? { ok, box: square } : { ok, error };
+}
+
+/**
+ * The facts a DICOM header adds to a file's result, from the core's prepare() or an earlier result: pixel_spacing_mm
+ * ([rows, columns]) and laterality when present, and the Number of Frames when over 1 (frame 1 is scored).
+ */
+export function dicomMetadata(source) {
+  const metadata = {};
+  if (source.pixel_spacing_mm) metadata.pixel_spacing_mm = source.pixel_spacing_mm;
+  if (source.laterality) metadata.laterality = source.laterality;
+  if (source.frames > 1) metadata.frames = source.frames;
+  return metadata;
 }

@@ -1,27 +1,14 @@
 // The engine thread. Everything heavy happens here so the page never blocks: fetching, verifying
-// and caching the model, decoding images with the WASM core, and running ONNX Runtime Web.
-//
-// Messages in:  {type:'classify', requestId, fileId, name, buffer, boxes?}
-//               | {type:'set-box', requestId, fileId, name, buffer, index, box, boxes?}
-//               | {type:'clear-model', requestId} | {type:'load'} | {type:'stats', requestId}
-//               | {type:'file-size', requestId, bytes} → {problem} (the core's sentence, or '')
-//               | {type:'describe', requestId, buffer} → {described} (the core's describeDicom: {ok, error, facts})
-//               | {type:'directory', requestId, buffer} → {directory} (the core's readDicomdir: {ok, error, entries})
-// Messages out: {type:'about'|'card'|'model-progress'|'model-status'|'ready'|'model-error', ...}; ready carries
-//               maxFileBytes, the core's file-size limit, and selfTest, what the known-answer self-test found
-//               {type:'reply', requestId, ...} answering a request
-//
-// classify answers {summary, image: {width, height}, overview: {width, height, grey}, views, milliseconds,
-// timings}; a file without a knee joint has summary.knees [] and summary.notice. set-box re-crops knee `index`
-// (index === its number of knees adds one) from `box` ([x0, y0, x1, y1] in pixels of the decoded image) and
-// scores that knee alone: {knee, view, milliseconds, timings} or {error}. `boxes` lists the boxes a person
-// set on that file before ([{index, box}]): the core holds one image at a time, so a file other than the last
-// one classified is prepared again from `buffer` with those boxes first.
+// and caching the model, decoding images with the WASM core, and running ONNX Runtime Web. The messages it
+// takes and sends are declared in protocol.js.
 
 import * as ort from './ort/ort.wasm.min.mjs';
 import createCoreModule from './core/oac_core.mjs';
-import { KneeClassifier, SelfTestError, failedFileResult, startRuntime } from './engine.js';
+import { KneeClassifier, failedFileResult, squareBox, startRuntime } from './engine.js';
 import { FrameDecoders, codecModuleOptions, distFiles } from './codecs/frame_decoders.js';
+import { megabytes } from './measures.js';
+import { SelfTestError } from './model_contract.js';
+import { EVENTS, LOAD, REQUESTS } from './protocol.js';
 
 // The worker owns this cache; the service worker leaves it alone (its caches are "oac-shell-*").
 const MODEL_CACHE = 'oac-model';
@@ -116,10 +103,6 @@ async function sha256Hex(bytes) {
   return Array.from(digest, (byte) => byte.toString(16).padStart(2, '0')).join('');
 }
 
-function megabytes(bytes) {
-  return `${(bytes / 1e6).toFixed(1)} MB`;
-}
-
 /** Streams the model, reporting byte-level progress. */
 async function downloadModel(url, expectedBytes) {
   let response;
@@ -148,10 +131,10 @@ async function downloadModel(url, expectedBytes) {
     const now = performance.now();
     if (now - lastReport >= PROGRESS_INTERVAL_MS) {
       lastReport = now;
-      post('model-progress', { loaded: received, total: expectedBytes });
+      post(EVENTS.MODEL_PROGRESS, { loaded: received, total: expectedBytes });
     }
   }
-  post('model-progress', { loaded: received, total: expectedBytes });
+  post(EVENTS.MODEL_PROGRESS, { loaded: received, total: expectedBytes });
   if (received !== expectedBytes) {
     throw new UserFacingError(`The model download was cut short (${megabytes(received)} of `
       + `${megabytes(expectedBytes)}). Try again.`);
@@ -170,9 +153,9 @@ async function loadModelBytes(card) {
     const bytes = new Uint8Array(await cached.arrayBuffer());
     if ((await sha256Hex(bytes)) === card.sha256) return { bytes, fromCache: true };
     await cache.delete(cacheKey);
-    post('model-status', { message: 'The stored copy of the model was damaged; downloading it again.' });
+    post(EVENTS.MODEL_STATUS, { message: 'The stored copy of the model was damaged; downloading it again.' });
   }
-  post('model-status', { message: `Downloading the model (${megabytes(card.bytes)}); this happens once.` });
+  post(EVENTS.MODEL_STATUS, { message: `Downloading the model (${megabytes(card.bytes)}); this happens once.` });
   const bytes = await downloadModel(url, card.bytes);
   if ((await sha256Hex(bytes)) !== card.sha256) {
     throw new UserFacingError('The downloaded model is corrupted: its checksum does not match the model '
@@ -213,9 +196,9 @@ async function loadClassifier() {
   // fails the same way and says so.
   const runtime = startRuntime(ort, ['wasm']).catch(() => {}).then(done('runtime'));
   const { card, cardText } = await fetchCard().then(done('card'));
-  post('card', { card });
+  post(EVENTS.CARD, { card });
   const [coreModule, model] = await Promise.all([core().then(done('core')), loadModelBytes(card).then(done('model'))]);
-  post('model-status', { message: 'Preparing the model…' });
+  post(EVENTS.MODEL_STATUS, { message: 'Preparing the model…' });
   await runtime;
   // create() runs the card's known-answer self-test too: a device that computes the model otherwise scores nothing.
   const classifier = await KneeClassifier.create({
@@ -225,7 +208,7 @@ async function loadClassifier() {
     if (error instanceof SelfTestError) throw new UserFacingError(`${error.message[0].toUpperCase()}${error.message.slice(1)}.`);
     throw error;
   }).then(done('session'));
-  post('ready', {
+  post(EVENTS.READY, {
     fromCache: model.fromCache,
     storedNote: model.storedNote ?? '',
     seconds: (stages.session - stages.start) / 1000,
@@ -246,7 +229,7 @@ function classifier() {
       // A later request may retry, e.g. after the network comes back.
       classifierPromise = null;
       const message = error instanceof UserFacingError ? error.message : `The model could not be loaded: ${error.message}`;
-      post('model-error', { message });
+      post(EVENTS.MODEL_ERROR, { message });
     });
   }
   return classifierPromise;
@@ -347,6 +330,13 @@ async function directory({ buffer }) {
   return { directory: (await core()).readDicomdir(new Uint8Array(buffer)) };
 }
 
+/** The square the core will crop for a box a person is moving (engine.js squareBox), for the page to draw. */
+async function squareProposedBox({ box, width, height }) {
+  if (!Array.isArray(box) || box.length !== 4) return { error: 'the box was not given' };
+  const squared = squareBox(await core(), box, width, height);
+  return squared.ok ? { box: squared.box } : { error: squared.error };
+}
+
 async function clearModel() {
   const removed = self.caches ? await caches.delete(MODEL_CACHE) : false;
   return { removed };
@@ -360,21 +350,36 @@ function enqueue(job) {
   return run;
 }
 
+const QUEUED_HANDLERS = {
+  [REQUESTS.CLASSIFY]: classify,
+  [REQUESTS.SET_BOX]: setBox,
+  [REQUESTS.CLEAR_MODEL]: clearModel,
+  [REQUESTS.STATS]: stats,
+  [REQUESTS.FILE_SIZE]: fileSize,
+  [REQUESTS.DESCRIBE]: describe,
+  [REQUESTS.DIRECTORY]: directory,
+};
+// A box being moved is squared while the pointer moves: it touches no image the core holds, so it need not wait
+// for a file being classified.
+const IMMEDIATE_HANDLERS = { [REQUESTS.SQUARE_BOX]: squareProposedBox };
+
+function answer(message, work) {
+  work.then(({ transfer = [], ...reply }) => {
+    post(EVENTS.REPLY, { requestId: message.requestId, ...reply }, transfer);
+  }, (error) => {
+    post(EVENTS.REPLY, { requestId: message.requestId, error: error.message ?? String(error) });
+  });
+}
+
 self.addEventListener('message', (event) => {
   const message = event.data;
-  if (message.type === 'load') {
+  if (message.type === LOAD) {
     classifier().catch(() => {});
-    return;
+  } else if (IMMEDIATE_HANDLERS[message.type]) {
+    answer(message, IMMEDIATE_HANDLERS[message.type](message));
+  } else if (QUEUED_HANDLERS[message.type]) {
+    answer(message, enqueue(() => QUEUED_HANDLERS[message.type](message)));
   }
-  const handlers = { classify, 'set-box': setBox, 'clear-model': clearModel, stats, 'file-size': fileSize, describe,
-    directory };
-  const handler = handlers[message.type];
-  if (!handler) return;
-  enqueue(() => handler(message)).then(({ transfer = [], ...reply }) => {
-    post('reply', { requestId: message.requestId, ...reply }, transfer);
-  }, (error) => {
-    post('reply', { requestId: message.requestId, error: error.message ?? String(error) });
-  });
 });
 
-post('about', { device: describeDevice() });
+post(EVENTS.ABOUT, { device: describeDevice() });

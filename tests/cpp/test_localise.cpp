@@ -253,6 +253,23 @@ TEST_CASE("a box set by hand is made square, kept inside and windowed on its own
   CHECK(*std::min_element(knee.image.pixels.begin(), knee.image.pixels.end()) == 0.0f);
 }
 
+TEST_CASE("a box a person proposes is squared about its centre, kept from being tiny and moved inside", "[localise]") {
+  const auto square = [](double x0, double y0, double x1, double y1) {
+    const oac::Result<oac::Box> box = oac::square_hand_box(x0, y0, x1, y1, 1000, 500);
+    REQUIRE(box.ok());
+    return box.value();
+  };
+  CHECK(square(100, 100, 200, 200) == oac::Box{100, 100, 200, 200});
+  CHECK(square(100, 100, 300, 200) == oac::Box{100, 50, 300, 250});    // a rectangle: its longer side, same centre
+  CHECK(square(300, 200, 100, 100) == oac::Box{100, 50, 300, 250});    // corners in either order
+  CHECK(square(99.6, 100.4, 199.6, 200.4) == oac::Box{100, 100, 200, 200});  // edges rounded to pixels
+  CHECK(square(-50, 450, 50, 550) == oac::Box{0, 400, 100, 500});      // moved inside, its side kept
+  CHECK(square(0, 0, 600, 600) == oac::Box{50, 0, 550, 500});          // no larger than the shorter side
+  CHECK(square(500, 250, 500, 250) == oac::Box{490, 240, 510, 260});   // 4% of the shorter side at least
+  CHECK(oac::square_hand_box(0, std::nan(""), 10, 10, 100, 100).error().message == "The box must be four numbers.");
+  CHECK(!oac::square_hand_box(0, 0, 10, 10, 0, 100).ok());
+}
+
 namespace {
 
 oac::RawImage negative_of(oac::RawImage image) {

@@ -201,6 +201,21 @@ test('a whole radiograph gives each knee a square box in decoded pixels; setBox 
   core.delete();
 });
 
+test('squareBox gives the square the core would crop for a box a person proposes, as the page draws it', () => {
+  const square = (...edges) => oac.squareBox(2180, 2660, ...edges);
+  assert.deepEqual(square(1200, 300, 1800, 700), { ok: true, error: '', box: [1200, 200, 1800, 800] });
+  assert.deepEqual(square(-40.4, 10, 559.6, 610).box, [0, 10, 600, 610], 'rounded, then moved inside with its side');
+  assert.deepEqual(square(2000, 2500, 2100, 2600).box, [2000, 2500, 2100, 2600]);
+  assert.deepEqual(square(1000, 1000, 1000, 1000).box, [956, 956, 1043, 1043], '4% of the shorter side at least');
+  assert.deepEqual(square(0, 0, 5000, 5000).box, [0, 480, 2180, 2660], 'no larger than the image');
+  assert.deepEqual(square(0, NaN, 10, 10), { ok: false, error: 'The box must be four numbers.', box: null });
+  // setBox crops what squareBox shows.
+  const core = new oac.Core(card);
+  assert.equal(core.prepare(new Uint8Array(fs.readFileSync(WHOLE_RADIOGRAPH))).ok, true);
+  assert.deepEqual(core.setBox(0, 1000, 1000, 1010, 1010).knee.box, square(1000, 1000, 1010, 1010).box);
+  core.delete();
+});
+
 // A picture as grey and smooth as a radiograph, with nothing shaped like a knee.
 const smoothRamp = () => new Uint8Array(greyPng(640, 480, (x) => Math.round((x * 255) / 639)));
 

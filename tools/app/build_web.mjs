@@ -23,8 +23,10 @@ const ORT_DIST = path.join(REPO_ROOT, 'node_modules', 'onnxruntime-web', 'dist')
 // The WASM-only ES module build; it loads the threaded SIMD .mjs/.wasm pair from ort.env.wasm.wasmPaths.
 const ORT_FILES = ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
 const ICON_SOURCE = 'icons/icon.svg';
-const PAGE_FILES = ['index.html', 'styles.css', 'app.js', 'worker.js', 'engine.js', 'dicom_folder.js', 'manifest.webmanifest',
-  ICON_SOURCE, 'codecs/frame_decoders.js'];
+const PAGE_FILES = ['index.html', 'styles.css', 'app.js', 'protocol.js', 'measures.js', 'worker.js', 'engine.js',
+  'model_contract.js', 'dicom_folder.js', 'manifest.webmanifest', ICON_SOURCE, 'codecs/frame_decoders.js'];
+// The page's modules (app.js imports them), each copied as it is.
+const PAGE_MODULES = 'ui';
 // The PNG icons manifest.webmanifest and index.html name, icons/icon-<size>.png.
 const ICON_SIZES = [192, 512];
 const RASTERISER = 'rsvg-convert';
@@ -108,7 +110,8 @@ export async function buildWeb({ out = WEB_DIST, model = '' } = {}) {
   const located = await locateModel(model);
   for (const file of ORT_FILES) await requireFile(path.join(ORT_DIST, file), 'run npm ci');
   for (const file of CORE_MODULE_FILES) await requireFile(path.join(WASM_CORE_DIR, file), 'build the WASM core first: tools/oac build');
-  for (const file of [...PAGE_FILES, SERVICE_WORKER]) await requireFile(path.join(WEB_SOURCE, file));
+  const pageFiles = [...PAGE_FILES, ...(await listFiles(path.join(WEB_SOURCE, PAGE_MODULES), PAGE_MODULES))];
+  for (const file of [...pageFiles, SERVICE_WORKER]) await requireFile(path.join(WEB_SOURCE, file));
   for (const codec of Object.values(CODECS)) {
     for (const file of [codec.script, codec.wasm].filter(Boolean)) {
       await requireFile(path.join(REPO_ROOT, 'node_modules', codec.package, file), 'run npm ci');
@@ -124,8 +127,9 @@ export async function buildWeb({ out = WEB_DIST, model = '' } = {}) {
   await mkdir(path.join(dist, 'core'));
   await mkdir(path.join(dist, 'model'));
   await mkdir(path.join(dist, 'codecs'));
+  await mkdir(path.join(dist, PAGE_MODULES));
 
-  for (const file of PAGE_FILES) await copyFile(path.join(WEB_SOURCE, file), path.join(dist, file));
+  for (const file of pageFiles) await copyFile(path.join(WEB_SOURCE, file), path.join(dist, file));
   for (const file of ORT_FILES) await copyFile(path.join(ORT_DIST, file), path.join(dist, 'ort', file));
   for (const file of CORE_MODULE_FILES) await copyFile(path.join(WASM_CORE_DIR, file), path.join(dist, 'core', file));
   const modelFile = `model/${located.card.model_file}`;

@@ -72,6 +72,33 @@ struct RgbaView {
   val rgba = val::null();
 };
 
+// The one conversion of a box at this boundary: oac::Box becomes [x0, y0, x1, y1], the spelling of every box
+// in JavaScript, the CLI's JSON, the page's data-box attributes and its CSV.
+val box_array(const oac::Box& box) {
+  val edges = val::array();
+  for (const int edge : {box.x0, box.y0, box.x1, box.y1}) edges.call<void>("push", edge);
+  return edges;
+}
+
+struct SquareBoxOutcome {
+  bool ok = false;
+  std::string error;
+  val box = val::null();  // [x0, y0, x1, y1]
+};
+
+// oac::square_hand_box for the page, which draws a box a person moves as the core will crop it.
+SquareBoxOutcome square_box(int width, int height, double x0, double y0, double x1, double y1) {
+  SquareBoxOutcome outcome;
+  oac::Result<oac::Box> square = oac::square_hand_box(x0, y0, x1, y1, width, height);
+  if (square) {
+    outcome.ok = true;
+    outcome.box = box_array(square.value());
+  } else {
+    outcome.error = square.error().message;
+  }
+  return outcome;
+}
+
 struct SetBoxOutcome {
   bool ok = false;
   std::string error;
@@ -246,10 +273,10 @@ class Core {
     return adopt(oac::prepare_decoded(raw.value(), spec_->preprocess), std::move(outcome));
   }
 
-  // Crops knee `index` from the box a person set (made square, moved inside the picture) and
-  // windows it on its own; index == the number of knees adds one. tensor(), crop() and the views
-  // then serve the new crop.
-  SetBoxOutcome set_box(size_t index, int x0, int y0, int x1, int y1) {
+  // Crops knee `index` from the box a person set (squared and moved inside by oac::square_hand_box,
+  // which the page's squareBox shows while the box moves) and windows it on its own; index == the
+  // number of knees adds one. tensor(), crop() and the views then serve the new crop.
+  SetBoxOutcome set_box(size_t index, double x0, double y0, double x1, double y1) {
     SetBoxOutcome outcome;
     if (!image_) {
       outcome.error = "setBox() needs a prepared image first.";
@@ -261,12 +288,19 @@ class Core {
       return outcome;
     }
     const oac::GrayImage& picture = image_->windowed;
-    const oac::Box box{std::max(0, std::min(x0, x1)), std::max(0, std::min(y0, y1)),
-                       std::min(picture.width, std::max(x0, x1)), std::min(picture.height, std::max(y0, y1))};
-    if (box.width() < 2 || box.height() < 2) {
+    oac::Result<oac::Box> square = oac::square_hand_box(x0, y0, x1, y1, picture.width, picture.height);
+    if (!square) {
+      outcome.error = square.error().message;
+      return outcome;
+    }
+    // The rule moves any box inside; one that missed the picture was not meant for a knee in it.
+    const double across = std::min<double>(picture.width, std::max(x0, x1)) - std::max(0.0, std::min(x0, x1));
+    const double down = std::min<double>(picture.height, std::max(y0, y1)) - std::max(0.0, std::min(y0, y1));
+    if (across < 2 || down < 2) {
       outcome.error = "The box must cover part of the image, at least 2 pixels across.";
       return outcome;
     }
+    const oac::Box& box = square.value();
     std::string side = index < knees.size() ? knees[index].side : side_of_new_knee(box);
     oac::PreparedKnee knee = oac::prepare_knee(oac::knee_in_box(picture, box, std::move(side), spec_->preprocess),
                                                image_->metadata, spec_->preprocess);
@@ -403,9 +437,8 @@ class Core {
 
   val knee_info(size_t index) const {
     const oac::PreparedKnee& knee = image_->knees[index];
-    val box = val::array();
-    for (const int edge : {knee.box.x0, knee.box.y0, knee.box.x1, knee.box.y1}) box.call<void>("push", edge);
-    return val(KneeInfo{knee.side, knee.patient_side, box, by_hand_[index], knee.inverted, knee.crop.width, knee.crop.height});
+    return val(KneeInfo{knee.side, knee.patient_side, box_array(knee.box), by_hand_[index], knee.inverted, knee.crop.width,
+                        knee.crop.height});
   }
 
   // A knee drawn where none was found is the film's only knee, or the one on the other half.
@@ -485,6 +518,10 @@ EMSCRIPTEN_BINDINGS(oac_core) {
       .field("width", &RgbaView::width)
       .field("height", &RgbaView::height)
       .field("rgba", &RgbaView::rgba);
+  value_object<SquareBoxOutcome>("SquareBoxOutcome")
+      .field("ok", &SquareBoxOutcome::ok)
+      .field("error", &SquareBoxOutcome::error)
+      .field("box", &SquareBoxOutcome::box);
   value_object<SetBoxOutcome>("SetBoxOutcome")
       .field("ok", &SetBoxOutcome::ok)
       .field("error", &SetBoxOutcome::error)
@@ -525,6 +562,7 @@ EMSCRIPTEN_BINDINGS(oac_core) {
   function("readDicomdir", &read_dicomdir);
   function("fileSizeProblem", &file_size_problem);
   function("maxFileBytes", &max_file_bytes);
+  function("squareBox", &square_box);
   class_<Core>("Core")
       .constructor<std::string>()
       .function("prepare", &Core::prepare)

@@ -326,8 +326,8 @@ double upright_score(const PolarityMeasures& measures, const LocaliseSpec::Polar
          rule.skew * measures.skew;
 }
 
-Box square_inside(const Box& box, int width, int height) {
-  const int side = std::min({std::max(box.width(), box.height()), width, height});
+Box square_inside(const Box& box, int width, int height, int min_side) {
+  const int side = std::min({std::max({box.width(), box.height(), min_side}), width, height});
   if (side <= 0) return {};
   const auto place = [side](int low, int high, int limit) {
     const int start = static_cast<int>(std::floor((low + high - side) / 2.0));
@@ -336,6 +336,20 @@ Box square_inside(const Box& box, int width, int height) {
   const int x0 = place(box.x0, box.x1, width);
   const int y0 = place(box.y0, box.y1, height);
   return {x0, y0, x0 + side, y0 + side};
+}
+
+Result<Box> square_hand_box(double x0, double y0, double x1, double y1, int width, int height) {
+  if (!std::isfinite(x0) || !std::isfinite(y0) || !std::isfinite(x1) || !std::isfinite(y1)) {
+    return Error{"The box must be four numbers."};
+  }
+  if (width <= 0 || height <= 0) return Error{"A box needs an image with pixels to sit in."};
+  // Halves round up, so that a box moved by a fraction of a pixel keeps its side wherever it lands.
+  // An edge far outside any image is held where the int holds it; the square is moved inside anyway.
+  const auto pixel = [](double edge) { return static_cast<int>(std::clamp(std::floor(edge + 0.5), -1e8, 1e8)); };
+  const Box proposed{pixel(std::min(x0, x1)), pixel(std::min(y0, y1)), pixel(std::max(x0, x1)), pixel(std::max(y0, y1))};
+  const int shorter = std::min(width, height);
+  const int smallest = std::max(2, static_cast<int>(std::lround(shorter * kMinHandBoxFraction)));
+  return square_inside(proposed, width, height, smallest);
 }
 
 }  // namespace oac

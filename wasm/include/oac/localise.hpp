@@ -5,6 +5,7 @@
 
 #include "oac/image.hpp"
 #include "oac/model_card.hpp"
+#include "oac/result.hpp"
 
 namespace oac {
 
@@ -58,8 +59,19 @@ PolarityMeasures polarity_measures(const GrayImage& crop, const LocaliseSpec& sp
 // The card's weighted sum of the measures: positive for an upright crop, the opposite for its negative.
 double upright_score(const PolarityMeasures& measures, const LocaliseSpec::PolarityRule& rule);
 
-// The square box of side max(width, height) with the same centre as `box`, moved inside a
+// The square box of side max(width, height, min_side) with the same centre as `box`, moved inside a
 // width x height image (and shrunk to its shorter side when larger). Empty box when the image is.
-Box square_inside(const Box& box, int width, int height);
+Box square_inside(const Box& box, int width, int height, int min_side = 0);
+
+// The smallest side of a box a person sets, as a fraction of the image's shorter side: no knee is that
+// small, and a smaller box would be hard to see and to take hold of again.
+inline constexpr double kMinHandBoxFraction = 0.04;
+
+// The one rule for a box a person proposes (columns [x0, x1), rows [y0, y1) in pixels of a width x height
+// image, corners in either order), which the page draws and the core crops: the edges rounded to whole
+// pixels, then square_inside with a side of at least kMinHandBoxFraction of the image's shorter side (and
+// 2 pixels). The proposal may reach outside the image: the square is moved in.
+// An error for an edge that is not a finite number or an image without pixels.
+Result<Box> square_hand_box(double x0, double y0, double x1, double y1, int width, int height);
 
 }  // namespace oac
