@@ -1,9 +1,10 @@
-// The OA logit of every input knee under each of several ONNX models, with the product's session options,
+// The OA logit and the argmax KL grade of every input knee under each of several ONNX models, with the product's session options,
 // for tools/model/quantization_sensitivity.py; optionally the median time of one knee, the models taking turns.
 //
 //   node tools/model/oa_logits.mjs --inputs INPUTS.npy --out OUT.json [--backend node|web] [--repeats R] MODEL...
 //       INPUTS.npy: float32 [N,3,S,S] fed to the model's input `image`, in batches of 16
-//       -> OUT.json: {"logits": {MODEL: [N numbers]}, "ms_per_knee": {MODEL: median ms} (with --repeats)}
+//       -> OUT.json: {"logits": {MODEL: [N numbers]}, "kl_grades": {MODEL: [N grades]},
+//                     "ms_per_knee": {MODEL: median ms} (with --repeats)}
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -37,15 +38,25 @@ async function main({ inputs, out, backend, repeats, models }) {
   const sessions = [];
   for (const model of models) sessions.push(await ort.InferenceSession.create(fs.readFileSync(model), options));
   const logits = {};
+  const klGrades = {};
   for (const [i, session] of sessions.entries()) {
     const values = [];
+    const grades = [];
     for (let start = 0; start < shape[0]; start += BATCH) {
       const count = Math.min(BATCH, shape[0] - start);
       const batch = new ort.Tensor('float32', data.subarray(start * perKnee, (start + count) * perKnee),
         [count, ...shape.slice(1)]);
-      values.push(...(await session.run({ image: batch })).oa_logit.data);
+      const outputs = await session.run({ image: batch });
+      values.push(...outputs.oa_logit.data);
+      const grading = outputs.kl_logits.data;
+      const classes = grading.length / count;
+      for (let k = 0; k < count; k += 1) {
+        const row = Array.from(grading.subarray(k * classes, (k + 1) * classes));
+        grades.push(row.indexOf(Math.max(...row)));
+      }
     }
     logits[models[i]] = values;
+    klGrades[models[i]] = grades;
   }
   const timings = models.map(() => []);
   const knee = new ort.Tensor('float32', data.slice(0, perKnee), [1, ...shape.slice(1)]);
@@ -56,7 +67,7 @@ async function main({ inputs, out, backend, repeats, models }) {
       if (round > 0) timings[i].push(performance.now() - started);  // round 0 warms up
     }
   }
-  const result = { logits };
+  const result = { logits, kl_grades: klGrades };
   if (repeats > 0) result.ms_per_knee = Object.fromEntries(models.map((model, i) => [model, median(timings[i])]));
   fs.writeFileSync(out, JSON.stringify(result));
 }

@@ -16,10 +16,12 @@ arithmetic, and full-range int8 weights overflow there (tools/oac quant-formats 
   - biases are int32 at scale (input scale x weight scale), as QLinearConv needs;
   - MaxPool keeps its input's quantisation, so it runs on uint8 directly;
   - the heads, the CAM, the OOD projection and the last Concat (which feeds the features) stay fp32;
-  - so does the first convolution's output (--float-activations, default first-conv): at full resolution,
-    with a long tail of edge responses, it is the one activation whose 8 bits cost most (tools/oac
-    quant-sensitivity: models/quantization-sensitivity.md). The convolutions on either side of it compute in
-    fp32 on their one-byte weights.
+  - the first convolution's output is the one activation whose 8 bits cost most (tools/oac
+    quant-sensitivity: models/quantization-sensitivity.md): at full resolution, with a rare long tail of edge
+    responses, its calibrated range makes the steps coarse where most values lie. Its range is narrowed to
+    --first-conv-range of the calibrated maximum, so the rare responses above saturate instead. Keeping it in
+    fp32 instead (--float-activations, for studies) would let float rounding, which differs between
+    onnxruntime-node and WebAssembly, flip the 8-bit values after it: the page and the CLI would disagree.
 
 The graph contract (inputs, outputs, names) is unchanged; only the numbers move by the quantisation error
 (tools/bench/bench.mjs reports AUC and max |delta P(OA)| against the fp32-compute model).
@@ -27,7 +29,7 @@ The graph contract (inputs, outputs, names) is unchanged; only the numbers move 
 usage:
   quantize_onnx.py MODEL.onnx --out MODEL-int8.onnx [--card CARD.json] [--calibration-images N]
                    [--range minmax|percentile] [--format u8s7|u8s8|u8u8|s8s8]
-                   [--float-activations first-conv|none|TENSOR[,TENSOR...]]
+                   [--first-conv-range F] [--float-activations first-conv|none|TENSOR[,TENSOR...]]
 """
 from __future__ import annotations
 
@@ -91,7 +93,9 @@ FORMATS = {
 }
 DEFAULT_FORMAT = "u8u8"
 FIRST_CONV_OUTPUT = "first-conv"  # --float-activations' name for the first convolution's output, whatever its tensor
-DEFAULT_FLOAT_ACTIVATIONS = FIRST_CONV_OUTPUT
+# The share of its calibrated maximum that the first convolution's output range keeps: chosen on the validation
+# knees by tools/oac quant-sensitivity (models/quantization-sensitivity.md).
+DEFAULT_FIRST_CONV_RANGE = 0.56
 UINT8_ZERO_POINT_OF_INT8 = 128
 
 
@@ -343,7 +347,7 @@ def float_activation_names(model: onnx.ModelProto, spec: str) -> tuple[str, ...]
 
 def quantize(model_path: Path, out: Path, card_path: Path, split_path: Path, calibration_images: int,
              range_kind: str, format_name: str = DEFAULT_FORMAT, float_activations: str = "none",
-             ranges: dict[str, dict] | None = None) -> dict:
+             ranges: dict[str, dict] | None = None, first_conv_range: float = 1.0) -> dict:
     """Quantises `model_path` into `out`. `ranges` (activation_ranges' result over the calibration images) skips
     the calibration pass, for studies that quantise one network many ways."""
     model = onnx.load(str(model_path))
@@ -357,6 +361,10 @@ def quantize(model_path: Path, out: Path, card_path: Path, split_path: Path, cal
         ranges = activation_ranges(model, plan.tensors, calibration_tensors(card_path, split_path, calibration_images))
     low_key, high_key = ("min", "max") if range_kind == "minmax" else ("low", "high")
     parameters = {name: uint8_parameters(ranges[name][low_key], ranges[name][high_key]) for name in plan.tensors}
+    first_output = first_convolution_output(model)
+    if first_output in parameters:
+        parameters[first_output] = uint8_parameters(ranges[first_output][low_key],
+                                                    first_conv_range * ranges[first_output][high_key])
     for output, source in plan.same_range_as_input.items():
         if output in parameters and source in parameters:
             parameters[output] = parameters[source]
@@ -365,13 +373,13 @@ def quantize(model_path: Path, out: Path, card_path: Path, split_path: Path, cal
     for key, value in {"quantization": QUANTIZED_MARK, "quantization_format": format_name,
                        "calibration_images": str(calibration_images),
                        "calibration_range": range_kind, "float_activations": ",".join(sorted(kept_float)),
-                       "quantized_from_sha256": source_sha256}.items():
+                       "first_conv_range": f"{first_conv_range:g}", "quantized_from_sha256": source_sha256}.items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out))
     return {"convolutions": len(plan.quantised_convs), "activations": len(plan.tensors), "bytes": out.stat().st_size,
-            "format": format_name, "float_activations": kept_float}
+            "format": format_name, "float_activations": kept_float, "first_conv_range": first_conv_range}
 
 
 def convolutions_not_the_same_on_every_cpu(model: onnx.ModelProto) -> list[str]:
@@ -395,13 +403,16 @@ def convolutions_not_the_same_on_every_cpu(model: onnx.ModelProto) -> list[str]:
     return flagged
 
 
-def write_compute(card_path: Path, format_name: str, float_activations: tuple[str, ...]) -> None:
+def write_compute(card_path: Path, summary: dict) -> None:
     """The card's compute: the integer format and why it was chosen (models/quantization-formats.md), and the
-    activations kept in fp32 (models/quantization-sensitivity.md)."""
+    first convolution's output range (models/quantization-sensitivity.md)."""
     card = load_card(card_path)
     if "compute" in card:
-        card["compute"]["integer_format"] = f"{format_name}: {FORMATS[format_name].description}"
-        card["compute"]["float_activations"] = list(float_activations)
+        card["compute"]["integer_format"] = f"{summary['format']}: {FORMATS[summary['format']].description}"
+        card["compute"]["first_conv_range"] = summary["first_conv_range"]
+        card["compute"].pop("float_activations", None)
+        if summary["float_activations"]:
+            card["compute"]["float_activations"] = list(summary["float_activations"])
         save_card(card_path, card)
 
 
@@ -420,20 +431,26 @@ def main() -> int:
     parser.add_argument("--format", choices=sorted(FORMATS), default=DEFAULT_FORMAT,
                         help=f"integer types of the convolutions (default {DEFAULT_FORMAT}: "
                              f"{FORMATS[DEFAULT_FORMAT].description})")
-    parser.add_argument("--float-activations", default=DEFAULT_FLOAT_ACTIVATIONS, metavar="first-conv|none|NAMES",
-                        help=f"activations kept in fp32 (default {DEFAULT_FLOAT_ACTIVATIONS}: the first convolution's "
-                             "output; none: every one the format quantises; or tensor names, comma-separated)")
+    parser.add_argument("--first-conv-range", type=float, default=DEFAULT_FIRST_CONV_RANGE, metavar="F",
+                        help=f"share of its calibrated maximum the first convolution's output range keeps (default "
+                             f"{DEFAULT_FIRST_CONV_RANGE}; 1: the calibrated range)")
+    parser.add_argument("--float-activations", default="none", metavar="first-conv|none|NAMES",
+                        help="activations kept in fp32, for studies (default none; first-conv: the first "
+                             "convolution's output; or tensor names, comma-separated): the page and the CLI then "
+                             "round differently and disagree")
     args = parser.parse_args()
+    if not 0 < args.first_conv_range <= 1:
+        parser.error("--first-conv-range must be above 0 and at most 1")
     if args.calibration_images < 1:
         parser.error("--calibration-images must be at least 1")
     try:
         summary = quantize(args.model, args.out, args.card, args.split, args.calibration_images, args.range,
-                           args.format, args.float_activations)
+                           args.format, args.float_activations, first_conv_range=args.first_conv_range)
         card_copy = args.out.with_suffix(".json")
         if card_copy.resolve() != args.card.resolve():
             shutil.copyfile(args.card, card_copy)
         update_card(card_copy, args.out)
-        write_compute(card_copy, summary["format"], summary["float_activations"])
+        write_compute(card_copy, summary)
         write_expectation(card_copy)
     except (QuantizationError, SelfTestError, InputError, FileNotFoundError) as error:
         print(f"quantize_onnx: {error}", file=sys.stderr)

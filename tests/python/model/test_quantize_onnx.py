@@ -29,23 +29,42 @@ def quantised(tmp_path_factory):
                                 weights="fp32", untrained=True, mirror_average=True)
     out = folder / "mirror-int8.onnx"
     summary = quantize_onnx.quantize(source, out, MODEL_CARD, quantize_onnx.DEFAULT_SPLIT, CALIBRATION_IMAGES, "minmax",
-                                     float_activations=quantize_onnx.DEFAULT_FLOAT_ACTIVATIONS)
-    return out, summary
+                                     first_conv_range=quantize_onnx.DEFAULT_FIRST_CONV_RANGE)
+    return out, summary, source
 
 
-def test_the_first_convolutions_output_stays_fp32_and_the_rest_is_quantised(quantised):
-    out, summary = quantised
+def first_output_scale(source, quantised_path) -> float:
+    """The 8-bit scale of the first convolution's output (named from the fp32 source, whose ReLU the quantiser drops)."""
+    first_output = quantize_onnx.first_convolution_output(onnx.load(str(source)))
+    initializers = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(quantised_path)).graph.initializer}
+    return float(initializers[f"{first_output}.scale"])
+
+
+def test_the_first_convolutions_output_range_is_narrowed_and_every_convolution_stays_integer(quantised, tmp_path):
+    out, summary, source = quantised
+    assert summary["convolutions"] == CONVOLUTIONS
+    assert summary["first_conv_range"] == quantize_onnx.DEFAULT_FIRST_CONV_RANGE
+    calibrated = tmp_path / "calibrated.onnx"
+    quantize_onnx.quantize(source, calibrated, MODEL_CARD, quantize_onnx.DEFAULT_SPLIT, CALIBRATION_IMAGES, "minmax")
+    narrowed, whole = first_output_scale(source, out), first_output_scale(source, calibrated)
+    assert narrowed == pytest.approx(quantize_onnx.DEFAULT_FIRST_CONV_RANGE * whole, rel=1e-6)
+
+
+def test_a_float_activation_makes_the_convolutions_beside_it_compute_in_fp32(quantised, tmp_path):
+    source = quantised[2]
+    out = tmp_path / "float-first.onnx"
+    summary = quantize_onnx.quantize(source, out, MODEL_CARD, quantize_onnx.DEFAULT_SPLIT, CALIBRATION_IMAGES, "minmax",
+                                     float_activations=quantize_onnx.FIRST_CONV_OUTPUT)
     model = onnx.load(str(out))
     first_output = quantize_onnx.first_convolution_output(model)
     assert summary["float_activations"] == (first_output,)
     assert not [node for node in model.graph.node if node.op_type == "QuantizeLinear" and node.input[0] == first_output]
-    # the convolution writing it and the one reading it compute in fp32; every other one in integers
     assert summary["convolutions"] == CONVOLUTIONS - 2
-    assert {p.key: p.value for p in model.metadata_props}["float_activations"] == first_output
+    assert quantize_onnx.convolutions_not_the_same_on_every_cpu(model) == []
 
 
 def test_only_float_activations_are_quantised(quantised):
-    out, summary = quantised
+    out = quantised[0]
     graph = onnx.shape_inference.infer_shapes(onnx.load(str(out))).graph
     types = {value.name: value.type.tensor_type.elem_type for value in (*graph.input, *graph.value_info)}
     quantise_inputs = [node.input[0] for node in graph.node if node.op_type == "QuantizeLinear"]
@@ -66,7 +85,7 @@ def test_int8_mirror_graph_gives_a_knee_and_its_mirror_image_the_same_outputs(qu
 
 
 def test_the_default_format_is_the_same_on_every_cpu_and_full_range_int8_weights_are_caught(quantised, tmp_path):
-    out, _ = quantised
+    out = quantised[0]
     assert quantize_onnx.convolutions_not_the_same_on_every_cpu(onnx.load(str(out))) == []
     source = export_onnx.export(*export_onnx.untrained_placeholder(), INPUT_SIZE, tmp_path / "plain.onnx",
                                 weights="fp32", untrained=True)
