@@ -10,6 +10,8 @@ carries; ../shared/datasets stays behind) and returns the files left in $OUT (at
   train    train.py on the pack (--device as train.py's), then the selected weights as float16 parts of at most
            15 MiB, the weights' manifest, train.log and summary.json into --out ($OUT on the GPU machine)
   join     those parts back into a checkpoint that `tools/oac export` takes
+  validate that checkpoint on the exact validation tensors beside the pack's scores it was selected on: what
+           training on the pack cost the trained model
 
 usage (tools/oac gpu-run ...):
   pack    [--config tools/model/runs/gpu-h100.json] [--out build/gpu-pack] [--quality 70] [--work build]
@@ -17,6 +19,7 @@ usage (tools/oac gpu-run ...):
           [--report models/gpu-pack.md] [--work build]
   train   --out DIR [--config ...] [--pack build/gpu-pack] [train.py flags, e.g. --device cpu --epochs 1]
   join    DIR --checkpoint build/train/gpu-h100/best.pt
+  validate CHECKPOINT [--config ...] [--work build]
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -35,7 +39,7 @@ import torch
 
 from lib.paths import REPO_ROOT
 from model import train
-from model.export_onnx import run_onnx
+from model.export_onnx import load_checkpoint, run_onnx
 from model.knee_pack import LABEL_FIELDS, PackError, read_pack, write_pack
 
 GPU_CONFIG = REPO_ROOT / "tools" / "model" / "runs" / "gpu-h100.json"
@@ -67,7 +71,7 @@ def pack(args):
     config, datasets = run_config(args.config)
     knees, spec = train.prepared_knees(config, datasets, args.work / "cache")
     split_file = REPO_ROOT / config.split
-    meta = {"made_by": f"tools/oac gpu-run pack --config {args.config}",
+    meta = {"made_by": f"tools/oac gpu-run pack --config {os.path.relpath(args.config.resolve(), REPO_ROOT)}",
             "protocol": config.protocol, "split": config.split,
             "split_sha256": hashlib.sha256(split_file.read_bytes()).hexdigest(), "core": config.core,
             "mean": list(spec.preprocess.mean), "std": list(spec.preprocess.std)}
@@ -215,10 +219,21 @@ def join(args):
     print(f"gpu-run: {args.parts} -> {args.checkpoint} (export: tools/oac export {args.checkpoint} --out MODEL.onnx)")
 
 
+def validate(args):
+    config, datasets = run_config(args.config)
+    knees, spec = train.prepared_knees(config, datasets, args.work / "cache")
+    model, _, _ = load_checkpoint(args.checkpoint)
+    scores = {"knee pack (the run's own validation)": torch.load(args.checkpoint, map_location="cpu")["validation"],
+              "exact tensors": train.validation_score(model, knees, spec)}
+    print("| validation knees from | AUC (OA) | QWK | KL accuracy |\n| --- | --- | --- | --- |")
+    for name, s in scores.items():
+        print(f"| {name} | {s['auc']:.4f} | {s['qwk']:.4f} | {s['kl_acc']:.4f} |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("pack", "compare", "train"):
+    for name in ("pack", "compare", "train", "validate"):
         command = commands.add_parser(name)
         command.add_argument("--config", type=Path, default=GPU_CONFIG)
         if name != "train":  # train.py takes its own --work
@@ -226,11 +241,12 @@ def main(argv=None):
         if name == "pack":
             command.add_argument("--out", type=Path, default=PACK_DIR)
             command.add_argument("--quality", type=int, default=70)
-        else:
+        elif name != "validate":
             command.add_argument("--pack", type=Path, default=PACK_DIR)
     commands.choices["compare"].add_argument("--model", type=Path, default=REFERENCE_MODEL)
     commands.choices["compare"].add_argument("--report", type=Path, default=REPORT)
     commands.choices["train"].add_argument("--out", required=True, help="where the weights and logs go ($OUT)")
+    commands.choices["validate"].add_argument("checkpoint", type=Path, help="what `gpu-run join` wrote")
     joining = commands.add_parser("join")
     joining.add_argument("parts", type=Path, help="the folder `gpu-run train --out` filled")
     joining.add_argument("--checkpoint", type=Path, required=True)
@@ -241,7 +257,7 @@ def main(argv=None):
         if args.command == "train":
             train_and_return(args, rest)
         else:
-            {"pack": pack, "compare": compare, "join": join}[args.command](args)
+            {"pack": pack, "compare": compare, "join": join, "validate": validate}[args.command](args)
     except PackError as error:
         sys.exit(f"gpu-run: {error}")
 

@@ -1,6 +1,7 @@
 """The lent-GPU command's code path on the CPU, small: `tools/oac gpu-run pack` packs a handful of knees, `gpu-run
 train` trains one epoch on the pack alone and leaves float16 weight parts in an $OUT-like folder, `gpu-run join`
-makes them a checkpoint that the exporter loads, with the trained weights to float16 precision."""
+makes them a checkpoint that the exporter loads, with the trained weights to float16 precision, and `gpu-run
+validate` scores it on the exact tensors."""
 import json
 import os
 import subprocess
@@ -67,6 +68,9 @@ def test_a_packed_run_returns_weights_that_join_into_an_exportable_checkpoint(tm
             assert torch.equal(tensor, expected), name
     assert torch.equal(torch.load(joined)["ood"]["projection"], trained["ood"]["projection"])
     assert len(json.loads((tmp_path / "history.json").read_text())) == 1  # the exporter's card reads it
+
+    scores = oac("gpu-run", "validate", joined, "--config", config_file, "--work", work)
+    assert "| knee pack (the run's own validation) |" in scores and "| exact tensors |" in scores
 
 
 def test_weight_parts_split_join_and_refuse_a_missing_or_damaged_part(tmp_path, monkeypatch):
