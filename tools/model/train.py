@@ -722,6 +722,11 @@ class Ranks:
             os._exit(0)
 
 
+def work_folder(options):
+    """--work, where train/<run>/ and cache/ go"""
+    return Path(options.work).resolve() if options.work else REPO_ROOT / "build"
+
+
 def launch_ranks(nproc, argv):
     """Run this script as `nproc` DDP ranks on this machine, the environment torchrun would give them, without
     torchrun's elastic agent (Debian's torch 1.13 agent fails under Python 3.11 unless given --redirects 1 --tee 1).
@@ -760,7 +765,7 @@ def main(argv=None):
         sys.exit(launch_ranks(options.nproc, sys.argv[1:] if argv is None else argv))
     ranks = Ranks(options.device)
     IS_MAIN = ranks.main
-    work = Path(options.work).resolve() if options.work else REPO_ROOT / "build"
+    work = work_folder(options)
     run_dir = work / "train" / config.run
     if ranks.main:
         run_dir.mkdir(parents=True, exist_ok=True)
