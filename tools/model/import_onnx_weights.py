@@ -37,6 +37,9 @@ from lib.paths import REPO_ROOT
 from model.inception import OAInceptionV3
 
 BACKBONE_PREFIX = "model.backbone.layers."
+# onnx 1.13 added helper.tensor_dtype_to_np_dtype and a later release dropped onnx.mapping: Debian's onnx 1.12 has
+# only the mapping, a GPU machine's current onnx only the helper, and training imports the init model on both
+numpy_dtype_of = getattr(onnx.helper, "tensor_dtype_to_np_dtype", None) or onnx.mapping.TENSOR_TYPE_TO_NP_TYPE.__getitem__
 
 
 def _constant_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
@@ -51,8 +54,7 @@ def _constant_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         x = [values[name] for name in node.input]
         if node.op_type == "Cast":
-            dtype = onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[attrs["to"]]
-            out = x[0].astype(dtype)
+            out = x[0].astype(numpy_dtype_of(attrs["to"]))
         elif node.op_type == "Gather":
             out = np.take(x[0], x[1], axis=attrs.get("axis", 0))
         elif node.op_type == "Mul":

@@ -37,6 +37,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -50,6 +51,7 @@ from lib.metrics import auc, quadratic_weighted_kappa
 from lib.numeric import sigmoid, softmax
 from lib.paths import MODEL_CARD, REPO_ROOT, datasets_dir
 from model.inception import PRETRAINED_PATH, OAInceptionV3, mirror_averaged, pretrained_oa_model
+from model.knee_pack import PackError, read_pack
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Config:
                                        # knees become soft targets: flip averaging learned, not paid per inference
     distil_weight: float = 0.0         # share of the loss that follows those soft targets (the rest: the labels)
     channels_last: bool = True         # NHWC memory format for model and input (faster on CPU)
+    mixed_precision: bool = True       # on a GPU the training step runs under bf16 autocast; the CPU stays fp32
     patience: int = 3                  # epochs without a better validation score
     eval_every_steps: int = 0          # 0: once per epoch
     checkpoint_every_steps: int = 50
@@ -132,6 +135,8 @@ def parse_args(argv=None):
         parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=None,
                             help=f"default {f.default!r}")
     parser.add_argument("--datasets", default=str(datasets_dir()))
+    parser.add_argument("--pack", help="train on this knee pack (tools/model/knee_pack.py) instead of preparing the "
+                                       "knees with the core: neither the datasets nor the core are needed")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing last.pt and start over")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto: a CUDA GPU (one per rank) when there is one, else the CPU")
@@ -270,6 +275,36 @@ def load_knees(config, datasets, spec, card_text, cache_dir):
     )
 
 
+def prepared_knees(config, datasets, cache_dir):
+    """(Knees, the core's spec): the knees prepared by the core that `config` pins, or read from cache_dir"""
+    card_text, core_described = load_core(config)
+    spec = oac_core.parse_model_card(card_text)
+    spec.preprocess.input_size = config.input_size
+    log(f"preprocessing: {core_described}")
+    return load_knees(config, datasets, spec, card_text, cache_dir), spec
+
+
+def knees_from_pack(folder, config):
+    """(Knees, a stand-in for the core's spec, a description) from a knee pack. Training reads only the spec's
+    preprocessing mean and std, which the pack keeps; its crops must be the ones this config would prepare."""
+    try:
+        planes, labels, meta = read_pack(folder)
+    except PackError as error:
+        sys.exit(f"train: {error}")
+    wanted = {"input_size": config.input_size, "protocol": config.protocol, "split": config.split,
+              "core": config.core or meta.get("core")}
+    differing = {k: (meta.get(k), v) for k, v in wanted.items() if meta.get(k) != v}
+    if differing:
+        sys.exit(f"train: the pack {folder} was made for another run: " +
+                 ", ".join(f"{k} is {have!r} in the pack, {want!r} in the config" for k, (have, want) in differing.items()))
+    preprocess = SimpleNamespace(mean=meta["mean"], std=meta["std"], input_size=meta["input_size"])
+    knees = Knees(planes=planes, oa=labels["oa"], kl=labels["kl"], split=labels["split"], source=labels["source"],
+                  row=labels["row"])
+    described = (f"knee pack {folder} ({meta['knees']} knees as JPEG quality {meta['jpeg_quality']}, "
+                 f"core {str(meta['core'])[:12]})")
+    return knees, SimpleNamespace(preprocess=preprocess), described
+
+
 @dataclass
 class SpecSummary:
     input_size: int
@@ -297,11 +332,14 @@ def augment(x, gen, jpeg=0.0, margins=0.0, negatives=0.0, black_corners=0.0):
     margins; negatives: fraction turned into their negative; black_corners: fraction turned by up to 8 degrees
     with black corners. Each is drawn after the older augmentations, so with 0 the older draws are unchanged."""
     n, _, size, _ = x.shape
-    u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=gen)
+    # the draws are made where `gen` lives, so a batch on a GPU is augmented there (x must be on gen's device)
+    device = gen.device
+    rand = lambda *shape: torch.rand(*shape, generator=gen, device=device)
+    u = lambda lo, hi: lo + (hi - lo) * rand(n)
 
     # geometry: zoom (crop), aspect, shift, rotation, horizontal flip (left and right knees mirror)
     zoom, aspect, angle = u(0.78, 1.0), u(0.9, 1.1), u(-0.14, 0.14)
-    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
+    flip = torch.where(rand(n) < 0.5, -1.0, 1.0)
     sx, sy = zoom * aspect.sqrt() * flip, zoom / aspect.sqrt()
     theta = torch.stack([
         torch.stack([sx * angle.cos(), -sy * angle.sin(), u(-0.08, 0.08)], 1),
@@ -311,7 +349,7 @@ def augment(x, gen, jpeg=0.0, margins=0.0, negatives=0.0, black_corners=0.0):
 
     # resolution: the second collection's knees are upsampled from ~160 px, the OAI crops are native;
     # degrading half of every batch to a random lower resolution hides that difference.
-    low = torch.rand(n, generator=gen) < 0.5
+    low = rand(n) < 0.5
     if low.any():
         side = int(size * float(u(0.4, 0.9)[0]))
         degraded = F.interpolate(F.interpolate(x[low], size=(side, side), mode="area"),
@@ -320,8 +358,8 @@ def augment(x, gen, jpeg=0.0, margins=0.0, negatives=0.0, black_corners=0.0):
         x[low] = degraded
 
     # blur with a per-sample Gaussian (sigma 0 means identity)
-    sigma = torch.where(torch.rand(n, generator=gen) < 0.3, u(0.4, 1.3), torch.zeros(n))
-    taps = torch.arange(-3, 4, dtype=torch.float32)
+    sigma = torch.where(rand(n) < 0.3, u(0.4, 1.3), torch.zeros(n, device=device))
+    taps = torch.arange(-3, 4, dtype=torch.float32, device=device)
     kernel = torch.exp(-(taps[None] ** 2) / (2 * sigma.clamp(min=1e-3)[:, None] ** 2))
     kernel = kernel / kernel.sum(1, keepdim=True)
     x = x.transpose(0, 1)  # samples as channels for a grouped convolution
@@ -333,46 +371,47 @@ def augment(x, gen, jpeg=0.0, margins=0.0, negatives=0.0, black_corners=0.0):
     view = lambda t: t.view(n, 1, 1, 1)
     x = x.clamp(1e-4, 1.0) ** view(torch.exp(u(-0.4, 0.4)))
     x = (x - 0.5) * view(u(0.75, 1.3)) + 0.5 + view(u(-0.08, 0.08))
-    x = x + torch.randn(x.shape, generator=gen) * view(u(0.0, 0.03))
+    x = x + torch.randn(x.shape, generator=gen, device=device) * view(u(0.0, 0.03))
     x = x.clamp(0.0, 1.0)
 
     # black margins (scanner borders, letterboxing, cropped film edges the core did not remove):
     # each chosen sample gets 1-4 sides blacked out, each 2-15% of the side
     if margins > 0:
-        chosen = torch.rand(n, generator=gen) < margins
-        width = (0.02 + 0.13 * torch.rand(n, 4, generator=gen)) * size            # [n, 4]: left, right, top, bottom
-        sides = torch.rand(n, 4, generator=gen) < 0.5
-        sides[torch.arange(n), torch.randint(0, 4, (n,), generator=gen)] = True  # at least one side
-        width = torch.where(sides & chosen[:, None], width.round(), torch.zeros(n, 4))
-        idx = torch.arange(size, dtype=torch.float32)
+        chosen = rand(n) < margins
+        width = (0.02 + 0.13 * rand(n, 4)) * size            # [n, 4]: left, right, top, bottom
+        sides = rand(n, 4) < 0.5
+        one_side = torch.randint(0, 4, (n,), generator=gen, device=device)
+        sides[torch.arange(n, device=device), one_side] = True  # at least one side
+        width = torch.where(sides & chosen[:, None], width.round(), torch.zeros(n, 4, device=device))
+        idx = torch.arange(size, dtype=torch.float32, device=device)
         cols = (idx[None] < width[:, 0:1]) | (idx[None] >= size - width[:, 1:2])  # [n, S]
         rows = (idx[None] < width[:, 2:3]) | (idx[None] >= size - width[:, 3:4])
         x = x.masked_fill((rows[:, :, None] | cols[:, None, :])[:, None], 0.0)
 
     # JPEG re-compression of the 8-bit plane (phone photos and viewer exports of the users' images)
     if jpeg > 0:
-        chosen = torch.rand(n, generator=gen) < jpeg
-        quality = torch.randint(40, 96, (n,), generator=gen)
+        chosen = rand(n) < jpeg
+        quality = torch.randint(40, 96, (n,), generator=gen, device=device)
         if chosen.any():
             x = x.clone()
             for i in chosen.nonzero().flatten().tolist():
-                plane = (x[i, 0] * 255.0).round().to(torch.uint8).numpy()
+                plane = (x[i, 0] * 255.0).round().to(torch.uint8).cpu().numpy()
                 buffer = io.BytesIO()
-                Image.fromarray(plane, mode="L").save(buffer, format="JPEG", quality=int(quality[i]))
+                Image.fromarray(plane).save(buffer, format="JPEG", quality=int(quality[i]))
                 decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("L"), dtype=np.float32)
-                x[i, 0] = torch.from_numpy(decoded / 255.0)
+                x[i, 0] = torch.from_numpy(decoded / 255.0).to(x.device)
 
     # negatives the core does not turn back (its polarity rule misses about one in seventy): the percentile
     # window of a negative is the negative of the window, so 1 - x is exactly the crop the model then sees
     if negatives > 0:
-        chosen = (torch.rand(n, generator=gen) < negatives).view(n, 1, 1, 1)
+        chosen = (rand(n) < negatives).view(n, 1, 1, 1)
         x = torch.where(chosen, 1.0 - x, x)
 
     # a picture turned in a viewer before export: the whole crop rotated about its centre, the corners it
     # uncovers black (the geometry above continues the film instead, so the model never saw such corners)
     if black_corners > 0:
-        chosen = (torch.rand(n, generator=gen) < black_corners).view(n, 1, 1, 1)
-        angle, still = u(-0.14, 0.14), torch.zeros(n)
+        chosen = (rand(n) < black_corners).view(n, 1, 1, 1)
+        angle, still = u(-0.14, 0.14), torch.zeros(n, device=device)
         turn = torch.stack([torch.stack([angle.cos(), -angle.sin(), still], 1),
                             torch.stack([angle.sin(), angle.cos(), still], 1)], 1)
         grid = F.affine_grid(turn, list(x.shape), align_corners=False)
@@ -673,6 +712,11 @@ class Ranks:
             os._exit(0)
 
 
+def work_folder(options):
+    """--work, where train/<run>/ and cache/ go"""
+    return Path(options.work).resolve() if options.work else REPO_ROOT / "build"
+
+
 def launch_ranks(nproc, argv):
     """Run this script as `nproc` DDP ranks on this machine, the environment torchrun would give them, without
     torchrun's elastic agent (Debian's torch 1.13 agent fails under Python 3.11 unless given --redirects 1 --tee 1).
@@ -711,7 +755,7 @@ def main(argv=None):
         sys.exit(launch_ranks(options.nproc, sys.argv[1:] if argv is None else argv))
     ranks = Ranks(options.device)
     IS_MAIN = ranks.main
-    work = Path(options.work).resolve() if options.work else REPO_ROOT / "build"
+    work = work_folder(options)
     run_dir = work / "train" / config.run
     if ranks.main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -719,17 +763,18 @@ def main(argv=None):
     if ranks.device.type == "cpu":
         # config.threads is the whole run's budget, shared by the ranks
         torch.set_num_threads(max(1, config.threads // ranks.world))
+    else:
+        torch.backends.cudnn.benchmark = True  # every batch has the same shape
     torch.manual_seed(config.seed)
     started = time.time()
 
+    if options.pack:
+        knees, spec, pack_described = knees_from_pack(Path(options.pack), config)
+        log(f"preprocessing: {pack_described}")
     # rank 0 first: it may build the pinned core and prepare the tensor cache; the others then read both
-    for turn in ((0,) if ranks.world == 1 else (0, 1)):
+    for turn in (() if options.pack else (0,) if ranks.world == 1 else (0, 1)):
         if (turn == 0) == ranks.main:
-            card_text, core_described = load_core(config)
-            spec = oac_core.parse_model_card(card_text)
-            spec.preprocess.input_size = config.input_size
-            log(f"preprocessing: {core_described}")
-            knees = load_knees(config, datasets, spec, card_text, work / "cache")
+            knees, spec = prepared_knees(config, datasets, work / "cache")
         if ranks.world > 1 and turn == 0:
             ranks.barrier()
     train_idx = np.flatnonzero(knees.split == "train")
@@ -741,8 +786,8 @@ def main(argv=None):
         knees.split[dropped] = ""
     log(f"config {json.dumps(asdict(config))}" + (f" (from {config_file} and flags)" if config_file else ""))
     threads = torch.get_num_threads() if ranks.device.type == "cpu" else "-"
-    log(f"core {Path(oac_core.__file__).name} sha256 {core_build_id()[:16]}; torch {torch.__version__}; "
-        f"{ranks.world} rank(s) on {ranks.device.type}, {threads} threads each")
+    core = "knee pack" if options.pack else f"core {Path(oac_core.__file__).name} sha256 {core_build_id()[:16]}"
+    log(f"{core}; torch {torch.__version__}; {ranks.world} rank(s) on {ranks.device.type}, {threads} threads each")
     log(f"knees: train {len(train_idx)}, val {(knees.split == 'val').sum()}")
 
     net = build_model(config).to(ranks.device)  # a resumed run then replaces these weights with its own last.pt
@@ -807,6 +852,11 @@ def main(argv=None):
     def out_of_time():
         return ranks.from_main(bool(config.max_minutes and (time.time() - started) / 60 > config.max_minutes))
 
+    # on a GPU the knees live there (K x 224 x 224 float16 is well under a gigabyte) and are augmented there,
+    # so the host's cores never limit the step rate; on the CPU this is a view of the same array
+    stored_planes = torch.from_numpy(knees.planes).to(ranks.device)
+    autocast = lambda: torch.autocast(ranks.device.type, dtype=torch.bfloat16,
+                                      enabled=config.mixed_precision and ranks.device.type == "cuda")
     while state["epoch"] < config.epochs and state["bad_epochs"] < config.patience and not out_of_time():
         # the epoch's order depends only on (seed, epoch), so a resumed epoch continues the same order
         order = np.random.default_rng(config.seed + state["epoch"]).permutation(train_idx)
@@ -814,16 +864,18 @@ def main(argv=None):
         tick = time.time()
         while state["step_in_epoch"] < steps_per_epoch:
             batch = order[state["step_in_epoch"] * config.batch_size:(state["step_in_epoch"] + 1) * config.batch_size]
-            planes = torch.from_numpy(knees.planes[batch].astype(np.float32))[:, None]
+            planes = stored_planes[torch.from_numpy(batch).to(ranks.device)].float()[:, None]
             # augmentation draws depend only on (seed, step): a resumed run repeats them exactly
-            gen = torch.Generator().manual_seed(config.seed * 1_000_003 + state["global_step"])
+            gen = torch.Generator(device=ranks.device).manual_seed(config.seed * 1_000_003 + state["global_step"])
             # dropout, likewise (and per rank, so shards do not share masks)
             torch.manual_seed(config.seed * 1_000_033 + state["global_step"] + 7919 * ranks.rank)
             mine = ranks.shard(len(batch))
             augmented = augment(planes, gen, config.aug_jpeg, config.aug_margins, config.aug_negatives,
                                 config.aug_black_corners)
             x = to_model_input(augmented[mine], spec)
-            out = model(x.to(ranks.device).contiguous(memory_format=memory_format(net)))
+            with autocast():
+                out = model(x.contiguous(memory_format=memory_format(net)))
+            out = {name: value.float() for name, value in out.items()}  # the losses in fp32 whatever the forward ran in
             loss = losses(out, torch.from_numpy(knees.oa[batch][mine]).to(ranks.device),
                           torch.from_numpy(knees.kl[batch][mine]).to(ranks.device),
                           pos_weight, kl_weight, config.kl_loss_weight, config.kl_neighbour_smoothing)

@@ -5,7 +5,6 @@ The manifest is 16 train and 8 val rows of models/data/eval-split-v1.csv (OAI 22
 tree's core; BatchNorms train in batch-statistics mode here (the harder case: each rank normalises its own shard)
 and the JPEG and margin augmentations are on for half the samples, so every code path of a v3 step runs.
 """
-import csv
 import json
 import os
 import socket
@@ -17,9 +16,9 @@ import torch
 
 from lib.paths import REPO_ROOT, datasets_dir
 from model.inception import OAInceptionV3
+from tiny_manifest import write_tiny_manifest
 
 DATASETS = datasets_dir()
-SPLIT = REPO_ROOT / "models" / "data" / "eval-split-v1.csv"
 TRAIN_SCRIPT = REPO_ROOT / "tools" / "model" / "train.py"
 STEPS_PER_EPOCH, EPOCHS = 2, 2
 
@@ -28,22 +27,6 @@ def _model_like(state):
     model = OAInceptionV3()
     model.load_state_dict(state)
     return model
-
-
-def tiny_manifest(path):
-    rows = list(csv.DictReader(open(SPLIT, newline="")))
-    picked = {(split, label): [] for split in ("train", "val") for label in ("0", "1")}
-    for row in rows:
-        key = (row["split"], row["label"])
-        wanted = {"train": 8, "val": 4}.get(row["split"], 0)
-        if key in picked and row["source"] == "oai224" and len(picked[key]) < wanted and (DATASETS / row["path"]).is_file():
-            picked[key].append(row)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for chosen in picked.values():
-            writer.writerows(chosen)
-    return sum(len(v) for k, v in picked.items() if k[0] == "train"), sum(len(v) for k, v in picked.items() if k[0] == "val")
 
 
 # torchrun itself (its elastic agent needs --redirects 1 --tee 1 with Debian's torch 1.13 on Python 3.11),
@@ -68,7 +51,7 @@ LAUNCHERS = {
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_two_ranks_stay_identical(tmp_path, launcher):
     manifest = tmp_path / "manifest.csv"
-    train_rows, val_rows = tiny_manifest(manifest)
+    train_rows, val_rows = write_tiny_manifest(manifest)
     assert train_rows == 16 and val_rows == 8
     work, dumps = tmp_path / "work", tmp_path / "ranks"
     command = LAUNCHERS[launcher]() + ["--run", "ddp", "--work", str(work), "--dump-rank-weights", str(dumps),
