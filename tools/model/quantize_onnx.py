@@ -95,7 +95,7 @@ DEFAULT_FORMAT = "u8u8"
 FIRST_CONV_OUTPUT = "first-conv"  # --float-activations' name for the first convolution's output, whatever its tensor
 # The share of its calibrated maximum that the first convolution's output range keeps: chosen on the validation
 # knees by tools/oac quant-sensitivity (models/quantization-sensitivity.md).
-DEFAULT_FIRST_CONV_RANGE = 0.56
+DEFAULT_FIRST_CONV_RANGE = 0.6
 UINT8_ZERO_POINT_OF_INT8 = 128
 
 
