@@ -47,7 +47,7 @@ async function quantised(fp32Card, format) {
     log(`quantising to ${format}`);
     const { modelPath } = await locateModel(fp32Card);
     await run(PYTHON, ['tools/model/quantize_onnx.py', modelPath, '--out', out, '--card', fp32Card, '--format', format,
-      '--float-activations', 'none'],
+      '--first-conv-range', '1'],
       { env: PYTHON_ENV });
   }
   return card;

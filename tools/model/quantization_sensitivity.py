@@ -40,6 +40,7 @@ from lib.numeric import sigmoid
 from lib.paths import MODEL_CARD, REPO_ROOT, datasets_dir_if_present
 from lib.split_manifest import load_split
 from model import quantize_onnx as quantiser
+from model.self_test import cpu_features
 
 REFERENCE = REPO_ROOT / "models" / "reference" / "oa-inceptionv3-fp32.onnx"
 OA_LOGITS = Path(__file__).with_name("oa_logits.mjs")
@@ -103,8 +104,7 @@ def machine() -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
                  platform.machine())
-    return {"cpu": model, "load_average": os.getloadavg(),
-            "cpu_features": sorted(set(cpuinfo.split()) & {"avx2", "avx512_vnni", "avx_vnni"})}
+    return {"cpu": model, "load_average": os.getloadavg(), "cpu_features": cpu_features()}
 
 
 def differences(p: np.ndarray, reference: np.ndarray) -> dict:
